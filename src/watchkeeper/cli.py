@@ -1,0 +1,23 @@
+"""The `watchkeeper` command: platform roles and admin tasks, with Django's commands behind.
+
+`watchkeeper up|web|worker|scheduler|createuser|token|demo|...` runs the management command of
+that name; anything else (migrate, shell, check, ...) is passed to Django unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "watchkeeper.settings")
+    argv = list(sys.argv if argv is None else argv)
+    argv[0] = "watchkeeper"
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The event outbox: modules announce changes with `emit()` and react through handlers.
+
+`emit()` writes the event and one delivery row per subscribed handler in the caller's
+transaction, so an event exists exactly when its change committed. `dispatch_due()` then
+delivers each row at least once: a worker claims a row with a conditional UPDATE (a lease),
+runs the handler, and marks it done; a failure is retried with exponential backoff and,
+after OUTBOX_MAX_ATTEMPTS, parked as a dead letter that a person can replay. A worker that
+dies mid-delivery leaves a lease that expires, so another worker picks the row up: handlers
+must therefore be idempotent, keyed by the event id they receive.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .choices import DeliveryStatus
+from .models import Event, EventDelivery
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, str], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    pattern: str
+    func: Handler
+
+
+_handlers: dict[str, Subscription] = {}
+# Providers name dynamic handlers for an event (e.g. one per matching webhook endpoint).
+_providers: list[Callable[[str, int | None], list[str]]] = []
+# Resolvers run a dynamic handler name ("webhook:12") that is not in _handlers.
+_resolvers: dict[str, Handler] = {}
+
+LEASE = timedelta(minutes=5)
+
+
+def subscribe(pattern: str, name: str | None = None) -> Callable[[Handler], Handler]:
+    """Register `func(event, handler_name)` for event kinds matching `pattern` (fnmatch)."""
+
+    def register(func: Handler) -> Handler:
+        key = name or f"{func.__module__}.{func.__qualname__}"
+        _handlers[key] = Subscription(key, pattern, func)
+        return func
+
+    return register
+
+
+def add_provider(provider: Callable[[str, int | None], list[str]]) -> None:
+    _providers.append(provider)
+
+
+def add_resolver(prefix: str, func: Handler) -> None:
+    _resolvers[prefix] = func
+
+
+def handlers_for(kind: str, client_id: int | None) -> list[str]:
+    names = [s.name for s in _handlers.values() if fnmatch.fnmatchcase(kind, s.pattern)]
+    for provider in _providers:
+        names.extend(provider(kind, client_id))
+    return names
+
+
+def emit(kind: str, *, client=None, payload: dict | None = None) -> Event:
+    """Record an event in the current transaction and schedule its delivery after commit."""
+    client_id = getattr(client, "pk", client)
+    event = Event.objects.create(kind=kind, client_id=client_id, payload=payload or {})
+    names = handlers_for(kind, client_id)
+    if names:
+        EventDelivery.objects.bulk_create(
+            [EventDelivery(event=event, handler=n, next_attempt_at=event.created_at)
+             for n in names]
+        )
+        transaction.on_commit(_kick_dispatcher)
+    return event
+
+
+def _kick_dispatcher() -> None:
+    from .tasks import dispatch_outbox
+
+    try:
+        dispatch_outbox.enqueue()
+    except Exception:  # the scheduler's periodic sweep delivers it anyway
+        log.warning("could not enqueue outbox dispatch; the periodic sweep will deliver",
+                    exc_info=True)
+
+
+def _resolve(name: str) -> Handler | None:
+    sub = _handlers.get(name)
+    if sub is not None:
+        return sub.func
+    prefix = name.split(":", 1)[0]
+    return _resolvers.get(prefix)
+
+
+def backoff(attempts: int) -> timedelta:
+    base = min(10 * (2 ** max(attempts - 1, 0)), 3600)
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+def _claim(delivery_id: int, now) -> bool:
+    """Compare-and-set: only one worker wins the lease on a due row."""
+    return bool(
+        EventDelivery.objects.filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lt=now),
+            pk=delivery_id,
+            status=DeliveryStatus.PENDING,
+            next_attempt_at__lte=now,
+        ).update(locked_until=now + LEASE)
+    )
+
+
+def deliver_one(delivery: EventDelivery) -> bool:
+    """Run one claimed delivery; True when it succeeded."""
+    func = _resolve(delivery.handler)
+    now = timezone.now()
+    attempts = delivery.attempts + 1
+    try:
+        if func is None:
+            raise LookupError(f"no handler named {delivery.handler!r}")
+        func(delivery.event, delivery.handler)
+    except Exception as exc:  # any handler failure is retried, never lost
+        dead = attempts >= settings.OUTBOX_MAX_ATTEMPTS
+        EventDelivery.objects.filter(pk=delivery.pk).update(
+            attempts=attempts,
+            status=DeliveryStatus.DEAD if dead else DeliveryStatus.PENDING,
+            next_attempt_at=now + backoff(attempts),
+            locked_until=None,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        log.warning("delivery %s of %s to %s failed (attempt %s)%s", delivery.pk,
+                    delivery.event.kind, delivery.handler, attempts, " — dead" if dead else "")
+        return False
+    EventDelivery.objects.filter(pk=delivery.pk).update(
+        attempts=attempts, status=DeliveryStatus.DONE, delivered_at=now, locked_until=None,
+        last_error="",
+    )
+    return True
+
+
+def dispatch_due(limit: int = 500) -> dict[str, int]:
+    """Deliver every due row (one sweep query, then a claim per row)."""
+    now = timezone.now()
+    due = list(
+        EventDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .order_by("next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    done = failed = 0
+    for delivery_id in due:
+        if not _claim(delivery_id, now):
+            continue  # another worker has it
+        delivery = EventDelivery.objects.select_related("event").get(pk=delivery_id)
+        if deliver_one(delivery):
+            done += 1
+        else:
+            failed += 1
+    return {"due": len(due), "delivered": done, "failed": failed}

@@ -1,0 +1,56 @@
+"""Request context and deny-by-default permission enforcement."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponseForbidden
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from .context import client_ip, current_ip
+from .permissions import AUTHENTICATED, PUBLIC, declared_permission, has_capability
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.client_ip = client_ip(request)
+        token = current_ip.set(request.client_ip)
+        try:
+            return self.get_response(request)
+        finally:
+            current_ip.reset(token)
+
+
+class PermissionMiddleware:
+    """Refuse any route that declares no permission; enforce page permissions and MFA.
+
+    API views (DRF) declare a per-method map and are checked by DeclaredPermission, which
+    also knows token scopes; here we only insist that they declared something.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        decl = declared_permission(view_func)
+        if decl is None:
+            return HttpResponseForbidden("This route declares no permission.")
+        if isinstance(decl, dict) or decl == PUBLIC:
+            return None  # DRF routes are checked by DeclaredPermission
+        user = request.user
+        if not user.is_authenticated:
+            return redirect(f"{reverse(settings.LOGIN_URL)}?next={request.get_full_path()}")
+        from .auth import pending_security_step
+
+        step = pending_security_step(request)
+        if step and not getattr(view_func, "wk_allowed_during_setup", False):
+            return redirect(step)
+        if decl == AUTHENTICATED or has_capability(user, decl):
+            return None
+        return HttpResponseForbidden("You do not have permission to see this page.")

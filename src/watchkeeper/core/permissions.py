@@ -1,0 +1,88 @@
+"""Roles and the capabilities they grant.
+
+Every view and API route declares the capability it needs (`@requires(...)` on a view,
+`permissions = {...}` on a viewset); `PermissionMiddleware` refuses any route that declares
+none, so a forgotten declaration fails closed, and tests/test_routes.py fails the build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .choices import Role
+
+# Capabilities. "<area>.view" reads, "<area>.change" writes.
+CAPABILITIES = {
+    "dashboard.view": "See the dashboard",
+    "clients.view": "See clients, sites and contacts",
+    "clients.change": "Create and edit clients, sites and contacts",
+    "users.view": "See users and roles",
+    "users.manage": "Create, edit and deactivate users; change role policies",
+    "audit.view": "Read the audit log",
+    "events.view": "See the event outbox and dead letters",
+    "events.manage": "Replay dead letters",
+    "webhooks.view": "See webhooks and their delivery log",
+    "webhooks.manage": "Create, edit and delete webhooks",
+    "profile": "Manage one's own profile, password, MFA and API tokens",
+    "portal.view": "Use the client portal",
+}
+
+_STAFF_READ = {"dashboard.view", "clients.view", "profile"}
+
+ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
+    Role.OWNER: frozenset(CAPABILITIES) - {"portal.view"},
+    Role.ADMIN: frozenset(CAPABILITIES) - {"portal.view"},
+    Role.TECHNICIAN: frozenset(_STAFF_READ | {"clients.change", "webhooks.view"}),
+    Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"}),
+    Role.READONLY: frozenset(_STAFF_READ | {"users.view", "webhooks.view", "events.view"}),
+    Role.CLIENT_USER: frozenset({"portal.view", "profile"}),
+}
+
+# Roles that see every client. Technicians see assigned clients; client users their own.
+GLOBAL_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.DISPATCHER, Role.READONLY})
+# Roles whose MFA requirement is on unless an owner turns it off (RolePolicy).
+MFA_REQUIRED_BY_DEFAULT = frozenset({Role.OWNER, Role.ADMIN})
+
+PUBLIC = "public"  # declared by login, health checks and other routes for anyone
+AUTHENTICATED = "authenticated"  # any signed-in user, e.g. logout
+
+
+def has_capability(user, capability: str) -> bool:
+    if capability == PUBLIC:
+        return True
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if capability == AUTHENTICATED:
+        return True
+    return capability in ROLE_CAPABILITIES.get(user.role, frozenset())
+
+
+def requires(capability: str) -> Callable:
+    """Declare the capability a function or class-based view needs."""
+    if capability not in CAPABILITIES and capability not in (PUBLIC, AUTHENTICATED):
+        raise ValueError(f"unknown capability {capability!r}")
+
+    def mark(view):
+        view.wk_permission = capability
+        return view
+
+    return mark
+
+
+def public(view):
+    view.wk_permission = PUBLIC
+    return view
+
+
+def declared_permission(callback) -> str | dict | None:
+    """The declaration of a resolved URL callback (function view, CBV or DRF view)."""
+    decl = getattr(callback, "wk_permission", None)
+    if decl is not None:
+        return decl
+    for attr in ("view_class", "cls"):
+        klass = getattr(callback, attr, None)
+        if klass is not None:
+            decl = getattr(klass, "wk_permission", None) or getattr(klass, "permissions", None)
+            if decl is not None:
+                return decl
+    return None

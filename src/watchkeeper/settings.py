@@ -1,0 +1,242 @@
+"""Watchkeeper settings.
+
+Every setting comes from an environment variable read through the small typed helpers
+below (docs/configuration.md lists them all). With no variable set, Watchkeeper runs on
+SQLite in ./var with a generated secret key: the embedded default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(env_str("WATCHKEEPER_DATA_DIR", "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_from_file(filename: str, nbytes: int = 48) -> str:
+    """Read a secret kept in the data directory, creating it (mode 0600) on first run."""
+    path = DATA_DIR / filename
+    if not path.exists():
+        # O_EXCL: two processes starting at once must not both write different keys.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("WATCHKEEPER_SECRET_KEY") or _secret_from_file("secret_key")
+# Master key for encrypting secrets at rest (webhook secrets, TOTP seeds). Kept outside the
+# database so a database dump alone reveals nothing.
+MASTER_KEY = env_str("WATCHKEEPER_MASTER_KEY") or _secret_from_file("master_key", 32)
+
+DEBUG = env_bool("WATCHKEEPER_DEBUG", False)
+ALLOWED_HOSTS = env_list("WATCHKEEPER_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+BASE_URL = env_str("WATCHKEEPER_BASE_URL", "http://127.0.0.1:8000")
+CSRF_TRUSTED_ORIGINS = env_list("WATCHKEEPER_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
+    "django_rq",
+    "django_tasks_rq",
+    "watchkeeper.core",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "watchkeeper.core.middleware.RequestContextMiddleware",
+    "watchkeeper.core.middleware.PermissionMiddleware",
+]
+
+ROOT_URLCONF = "watchkeeper.urls"
+WSGI_APPLICATION = "watchkeeper.wsgi.application"
+ASGI_APPLICATION = "watchkeeper.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "watchkeeper.core.context_processors.shell",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+DATABASE_URL = env_str("WATCHKEEPER_DATABASE_URL", f"sqlite:///{DATA_DIR / 'watchkeeper.db'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int(
+    "WATCHKEEPER_DB_CONN_MAX_AGE", 60), conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the single writer; IMMEDIATE transactions take the write
+    # lock up front so two writers queue on busy_timeout instead of failing with "locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+        ),
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0 if env_bool("WATCHKEEPER_TESTING") else 60
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Tasks --------------------------------------------------------------------------------
+TASKS_URL = env_str("WATCHKEEPER_TASKS_URL", "")
+if TASKS_URL.startswith(("redis://", "rediss://")):
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+elif TASKS_URL == "immediate":
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+RQ_QUEUES = {"default": {"URL": TASKS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 600}}
+
+# --- Auth ---------------------------------------------------------------------------------
+AUTH_USER_MODEL = "core.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOCKOUT_THRESHOLD = env_int("WATCHKEEPER_LOCKOUT_THRESHOLD", 5)
+LOCKOUT_MINUTES = env_int("WATCHKEEPER_LOCKOUT_MINUTES", 15)
+LOGIN_IP_LIMIT = env_int("WATCHKEEPER_LOGIN_IP_LIMIT", 20)  # failures per IP per 15 minutes
+
+# --- Security -----------------------------------------------------------------------------
+SECURE = env_bool("WATCHKEEPER_SECURE", False)  # set when served behind TLS
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE
+SECURE_HSTS_SECONDS = 31536000 if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool(
+    "WATCHKEEPER_BEHIND_PROXY") else None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("WATCHKEEPER_SESSION_HOURS", 12) * 3600
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+TRUSTED_PROXIES = env_list("WATCHKEEPER_TRUSTED_PROXIES")
+
+# --- Static -------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+# Browser libraries come from the npm registry (package.json + lock) into node_modules; we
+# serve them from there, never from a CDN and never copied into the repository.
+NODE_MODULES = Path(env_str("WATCHKEEPER_NODE_MODULES", str(BASE_DIR.parent.parent /
+                                                            "node_modules")))
+STATICFILES_DIRS = [("vendor", NODE_MODULES)] if NODE_MODULES.is_dir() else []
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- I18N ---------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- REST API -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "watchkeeper.core.api.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["watchkeeper.core.api.permissions.DeclaredPermission"],
+    "DEFAULT_PAGINATION_CLASS": "watchkeeper.core.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "watchkeeper.core.api.problems.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Watchkeeper API",
+    "DESCRIPTION": "REST API of Watchkeeper. Authenticate with `Authorization: Bearer <token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+# --- Events and webhooks ------------------------------------------------------------------
+OUTBOX_MAX_ATTEMPTS = env_int("WATCHKEEPER_OUTBOX_MAX_ATTEMPTS", 8)
+WEBHOOK_TIMEOUT = env_int("WATCHKEEPER_WEBHOOK_TIMEOUT", 10)
+WORKER_STALE_SECONDS = env_int("WATCHKEEPER_WORKER_STALE_SECONDS", 120)
+
+# --- Logging ------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("WATCHKEEPER_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,75 @@
+"""Shared personas: an owner, an admin, a technician of client A, a client user of client B.
+
+Tests run on SQLite by default and on PostgreSQL when WATCHKEEPER_DATABASE_URL points there
+(.ci/run does both).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("WATCHKEEPER_DATA_DIR", tempfile.mkdtemp(prefix="wk-test-"))
+os.environ.setdefault("WATCHKEEPER_TESTING", "1")
+
+import pyotp  # noqa: E402
+import pytest  # noqa: E402
+
+from tests.factories import make_client, make_user  # noqa: E402
+from watchkeeper.core.auth import SESSION_MFA_VERIFIED  # noqa: E402
+from watchkeeper.core.choices import Role  # noqa: E402
+
+
+@pytest.fixture
+def client_a(db):
+    return make_client("Acme Dental")
+
+
+@pytest.fixture
+def client_b(db):
+    return make_client("Borealis Logistics")
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("owner@msp.test", Role.OWNER)
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("admin@msp.test", Role.ADMIN)
+
+
+@pytest.fixture
+def tech_a(db, client_a):
+    user = make_user("tech@msp.test", Role.TECHNICIAN)
+    user.assigned_clients.add(client_a)
+    return user
+
+
+@pytest.fixture
+def portal_b(db, client_b):
+    return make_user("jo@borealis.test", Role.CLIENT_USER, client=client_b)
+
+
+def sign_in(django_client, user):
+    """Log in as `user` with the MFA step done, as a real browser session would be."""
+    django_client.force_login(user)
+    session = django_client.session
+    session[SESSION_MFA_VERIFIED] = True
+    session.save()
+    return django_client
+
+
+@pytest.fixture
+def as_user(client):
+    def _as(user):
+        return sign_in(client, user)
+
+    return _as
+
+
+def totp_now(user) -> str:
+    from watchkeeper.core import crypto
+
+    return pyotp.TOTP(crypto.decrypt(user.totp_secret_enc, "totp")).now()
