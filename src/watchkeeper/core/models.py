@@ -122,6 +122,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     # TOTP seed, encrypted with the master key (see core.crypto); empty until enrolled.
     totp_secret_enc = models.TextField(blank=True)
     mfa_enabled_at = models.DateTimeField(null=True, blank=True)
+    # Time step of the last TOTP code accepted, so a code cannot be used twice (RFC 6238 5.2).
+    totp_last_step = models.BigIntegerField(null=True, blank=True)
     failed_logins = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
     date_joined = models.DateTimeField(default=now)
