@@ -16,6 +16,7 @@ CAPABILITIES = {
     "dashboard.view": "See the dashboard",
     "clients.view": "See clients, sites and contacts",
     "clients.change": "Create and edit clients, sites and contacts",
+    "clients.manage": "Create and delete clients (tenants) themselves",
     "users.view": "See users and roles",
     "users.manage": "Create, edit and deactivate users; change role policies",
     "audit.view": "Read the audit log",
