@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "django_rq",
     "django_tasks_rq",
     "watchkeeper.core",
+    "watchkeeper.inventory",
 ]
 
 MIDDLEWARE = [

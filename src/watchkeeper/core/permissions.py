@@ -26,14 +26,17 @@ CAPABILITIES = {
     "webhooks.manage": "Create, edit and delete webhooks",
     "profile": "Manage one's own profile, password, MFA and API tokens",
     "portal.view": "Use the client portal",
+    "devices.view": "See devices, their inventory, history and licences",
+    "devices.change": "Create, edit, import and discover devices; resolve conflicts",
 }
 
-_STAFF_READ = {"dashboard.view", "clients.view", "profile"}
+_STAFF_READ = {"dashboard.view", "clients.view", "profile", "devices.view"}
 
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(CAPABILITIES) - {"portal.view"},
     Role.ADMIN: frozenset(CAPABILITIES) - {"portal.view"},
-    Role.TECHNICIAN: frozenset(_STAFF_READ | {"clients.change", "webhooks.view"}),
+    Role.TECHNICIAN: frozenset(_STAFF_READ | {"clients.change", "webhooks.view",
+                                                "devices.change"}),
     Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"}),
     Role.READONLY: frozenset(_STAFF_READ | {"users.view", "webhooks.view", "events.view"}),
     Role.CLIENT_USER: frozenset({"portal.view", "profile"}),
