@@ -63,6 +63,9 @@ def delete_object(*, actor, obj: models.Model, emit: bool = True) -> None:
                      client_id=client_id)
         obj.delete()
         if emit:
+            # A deleted client cannot be its own event's client: that row is gone.
+            if getattr(type(obj), "tenant_path", None) == "id":
+                client_id = None
             events.emit(f"{name}.deleted", client=client_id, payload={"id": pk})
 
 
