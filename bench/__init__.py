@@ -1,0 +1,1 @@
+"""Named benchmarks of the real Watchkeeper server stack (`python -m bench list|run`)."""

@@ -1,0 +1,732 @@
+"""The benchmark harness: a real server stack on loopback, driven by a light HTTP client.
+
+One run of a scenario on one database:
+
+1. a fresh data directory (and, for PostgreSQL, a fresh `watchkeeper_bench` database);
+2. `watchkeeper migrate`, then the scenario's `seed()` in a subprocess with Django set up,
+   writing through the project's own actions and returning what the load needs (tokens,
+   session cookies) as JSON;
+3. the server as it runs in production — `watchkeeper web --workers 1` (uvicorn serving
+   `watchkeeper.asgi`) — in its own process group;
+4. for the baseline (/healthz: the framework's ceiling on this machine) and then each target:
+   one checked request (status and content, so a redirect to the login page is an error and
+   not a fast number), a warm-up, and a measured window bounded by both time and request
+   count, driven by N keep-alive connections from this process;
+5. server RSS (peak, sampled) and server CPU seconds per request from psutil on the server's
+   process tree, written to bench/results/<name>-<db>.json and, with --write-docs, as a
+   table in docs/benchmarks.md.
+
+The load generator is a minimal asyncio HTTP/1.1 client (keep-alive, Content-Length and
+chunked bodies) rather than httpx: on a two-core machine the client shares the CPU with the
+server, and a client that spends ~10x less CPU per request disturbs the measurement less.
+Its own CPU per request is recorded next to the server's so that can be checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+DOCS_FILE = REPO / "docs" / "benchmarks.md"
+HOST = "127.0.0.1"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_BENCH_DB = "watchkeeper_bench"
+SEED_MARKER = "BENCH-SEED "
+DB_LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+class BenchError(RuntimeError):
+    """The run cannot produce an honest number (server down, wrong response, bad seed)."""
+
+
+# --- Scenarios ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """One URL to measure. `validate(status, body)` raises BenchError on a wrong answer."""
+
+    label: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    expect_status: int = 200
+    validate: Callable[[int, bytes], None] | None = None
+
+
+BASELINE = Target("GET /healthz (baseline)", "/healthz")
+
+
+class Scenario:
+    """A named benchmark. Subclasses live in bench/scenarios/ as `SCENARIO = MyScenario()`."""
+
+    name: str = ""
+    description: str = ""
+
+    def seed(self) -> dict:
+        """Runs inside Django on the fresh database; returns JSON the targets need."""
+        raise NotImplementedError
+
+    def targets(self, seeded: dict) -> list[Target]:
+        raise NotImplementedError
+
+
+def scenarios() -> dict[str, Scenario]:
+    from bench import scenarios as package
+
+    found: dict[str, Scenario] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        scenario = getattr(module, "SCENARIO", None)
+        if isinstance(scenario, Scenario):
+            found[scenario.name] = scenario
+    return dict(sorted(found.items()))
+
+
+# --- Statistics ---------------------------------------------------------------------------
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) of already sorted values, interpolating between the two
+    closest ranks (the 'linear' method of numpy and of Python's statistics.quantiles
+    'inclusive')."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    position = (len(sorted_values) - 1) * q / 100
+    lower = int(position)
+    upper = min(lower + 1, len(sorted_values) - 1)
+    fraction = position - lower
+    return sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * fraction
+
+
+@dataclass
+class LoadResult:
+    """What the client saw in one measured window."""
+
+    latencies: list[float]  # seconds, successful responses only
+    errors: int
+    elapsed: float  # seconds, wall clock of the window
+    statuses: Counter = field(default_factory=Counter)
+    client_cpu: float = 0.0  # CPU seconds this process spent driving the window
+
+
+@dataclass
+class Measurement:
+    """One row of a benchmark table."""
+
+    target: str
+    path: str
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    server_cpu_ms_per_req: float
+    client_cpu_ms_per_req: float
+    server_rss_mb: float
+    ratio: float | None = None  # rps / baseline rps, None for the baseline itself
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(target: Target, load: LoadResult, *, server_cpu: float, server_rss: int,
+              baseline_rps: float | None) -> Measurement:
+    ok = sorted(load.latencies)
+    done = len(ok) + load.errors
+    if not ok:
+        raise BenchError(f"{target.label}: no successful response in the measured window "
+                         f"(statuses {dict(load.statuses)})")
+    rps = len(ok) / load.elapsed if load.elapsed > 0 else 0.0
+    return Measurement(
+        target=target.label,
+        path=target.path,
+        requests=done,
+        errors=load.errors,
+        rps=round(rps, 1),
+        p50_ms=round(percentile(ok, 50) * 1000, 2),
+        p95_ms=round(percentile(ok, 95) * 1000, 2),
+        p99_ms=round(percentile(ok, 99) * 1000, 2),
+        server_cpu_ms_per_req=round(server_cpu * 1000 / done, 3),
+        client_cpu_ms_per_req=round(load.client_cpu * 1000 / done, 3),
+        server_rss_mb=round(server_rss / 2**20, 1),
+        ratio=round(rps / baseline_rps, 3) if baseline_rps else None,
+        statuses={str(k): v for k, v in sorted(load.statuses.items(), key=str)},
+    )
+
+
+# --- Report -------------------------------------------------------------------------------
+
+TABLE_HEAD = ("| Target | req/s | vs /healthz | p50 ms | p95 ms | p99 ms | requests | errors "
+              "| server CPU ms/req | server RSS MB |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def render_table(rows: list[dict]) -> str:
+    lines = [TABLE_HEAD]
+    for row in rows:
+        if row.get("skipped"):
+            lines.append(f"| {row['target']} | not measured: {row['skipped']} "
+                         "| | | | | | | | |")
+            continue
+        ratio = "1.00 (baseline)" if row.get("ratio") is None else f"{row['ratio']:.2f}"
+        lines.append(
+            f"| {row['target']} | {row['rps']:,.0f} | {ratio} | {row['p50_ms']:.1f} "
+            f"| {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {row['requests']:,} "
+            f"| {row['errors']:,} | {row['server_cpu_ms_per_req']:.2f} "
+            f"| {row['server_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def render_run(result: dict) -> str:
+    """One database's table with the facts needed to compare it with another run."""
+    meta = result["meta"]
+    db = DB_LABELS.get(meta["db"], meta["db"])
+    head = (
+        f"**{db}** ({meta['db_version']}) — measured {meta['date']} on {meta['cores']} cores "
+        f"(load average {meta['loadavg']:.2f} at start), Python {meta['python']}, "
+        f"Django {meta['django']}; {meta['concurrency']} connections, "
+        f"{meta['duration']:g} s or {meta['max_requests']:,} requests per target after "
+        f"{meta['warmup']:g} s warm-up; server `{meta['server']}`."
+    )
+    return f"{head}\n\n{render_table(result['rows'])}"
+
+
+def begin_marker(name: str) -> str:
+    return (f"<!-- bench:{name}:begin — generated by `python -m bench run {name} "
+            f"--write-docs`; edit outside these markers -->")
+
+
+def end_marker(name: str) -> str:
+    return f"<!-- bench:{name}:end -->"
+
+
+def render_section(name: str, description: str, results: list[dict]) -> str:
+    parts = [begin_marker(name), description.strip()]
+    parts += [render_run(result) for result in results]
+    parts.append(end_marker(name))
+    return "\n\n".join(parts)
+
+
+DOCS_INTRO = """# Benchmarks
+
+Named benchmarks of the real server stack on loopback, run with `python -m bench` (see
+bench/README.md). Each target is reported beside /healthz measured on the same server in the
+same run: "vs /healthz" is the target's requests/s divided by that ceiling. Numbers depend on
+the machine and on what else runs on it; compare rows of one table, not tables of two machines.
+"""
+
+
+def replace_section(doc: str, name: str, generated: str) -> str:
+    """Put `generated` under the `## name` heading of `doc`.
+
+    Only that heading's section changes; inside it, only the text between the benchmark's
+    markers is replaced, so hand-written notes in the section (e.g. "what limits it") stay.
+    A missing section is appended.
+    """
+    lines = doc.splitlines()
+    heading = f"## {name}"
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == heading)
+    except StopIteration:
+        return doc.rstrip("\n") + f"\n\n{heading}\n\n{generated}\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+               len(lines))
+    section = "\n".join(lines[start + 1:end])
+    begin, finish = begin_marker(name).split(" — ")[0], end_marker(name)
+    b, e = section.find(begin), section.find(finish)
+    if b != -1 and e > b:
+        body = section[:b] + generated + section[e + len(finish):]
+    else:
+        body = f"\n{generated}\n"
+    pieces = ["\n".join(lines[:start + 1]), body.strip("\n")]
+    if end < len(lines):
+        pieces.append("\n".join(lines[end:]))
+    return "\n\n".join(pieces).rstrip("\n") + "\n"
+
+
+def write_docs(scenario: Scenario, path: Path = DOCS_FILE,
+               results_dir: Path = RESULTS_DIR) -> Path:
+    """Render every stored result of the scenario (SQLite first) into its docs section."""
+    results = []
+    for db in ("sqlite", "postgres"):
+        file = results_dir / f"{scenario.name}-{db}.json"
+        if file.exists():
+            results.append(json.loads(file.read_text()))
+    if not results:
+        raise BenchError(f"no results for {scenario.name} in {results_dir}")
+    doc = path.read_text() if path.exists() else DOCS_INTRO
+    path.write_text(replace_section(doc, scenario.name,
+                                    render_section(scenario.name, scenario.description,
+                                                   results)))
+    return path
+
+
+# --- Load generator -----------------------------------------------------------------------
+
+def build_request(path: str, port: int, headers: dict[str, str]) -> bytes:
+    merged = {"Host": f"{HOST}:{port}", "User-Agent": "watchkeeper-bench", "Accept": "*/*"}
+    merged.update(headers)
+    lines = [f"GET {path} HTTP/1.1", *(f"{name}: {value}" for name, value in merged.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Read one HTTP/1.1 response: (status, body, connection may be reused)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise BenchError(f"not an HTTP response: {status_line!r}")
+    status = int(parts[1])
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    reusable = headers.get("connection", "").lower() != "close"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        chunks = bytearray()
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                    pass
+                break
+            chunks += await reader.readexactly(size)
+            await reader.readexactly(2)
+        return status, bytes(chunks), reusable
+    if "content-length" in headers:
+        return status, await reader.readexactly(int(headers["content-length"])), reusable
+    if status in (204, 304) or 100 <= status < 200:
+        return status, b"", reusable
+    return status, await reader.read(), False  # delimited by close
+
+
+async def fetch(port: int, target: Target) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        writer.write(build_request(target.path, port, target.headers))
+        await writer.drain()
+        status, body, _ = await read_response(reader)
+        return status, body
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def drive(port: int, target: Target, *, concurrency: int, duration: float,
+                max_requests: int) -> LoadResult:
+    """Send `target` over `concurrency` keep-alive connections until `duration` seconds or
+    `max_requests` requests, whichever comes first."""
+    request = build_request(target.path, port, target.headers)
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    state = {"issued": 0, "errors": 0}
+    clock = time.perf_counter
+    deadline = clock() + duration
+
+    async def connection() -> None:
+        reader = writer = None
+        while clock() < deadline and state["issued"] < max_requests:
+            state["issued"] += 1
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                started = clock()
+                writer.write(request)
+                status, _, reusable = await read_response(reader)
+                elapsed = clock() - started
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                    ValueError, BenchError) as exc:
+                statuses[type(exc).__name__] += 1
+                state["errors"] += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                continue
+            statuses[status] += 1
+            if status == target.expect_status:
+                latencies.append(elapsed)
+            else:
+                state["errors"] += 1
+            if not reusable:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    cpu_before, started = time.process_time(), clock()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return LoadResult(latencies=latencies, errors=state["errors"], elapsed=clock() - started,
+                      statuses=statuses, client_cpu=time.process_time() - cpu_before)
+
+
+# --- Server process -----------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def python_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+def has_command(name: str, env: dict[str, str]) -> bool:
+    probe = subprocess.run(python_cmd("watchkeeper.cli", "help", name), env=env,
+                           capture_output=True, text=True, check=False)
+    return probe.returncode == 0
+
+
+def server_command(port: int, env: dict[str, str]) -> list[str]:
+    """`watchkeeper web` when the project has it, else the same uvicorn it wraps."""
+    if has_command("web", env):
+        return python_cmd("watchkeeper.cli", "web", "--host", HOST, "--port", str(port),
+                          "--workers", "1")
+    return python_cmd("uvicorn", "watchkeeper.asgi:application", "--host", HOST, "--port",
+                      str(port), "--workers", "1", "--no-access-log", "--log-level", "warning")
+
+
+class Server:
+    """The server subprocess in its own process group, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env, self.log_path = env, log_path
+        self.port = free_port()
+        self.command = server_command(self.port, env)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Server:
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(self.command, env=self.env, cwd=REPO, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def _wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"server exited with {self.proc.returncode}:\n"
+                                 f"{self.log_tail()}")
+            with contextlib.suppress(OSError, BenchError, asyncio.IncompleteReadError):
+                status, _ = asyncio.run(fetch(self.port, BASELINE))
+                if status == 200:
+                    return
+            time.sleep(0.2)
+        raise BenchError(f"server not answering /healthz after {timeout:g}s:\n"
+                         f"{self.log_tail()}")
+
+    def processes(self) -> list[psutil.Process]:
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for proc in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def rss(self) -> int:
+        total = 0
+        for proc in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += proc.memory_info().rss
+        return total
+
+
+class PeakRss:
+    """Samples the server's RSS in a thread while a window runs; keeps the peak."""
+
+    def __init__(self, server: Server, interval: float = 0.2):
+        self.server, self.interval = server, interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.server.rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.server.rss())
+
+
+# --- Databases ----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def database(db: str, data_dir: Path, admin_url: str) -> Iterator[str]:
+    """Yield a WATCHKEEPER_DATABASE_URL for a fresh database, dropped afterwards."""
+    if db == "sqlite":
+        yield f"sqlite:///{data_dir / 'bench.db'}"
+        return
+    import psycopg
+
+    def admin(sql: str) -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    admin(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+    admin(f"CREATE DATABASE {PG_BENCH_DB}")
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{PG_BENCH_DB}"
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+
+
+def bench_env(data_dir: Path, database_url: str) -> dict[str, str]:
+    """The developer's environment without their WATCHKEEPER_* settings, plus ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
+    env.update({
+        "WATCHKEEPER_DATA_DIR": str(data_dir),
+        "WATCHKEEPER_DATABASE_URL": database_url,
+        "WATCHKEEPER_LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "watchkeeper.settings",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    })
+    return env
+
+
+def run_step(args: list[str], env: dict[str, str], what: str) -> str:
+    done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise BenchError(f"{what} failed ({done.returncode}):\n{done.stdout[-2000:]}\n"
+                         f"{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def seed_in_subprocess(name: str, env: dict[str, str]) -> dict:
+    out = run_step(python_cmd("bench", "_seed", name), env, f"seeding {name}")
+    for line in reversed(out.splitlines()):
+        if line.startswith(SEED_MARKER):
+            return json.loads(line[len(SEED_MARKER):])
+    raise BenchError(f"seed of {name} printed no result:\n{out[-2000:]}")
+
+
+def seed_here(name: str) -> None:
+    """Entry point of the seed subprocess (`python -m bench _seed NAME`)."""
+    import django
+
+    django.setup()
+    seeded = scenarios()[name].seed()
+    print(SEED_MARKER + json.dumps(seeded), flush=True)
+
+
+def versions(env: dict[str, str]) -> dict[str, str]:
+    """Django and database server versions as the server sees them."""
+    code = ("import json, django; django.setup(); from django.db import connection;"
+            "connection.ensure_connection();"
+            "v = connection.Database.sqlite_version if connection.vendor == 'sqlite' "
+            "else connection.cursor().connection.info.server_version;"
+            "print(json.dumps({'django': django.get_version(), 'vendor': connection.vendor,"
+            " 'db_version': str(v)}))")
+    info = json.loads(run_step([sys.executable, "-c", code], env, "version probe")
+                      .strip().splitlines()[-1])
+    if info["vendor"] == "postgresql":
+        raw = int(info["db_version"])  # e.g. 170002 -> 17.2
+        info["db_version"] = f"PostgreSQL {raw // 10000}.{raw % 10000}"
+    else:
+        info["db_version"] = f"SQLite {info['db_version']}"
+    return info
+
+
+# --- A run --------------------------------------------------------------------------------
+
+@dataclass
+class Options:
+    duration: float = 10.0
+    concurrency: int = 8
+    max_requests: int = 50_000
+    warmup: float = 2.0
+    pg_admin_url: str = PG_ADMIN_URL
+    keep: bool = False
+
+
+def check_target(port: int, target: Target) -> None:
+    status, body = asyncio.run(fetch(port, target))
+    if status != target.expect_status:
+        # First line: the reason shown in the table; the rest: the body, for the log.
+        raise BenchError(f"HTTP {status} where {target.expect_status} was expected\n"
+                         f"{body[:300]!r}")
+    if target.validate:
+        target.validate(status, body)
+
+
+def measure(server: Server, target: Target, opts: Options,
+            baseline_rps: float | None) -> Measurement:
+    check_target(server.port, target)
+    asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
+                      duration=opts.warmup, max_requests=opts.max_requests))
+    cpu_before = server.cpu_seconds()
+    with PeakRss(server) as rss:
+        load = asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
+                                 duration=opts.duration, max_requests=opts.max_requests))
+    server_cpu = server.cpu_seconds() - cpu_before
+    return summarize(target, load, server_cpu=server_cpu, server_rss=rss.peak,
+                     baseline_rps=baseline_rps)
+
+
+def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"wk-bench-{scenario.name}-{db}-"))
+    (data_dir / "static").mkdir()  # STATIC_ROOT; WhiteNoise warns on every start without it
+    try:
+        with database(db, data_dir, opts.pg_admin_url) as url:
+            env = bench_env(data_dir, url)
+            log(f"[{db}] migrate")
+            run_step(python_cmd("watchkeeper.cli", "migrate", "--noinput", "--skip-checks"),
+                     env, "migrate")
+            log(f"[{db}] seed {scenario.name}")
+            seeded = seed_in_subprocess(scenario.name, env)
+            info = versions(env)
+            meta = {
+                "benchmark": scenario.name, "db": db, "db_version": info["db_version"],
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "cores": os.cpu_count(), "loadavg": os.getloadavg()[0],
+                "python": platform.python_version(), "django": info["django"],
+                "machine": f"{platform.system()} {platform.machine()}",
+                "duration": opts.duration, "warmup": opts.warmup,
+                "concurrency": opts.concurrency, "max_requests": opts.max_requests,
+            }
+            with Server(env, data_dir / "server.log") as server:
+                shown = (["watchkeeper", *server.command[3:]]
+                         if server.command[2] == "watchkeeper.cli" else server.command[2:])
+                meta["server"] = " ".join(shown).replace(f" {server.port} ", " <free> ")
+                log(f"[{db}] server up on port {server.port}: {meta['server']}")
+                rows: list[Measurement] = []
+                skipped: list[dict] = []
+                baseline = measure(server, BASELINE, opts, None)
+                rows.append(baseline)
+                log(f"[{db}] {baseline.target}: {baseline.rps:,.0f} req/s")
+                for target in scenario.targets(seeded):
+                    try:
+                        row = measure(server, target, opts, baseline.rps)
+                    except BenchError as exc:
+                        # Reported, not hidden: the table shows which target has no number.
+                        log(f"[{db}] {target.label}: NOT MEASURED: {exc}")
+                        log(server.log_tail(1500))
+                        skipped.append({"target": target.label, "path": target.path,
+                                        "skipped": str(exc).splitlines()[0][:160]})
+                        continue
+                    rows.append(row)
+                    log(f"[{db}] {row.target}: {row.rps:,.0f} req/s "
+                        f"({row.ratio:.2f} of baseline), p95 {row.p95_ms:.1f} ms, "
+                        f"{row.errors} errors")
+        return {"meta": meta, "rows": [asdict(r) for r in rows] + skipped}
+    finally:
+        if opts.keep:
+            log(f"kept {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- Command line -------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the benchmarks")
+    run = sub.add_parser("run", help="run one benchmark")
+    run.add_argument("name")
+    run.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    run.add_argument("--duration", type=float, default=Options.duration,
+                     help="seconds measured per target (default %(default)s)")
+    run.add_argument("--concurrency", type=int, default=Options.concurrency,
+                     help="keep-alive connections (default %(default)s)")
+    run.add_argument("--max-requests", type=int, default=Options.max_requests,
+                     help="request cap per target (default %(default)s)")
+    run.add_argument("--warmup", type=float, default=Options.warmup,
+                     help="warm-up seconds per target (default %(default)s)")
+    run.add_argument("--pg-admin-url", default=PG_ADMIN_URL,
+                     help="PostgreSQL URL used to create/drop watchkeeper_bench")
+    run.add_argument("--keep", action="store_true", help="keep the data dir (server log)")
+    run.add_argument("--write-docs", action="store_true",
+                     help="write the results into docs/benchmarks.md")
+    seed = sub.add_parser("_seed")  # internal: runs in the seed subprocess
+    seed.add_argument("name")
+    args = parser.parse_args(argv)
+
+    if args.command == "_seed":
+        seed_here(args.name)
+        return 0
+    available = scenarios()
+    if args.command == "list":
+        for name, scenario in available.items():
+            print(f"{name:20} {scenario.description.strip().splitlines()[0]}")
+        return 0
+    if args.name not in available:
+        parser.error(f"unknown benchmark {args.name!r}; try: {', '.join(available)}")
+    if args.duration <= 0 or args.concurrency < 1 or args.max_requests < 1:
+        parser.error("duration, concurrency and max-requests must be positive")
+    scenario = available[args.name]
+    opts = Options(duration=args.duration, concurrency=args.concurrency,
+                   max_requests=args.max_requests, warmup=args.warmup,
+                   pg_admin_url=args.pg_admin_url, keep=args.keep)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        try:
+            result = run_scenario(scenario, db, opts)
+        except BenchError as exc:
+            print(f"bench {scenario.name} on {db}: {exc}", file=sys.stderr)
+            return 1
+        out = RESULTS_DIR / f"{scenario.name}-{db}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\n{render_run(result)}\n\nwrote {out.relative_to(REPO)}")
+        if any(row.get("skipped") for row in result["rows"]):
+            status = 1
+    if args.write_docs:
+        path = write_docs(scenario)
+        print(f"wrote {path.relative_to(REPO)}")
+    return status

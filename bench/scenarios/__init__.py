@@ -1,0 +1,1 @@
+"""One module per benchmark, each defining `SCENARIO = <a bench.harness.Scenario>`."""

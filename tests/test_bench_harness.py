@@ -1,0 +1,239 @@
+"""The benchmark harness's statistics, report and HTTP client code (bench/harness.py).
+
+Only the arithmetic, the Markdown and the response parsing are tested here; the timed runs
+themselves live in `python -m bench run`, never in CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bench import harness
+from bench.harness import (
+    BenchError,
+    LoadResult,
+    Target,
+    percentile,
+    render_table,
+    replace_section,
+    summarize,
+)
+
+TARGET = Target("GET /x", "/x")
+
+
+# --- percentile ---------------------------------------------------------------------------
+
+def test_percentile_interpolates_between_closest_ranks():
+    # Given five sorted values
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    # Then the median is the middle one and others interpolate linearly (numpy's default)
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 25) == 2.0
+    assert percentile(values, 95) == pytest.approx(4.8)
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 5.0
+
+
+def test_percentile_of_one_value_is_that_value():
+    assert percentile([7.5], 99) == 7.5
+
+
+def test_percentile_refuses_empty_input_and_bad_q():
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+# --- summarize ----------------------------------------------------------------------------
+
+def test_summarize_computes_rates_latencies_cpu_and_ratio():
+    # Given 100 successes of 1..100 ms and 4 errors over 2 seconds, 0.52 s of server CPU
+    load = LoadResult(latencies=[i / 1000 for i in range(100, 0, -1)], errors=4, elapsed=2.0,
+                      client_cpu=0.104)
+    # When it is summarised against a 200 req/s baseline
+    row = summarize(TARGET, load, server_cpu=0.52, server_rss=150 * 2**20, baseline_rps=200.0)
+    # Then req/s counts successes only, CPU is per completed request, ratio is rps/baseline
+    assert row.requests == 104
+    assert row.errors == 4
+    assert row.rps == 50.0
+    assert row.ratio == 0.25
+    assert row.p50_ms == 50.5
+    assert row.p99_ms == pytest.approx(99.01)
+    assert row.server_cpu_ms_per_req == 5.0
+    assert row.client_cpu_ms_per_req == 1.0
+    assert row.server_rss_mb == 150.0
+
+
+def test_summarize_baseline_has_no_ratio():
+    load = LoadResult(latencies=[0.001] * 10, errors=0, elapsed=1.0)
+    row = summarize(TARGET, load, server_cpu=0.01, server_rss=0, baseline_rps=None)
+    assert row.ratio is None
+    assert row.rps == 10.0
+
+
+def test_summarize_refuses_a_window_without_success():
+    # Given a window where every response was an error
+    load = LoadResult(latencies=[], errors=12, elapsed=1.0)
+    # Then there is no honest number to report
+    with pytest.raises(BenchError):
+        summarize(TARGET, load, server_cpu=0.1, server_rss=0, baseline_rps=100.0)
+
+
+# --- report -------------------------------------------------------------------------------
+
+def _row(target, rps, ratio):
+    return {"target": target, "path": "/", "requests": 1000, "errors": 0, "rps": rps,
+            "p50_ms": 1.234, "p95_ms": 2.5, "p99_ms": 9.99, "server_cpu_ms_per_req": 1.5,
+            "client_cpu_ms_per_req": 0.1, "server_rss_mb": 91.4, "ratio": ratio}
+
+
+def test_render_table_marks_baseline_ratio_and_unmeasured_targets():
+    rows = [_row("GET /healthz (baseline)", 1500.0, None), _row("GET /api", 300.0, 0.2),
+            {"target": "GET /", "path": "/", "skipped": "HTTP 404 where 200 was expected"}]
+    table = render_table(rows).splitlines()
+    assert table[0].startswith("| Target | req/s | vs /healthz |")
+    assert table[2] == ("| GET /healthz (baseline) | 1,500 | 1.00 (baseline) | 1.2 | 2.5 | 10.0 "
+                        "| 1,000 | 0 | 1.50 | 91 |")
+    assert "| GET /api | 300 | 0.20 |" in table[3]
+    assert table[4].startswith("| GET / | not measured: HTTP 404 where 200 was expected |")
+    # every row has the same number of cells as the header
+    assert {line.count("|") for line in table} == {11}
+
+
+DOC = """# Benchmarks
+
+Intro text.
+
+## other_bench
+
+Other numbers stay.
+
+## api_dashboard
+
+old generated text
+
+## last_bench
+
+Last.
+"""
+
+
+def test_replace_section_changes_only_its_own_section():
+    # Given a document with three benchmark sections
+    # When the middle one is written
+    doc = replace_section(DOC, "api_dashboard", "NEW TABLE")
+    # Then only its body changed and the neighbours are intact
+    assert "old generated text" not in doc
+    assert "## other_bench\n\nOther numbers stay.\n\n## api_dashboard\n\nNEW TABLE\n\n" \
+           "## last_bench\n\nLast.\n" in doc
+    assert doc.startswith("# Benchmarks\n\nIntro text.\n")
+
+
+def test_replace_section_keeps_hand_written_notes_outside_the_markers():
+    # Given a section written by the harness, then annotated by hand below the markers
+    generated = harness.render_section("api_dashboard", "Desc one.", [])
+    doc = replace_section(DOC, "api_dashboard", generated)
+    doc = doc.replace("## last_bench", "### What limits it\n\nTemplate rendering.\n\n"
+                                       "## last_bench")
+    # When the benchmark is written again
+    doc = replace_section(doc, "api_dashboard",
+                          harness.render_section("api_dashboard", "Desc two.", []))
+    # Then the generated part is new and the notes stay
+    assert "Desc two." in doc and "Desc one." not in doc
+    assert "### What limits it\n\nTemplate rendering." in doc
+    assert doc.count(harness.end_marker("api_dashboard")) == 1
+    assert "Last.\n" in doc
+
+
+def test_replace_section_appends_a_missing_section():
+    doc = replace_section("# Benchmarks\n\nIntro.\n", "new_bench", "TABLE")
+    assert doc == "# Benchmarks\n\nIntro.\n\n## new_bench\n\nTABLE\n"
+
+
+def test_write_docs_renders_each_stored_database_result(tmp_path):
+    # Given stored results of one benchmark on both databases
+    results = tmp_path / "results"
+    results.mkdir()
+    for db, rps in (("sqlite", 700.0), ("postgres", 650.0)):
+        meta = {"db": db, "db_version": f"{db} 1", "date": "2026-11-25 03:00 UTC", "cores": 2,
+                "loadavg": 0.5, "python": "3.11.7", "django": "5.2.19", "concurrency": 8,
+                "duration": 10.0, "max_requests": 50000, "warmup": 2.0,
+                "server": "watchkeeper web"}
+        (results / f"api_dashboard-{db}.json").write_text(json.dumps(
+            {"meta": meta, "rows": [_row("GET /healthz (baseline)", rps, None)]}))
+    docs = tmp_path / "benchmarks.md"
+    # When the docs are written
+    harness.write_docs(harness.scenarios()["api_dashboard"], docs, results)
+    # Then both tables are there, SQLite first, with the facts needed to compare runs
+    text = docs.read_text()
+    assert text.startswith("# Benchmarks")
+    assert text.index("**SQLite**") < text.index("**PostgreSQL**")
+    assert "| GET /healthz (baseline) | 700 |" in text
+    assert "| GET /healthz (baseline) | 650 |" in text
+    assert "on 2 cores" in text and "Django 5.2.19" in text
+
+
+# --- the HTTP client, against a real server on loopback ------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"hello ", b"chunked ", b"world"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        status = 500 if self.path == "/fail" else 200
+        body = json.dumps({"path": self.path, "auth": self.headers.get("Authorization")})
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_port():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_reads_content_length_and_chunked_bodies(http_port):
+    status, body = asyncio.run(harness.fetch(http_port, Target(
+        "x", "/api", headers={"Authorization": "Bearer wk_a_b"})))
+    assert status == 200
+    assert json.loads(body) == {"path": "/api", "auth": "Bearer wk_a_b"}
+    status, body = asyncio.run(harness.fetch(http_port, Target("c", "/chunked")))
+    assert (status, body) == (200, b"hello chunked world")
+
+
+def test_drive_stops_at_the_request_cap_and_counts_wrong_statuses(http_port):
+    # Given a generous time bound, so the request cap is what stops the window
+    ok = asyncio.run(harness.drive(http_port, Target("ok", "/ok"), concurrency=3,
+                                   duration=60, max_requests=25))
+    # Then exactly the capped number was sent over keep-alive connections, all successful
+    assert len(ok.latencies) == 25 and ok.errors == 0
+    assert ok.statuses == {200: 25}
+    # And responses with the wrong status are errors, not latencies
+    bad = asyncio.run(harness.drive(http_port, Target("bad", "/fail"), concurrency=2,
+                                    duration=60, max_requests=10))
+    assert bad.latencies == [] and bad.errors == 10
+    assert bad.statuses == {500: 10}
