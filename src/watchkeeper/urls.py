@@ -6,3 +6,7 @@ urlpatterns = [
     path("", include("watchkeeper.core.urls_ui")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
 ]
+
+# problem+json under /api/, an HTML page elsewhere (core/api/views.py)
+handler404 = "watchkeeper.core.api.views.not_found"
+handler500 = "watchkeeper.core.api.views.server_error"

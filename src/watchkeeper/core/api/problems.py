@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -13,6 +16,12 @@ TITLES = {
     405: "Method not allowed", 406: "Not acceptable", 409: "Conflict",
     415: "Unsupported media type", 429: "Too many requests",
 }
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
 
 
 def problem(status_code: int, detail: str, *, errors=None, type_: str = "about:blank",
@@ -34,14 +43,22 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, ProtectedError | RestrictedError):
+        exc = Conflict("Other records still refer to this one; remove or move them first.")
+    elif isinstance(exc, IntegrityError):
+        exc = Conflict("The change conflicts with existing data (a duplicate, or a "
+                       "concurrent change).")
     response = drf_handler(exc, context)
     if response is None:
         return None
     request = context.get("request")
     instance = request.get_full_path() if request is not None else None
     if isinstance(exc, exceptions.ValidationError):
-        return problem(status.HTTP_400_BAD_REQUEST, "The request body did not validate.",
-                       errors=response.data, instance=instance)
+        errors = response.data
+        if not isinstance(errors, dict):
+            errors = {"non_field_errors": errors if isinstance(errors, list) else [errors]}
+        return problem(status.HTTP_400_BAD_REQUEST, "The request did not validate.",
+                       errors=errors, instance=instance)
     detail = response.data.get("detail") if isinstance(response.data, dict) else None
     result = problem(response.status_code, str(detail or exc), instance=instance)
     for header in ("WWW-Authenticate", "Retry-After", "Allow"):

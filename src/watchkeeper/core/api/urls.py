@@ -3,9 +3,19 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from ..permissions import PUBLIC
+from . import views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False  # JSON only: no /clients.json duplicates of routes
+
+router.register("clients", views.ClientViewSet, basename="client")
+router.register("sites", views.SiteViewSet, basename="site")
+router.register("contacts", views.ContactViewSet, basename="contact")
+router.register("audit", views.AuditViewSet, basename="audit")
+router.register("events", views.EventViewSet, basename="event")
+router.register("deliveries", views.DeliveryViewSet, basename="delivery")
+router.register("webhooks", views.WebhookViewSet, basename="webhook")
 
 
 class SchemaView(SpectacularAPIView):
@@ -19,5 +29,8 @@ class DocsView(SpectacularSwaggerView):
 urlpatterns = [
     path("schema", SchemaView.as_view(), name="api-schema"),
     path("docs", DocsView.as_view(url_name="api-schema"), name="api-docs"),
+    path("search/", views.SearchView.as_view(), name="api-search"),
+    path("webhooks/<int:webhook_pk>/deliveries/", views.WebhookDeliveryLogView.as_view(),
+         name="webhook-deliveries"),
     path("", include(router.urls)),
 ]

@@ -1,0 +1,231 @@
+"""Serializers of the core REST API.
+
+Related fields that point at tenant-owned rows resolve through `scoped()`, so naming a
+client (or site) the user cannot see fails validation exactly like naming one that does
+not exist: the API never confirms that another tenant's row exists.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rest_framework import serializers
+
+from ..models import (
+    AuditEntry,
+    Client,
+    Contact,
+    Event,
+    EventDelivery,
+    Site,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from ..tenancy import can_see_client, scoped
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A primary-key reference limited to the rows the requesting user may see."""
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        request = self.context.get("request")
+        return scoped(queryset, getattr(request, "user", None))
+
+
+class ClientSerializer(serializers.ModelSerializer):
+    slug = serializers.SlugField(max_length=80, required=False,
+                                 help_text="Derived from the name when not given.")
+
+    class Meta:
+        model = Client
+        fields = ["id", "name", "slug", "timezone", "business_hours", "notes", "is_active",
+                  "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_slug(self, value: str) -> str:
+        clash = Client.objects.filter(slug=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("Another client uses this slug.")
+        return value
+
+    def validate_business_hours(self, value):
+        """{"1": [["08:00", "18:00"]], ...}: ISO weekday -> list of [start, end] ranges."""
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected an object keyed by ISO weekday 1-7.")
+        for day, ranges in value.items():
+            if day not in {str(d) for d in range(1, 8)}:
+                raise serializers.ValidationError(f"{day!r} is not an ISO weekday (1-7).")
+            if not isinstance(ranges, list):
+                raise serializers.ValidationError(f"Day {day}: expected a list of ranges.")
+            for item in ranges:
+                if (not isinstance(item, list) or len(item) != 2
+                        or not all(isinstance(t, str) and _HHMM.match(t) for t in item)
+                        or item[0] >= item[1]):
+                    raise serializers.ValidationError(
+                        f"Day {day}: each range is [\"HH:MM\", \"HH:MM\"] with start < end."
+                    )
+        return value
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    client = ScopedPrimaryKeyRelatedField(queryset=Client.objects.all(),
+                                          help_text="Cannot change after creation.")
+    client_name = serializers.CharField(source="client.name", read_only=True)
+
+    class Meta:
+        model = Site
+        fields = ["id", "client", "client_name", "name", "address", "timezone", "notes",
+                  "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_client(self, client):
+        if self.instance is not None and client.pk != self.instance.client_id:
+            raise serializers.ValidationError("A site cannot move to another client.")
+        return client
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    client = ScopedPrimaryKeyRelatedField(queryset=Client.objects.all(),
+                                          help_text="Cannot change after creation.")
+    client_name = serializers.CharField(source="client.name", read_only=True)
+    site = ScopedPrimaryKeyRelatedField(queryset=Site.objects.all(), allow_null=True,
+                                        required=False)
+    site_name = serializers.CharField(source="site.name", read_only=True, allow_null=True,
+                                      default=None)
+
+    class Meta:
+        model = Contact
+        fields = ["id", "client", "client_name", "site", "site_name", "name", "email",
+                  "phone", "title", "is_primary", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_client(self, client):
+        if self.instance is not None and client.pk != self.instance.client_id:
+            raise serializers.ValidationError("A contact cannot move to another client.")
+        return client
+
+    def validate(self, attrs):
+        client = attrs.get("client") or getattr(self.instance, "client", None)
+        site = attrs.get("site", getattr(self.instance, "site", None))
+        if site is not None and client is not None and site.client_id != client.pk:
+            raise serializers.ValidationError({"site": ["The site belongs to another client."]})
+        return attrs
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    client = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "at", "actor", "actor_label", "ip", "action", "object_type",
+                  "object_id", "object_repr", "client", "changes"]
+        read_only_fields = fields
+
+
+class EventDeliveryNestedSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EventDelivery
+        fields = ["id", "handler", "status", "attempts", "next_attempt_at", "delivered_at",
+                  "last_error"]
+        read_only_fields = fields
+
+
+class EventSerializer(serializers.ModelSerializer):
+    client = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    deliveries = EventDeliveryNestedSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Event
+        fields = ["id", "seq", "kind", "client", "payload", "created_at", "deliveries"]
+        read_only_fields = fields
+
+
+class EventDeliverySerializer(serializers.ModelSerializer):
+    event = serializers.PrimaryKeyRelatedField(read_only=True)
+    kind = serializers.CharField(source="event.kind", read_only=True)
+    client = serializers.IntegerField(source="event.client_id", read_only=True,
+                                      allow_null=True)
+
+    class Meta:
+        model = EventDelivery
+        fields = ["id", "event", "kind", "client", "handler", "status", "attempts",
+                  "next_attempt_at", "delivered_at", "last_error"]
+        read_only_fields = fields
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    client = ScopedPrimaryKeyRelatedField(
+        queryset=Client.objects.all(), allow_null=True, required=False,
+        help_text="Empty: an MSP-wide endpoint receiving events of every client.",
+    )
+    event_kinds = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False,
+        help_text="Event kinds to send (e.g. site.created); empty: all.",
+    )
+    secret = serializers.CharField(
+        write_only=True, required=False, min_length=16, max_length=200,
+        trim_whitespace=False,
+        help_text="HMAC signing secret. Generated when omitted on create; returned only "
+                  "in the create response.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "client", "name", "url", "event_kinds", "is_active", "created_at",
+                  "secret"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_client(self, client):
+        request = self.context.get("request")
+        if client is None and not can_see_client(getattr(request, "user", None), None):
+            raise serializers.ValidationError(
+                "Only staff who see every client may create MSP-wide webhooks."
+            )
+        return client
+
+    def validate(self, attrs):
+        if self.instance is None and "client" not in attrs:
+            self.validate_client(None)
+        return attrs
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    """The create response: the endpoint plus its secret, shown this once."""
+
+    secret = serializers.CharField(read_only=True,
+                                   help_text="The signing secret; store it now.")
+
+    class Meta(WebhookSerializer.Meta):
+        pass
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    event = serializers.PrimaryKeyRelatedField(read_only=True)
+    kind = serializers.CharField(source="event.kind", read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "endpoint", "event", "kind", "attempt", "at", "status_code",
+                  "success", "duration_ms", "error"]
+        read_only_fields = fields
+
+
+class SearchResultSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["client", "site", "contact"])
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    client = serializers.IntegerField()
+    client_name = serializers.CharField()
+    detail = serializers.CharField(help_text="Address, e-mail or phone, when present.")
+    url = serializers.CharField(help_text="Path of the object in this API.")
+
+
+class SearchResponseSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    results = SearchResultSerializer(many=True)
