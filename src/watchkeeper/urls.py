@@ -4,6 +4,7 @@ urlpatterns = [
     path("", include("watchkeeper.core.urls_health")),
     path("", include("watchkeeper.core.urls_auth")),
     path("", include("watchkeeper.core.urls_ui")),
+    path("", include("watchkeeper.core.urls_admin")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
 ]
 

@@ -117,3 +117,29 @@ def replay_delivery(*, actor, delivery: EventDelivery) -> EventDelivery:
         transaction.on_commit(events._kick_dispatcher)
     delivery.refresh_from_db()
     return delivery
+
+
+def send_webhook_test(*, actor, endpoint: WebhookEndpoint) -> EventDelivery:
+    """Queue a `webhook.test` event for `endpoint` alone.
+
+    The event belongs to the endpoint's client like any other, but only this endpoint gets
+    a delivery row: a person testing one receiver must not ping every other integration
+    subscribed to all kinds.
+    """
+    from .models import Event
+
+    with transaction.atomic():
+        event = Event.objects.create(
+            kind="webhook.test", client_id=endpoint.client_id,
+            payload={"endpoint": endpoint.pk, "name": endpoint.name,
+                     "message": "Test event sent from Watchkeeper."},
+        )
+        delivery = EventDelivery.objects.create(
+            event=event, handler=f"webhook:{endpoint.pk}", next_attempt_at=event.created_at,
+        )
+        # The row written is the test event itself; the audit entry names it and its target.
+        audit.record(actor=actor, action=AuditAction.CREATE, obj=event,
+                     object_repr=f"webhook.test → {endpoint.name}"[:254],
+                     changes={"kind": [None, event.kind], "endpoint": [None, endpoint.pk]})
+        transaction.on_commit(events._kick_dispatcher)
+    return delivery
