@@ -232,6 +232,12 @@ OUTBOX_MAX_ATTEMPTS = env_int("WATCHKEEPER_OUTBOX_MAX_ATTEMPTS", 8)
 WEBHOOK_TIMEOUT = env_int("WATCHKEEPER_WEBHOOK_TIMEOUT", 10)
 WORKER_STALE_SECONDS = env_int("WATCHKEEPER_WORKER_STALE_SECONDS", 120)
 
+# --- Processes (worker, scheduler) ----------------------------------------------------------
+HEARTBEAT_SECONDS = env_int("WATCHKEEPER_HEARTBEAT_SECONDS", 15)
+OUTBOX_SWEEP_SECONDS = env_int("WATCHKEEPER_OUTBOX_SWEEP_SECONDS", 15)
+TASK_RESULT_RETENTION_DAYS = env_int("WATCHKEEPER_TASK_RESULT_DAYS", 14)
+LOGIN_ATTEMPT_RETENTION_DAYS = env_int("WATCHKEEPER_LOGIN_ATTEMPT_DAYS", 90)
+
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -1,7 +1,15 @@
-"""Background tasks (django-tasks API: the backend — database or RQ — is configuration)."""
+"""Background tasks (django-tasks API: the backend — database or RQ — is configuration).
+
+The scheduler (core.scheduler) enqueues the periodic ones; `emit()` enqueues
+`dispatch_outbox` after each commit that produced deliveries.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 from django_tasks import task
 
 from . import events
@@ -11,3 +19,40 @@ from . import events
 def dispatch_outbox() -> dict[str, int]:
     """Deliver due outbox rows; enqueued after each commit that emits, and swept periodically."""
     return events.dispatch_due()
+
+
+@task()
+def prune_task_results() -> int:
+    """Delete finished results of the database task backend older than the retention.
+
+    RQ expires its own results (result_ttl), so there is nothing to do on Redis.
+    """
+    from django_tasks import default_task_backend
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    if not isinstance(default_task_backend, DatabaseBackend):
+        return 0
+    cutoff = timezone.now() - timedelta(days=settings.TASK_RESULT_RETENTION_DAYS)
+    deleted, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
+    return deleted
+
+
+@task()
+def prune_login_attempts() -> int:
+    """Delete sign-in attempts older than the retention (the rate limit needs minutes)."""
+    from .models import LoginAttempt
+
+    cutoff = timezone.now() - timedelta(days=settings.LOGIN_ATTEMPT_RETENTION_DAYS)
+    deleted, _ = LoginAttempt.objects.filter(at__lt=cutoff).delete()
+    return deleted
+
+
+@task()
+def prune_heartbeats() -> int:
+    """Forget processes not seen for a day (stopped workers, old host names)."""
+    from .models import ProcessHeartbeat
+
+    cutoff = timezone.now() - timedelta(days=1)
+    deleted, _ = ProcessHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,76 @@
+"""`watchkeeper up`: the whole platform on one machine, in one command.
+
+Applies migrations, creates the first owner when there is no user at all (printing a
+one-time password; there is no web setup wizard), optionally loads the demo, then runs web,
+worker and scheduler as child processes, prefixing their output. Ctrl-C or SIGTERM stops
+them all and exits 0; if one child dies the others are stopped and its status returned.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from watchkeeper.core.processes import Supervisor
+
+BANNER = """
+  First owner account (shown once; you will choose a new password at first sign-in):
+    email:    {email}
+    password: {password}
+"""
+
+
+def create_first_owner(email: str) -> tuple[str, str] | None:
+    """Create the owner when the database has no user; (email, password) or None."""
+    from watchkeeper.core.accounts import create_user
+    from watchkeeper.core.choices import Role
+    from watchkeeper.core.models import User
+
+    if User.objects.exists():
+        return None
+    user, password = create_user(actor="watchkeeper up", email=email, role=Role.OWNER,
+                                 name="Owner")
+    return user.email, password
+
+
+class Command(BaseCommand):
+    help = "Migrate, create the first owner if needed, and run web + worker + scheduler."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--owner-email", default="owner@localhost",
+                            help="Email of the first owner, created when no user exists.")
+        parser.add_argument("--demo", action="store_true",
+                            help="Load the demo MSP (idempotent) before starting.")
+
+    def handle(self, *args, host, port, owner_email, demo, verbosity, **options):
+        self.stdout.write(f"Watchkeeper: data in {settings.DATA_DIR}, database "
+                          f"{settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
+        call_command("migrate", interactive=False, verbosity=min(verbosity, 1))
+        created = create_first_owner(owner_email)
+        if created:
+            self.stdout.write(BANNER.format(email=created[0], password=created[1]))
+        if demo:
+            call_command("demo", verbosity=verbosity)
+        self.stdout.flush()
+
+        me = [sys.executable, "-m", "watchkeeper.cli"]
+        supervisor = Supervisor([
+            ("web", [*me, "web", "--host", host, "--port", str(port)]),
+            ("worker", [*me, "worker"]),
+            ("scheduler", [*me, "scheduler"]),
+        ], out=sys.stdout)
+        signal.signal(signal.SIGINT, supervisor.request_stop)
+        signal.signal(signal.SIGTERM, supervisor.request_stop)
+        supervisor.start()
+        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
+        supervisor.write("up", f"open http://{shown}:{port}/ — Ctrl-C stops everything")
+        status = supervisor.wait()
+        if status:
+            sys.exit(status)
+

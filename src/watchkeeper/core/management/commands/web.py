@@ -1,0 +1,27 @@
+"""`watchkeeper web`: serve the ASGI application with uvicorn (static files by WhiteNoise)."""
+
+from __future__ import annotations
+
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve the web UI, the REST API and the agent API."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=1,
+                            help="Web worker processes (default: %(default)s).")
+
+    def handle(self, *args, host, port, workers, **options):
+        self.stdout.write(f"web: serving on http://{host}:{port} ({workers} worker(s))")
+        uvicorn.run(
+            "watchkeeper.asgi:application", host=host, port=port, workers=workers,
+            lifespan="off", log_level=settings.LOGGING["root"]["level"].lower(),
+            proxy_headers=settings.SECURE_PROXY_SSL_HEADER is not None,
+            forwarded_allow_ips=",".join(settings.TRUSTED_PROXIES) or "127.0.0.1",
+            server_header=False,
+        )
