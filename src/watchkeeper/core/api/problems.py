@@ -52,7 +52,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     request = context.get("request")
-    instance = request.get_full_path() if request is not None else None
+    instance = request.path if request is not None else None
     if isinstance(exc, exceptions.ValidationError):
         errors = response.data
         if not isinstance(errors, dict):

@@ -304,7 +304,7 @@ class SearchView(ScopedMixin, GenericAPIView):
 def _problem_json(request, code: int, detail: str) -> JsonResponse:
     return JsonResponse(
         {"type": "about:blank", "title": TITLES.get(code, "Server error"), "status": code,
-         "detail": detail, "instance": request.get_full_path()},
+         "detail": detail, "instance": request.path},
         status=code, content_type="application/problem+json",
     )
 

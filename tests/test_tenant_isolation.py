@@ -1,0 +1,225 @@
+"""The tenant-isolation walk: as users of client A, every route of the project, every method,
+must neither show nor touch anything of client B.
+
+Client B owns one object of every tenant-owned model (tests/tenancy_fixtures.py), each with
+MARKER in its text. For a technician assigned to A and a portal user of A:
+- every list route (no URL parameters) answers GET without MARKER in the body, also when the
+  query string names B's client or searches for part of the marker;
+- every detail route gets its parameters filled with the id of B's object of the route's
+  model and answers GET/POST/PUT/PATCH/DELETE with 404 (or 403/405 when the role lacks the
+  capability entirely), never 2xx, and B's object is unchanged afterwards.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import sign_in
+from tests.factories import make_client, make_user
+from tests.tenancy_fixtures import FACTORIES, build_world, tenant_models, view_model, walk
+from watchkeeper.core import actions, audit
+from watchkeeper.core.choices import Role
+from watchkeeper.core.models import Contact, Site, WebhookEndpoint
+from watchkeeper.core.permissions import PUBLIC
+
+pytestmark = pytest.mark.django_db
+
+MARKER = "Quixbeq"
+PROBE = MARKER[1:-1]  # "uixbe": a search for it finds B's rows if scoping is missing
+
+# Routes with URL parameters that name no tenant-owned row, each with the reason.
+EXEMPT: dict[str, str] = {
+    "role_policy": "Keyed by role name; role policies are MSP-wide (users.manage only).",
+    "token_revoke": "API tokens belong to a user, not a tenant; the view only finds the "
+                    "signed-in user's own tokens.",
+}
+
+REFUSED = {403, 404, 405}
+# Detail routes the walk must reach (guards against a walker that silently skips them).
+WALKED_API_ROUTES = {"client-detail", "site-detail", "contact-detail", "audit-detail",
+                     "event-detail", "delivery-detail", "delivery-replay", "webhook-detail",
+                     "webhook-deliveries"}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture
+def client_b(db):
+    # Overrides the conftest persona: B's own name carries the marker too.
+    return make_client(f"Borealis {MARKER}")
+
+
+@pytest.fixture
+def portal_a(db, client_a):
+    return make_user("pat@acme.test", Role.CLIENT_USER, client=client_a)
+
+
+@pytest.fixture
+def worlds(client_a, client_b):
+    return build_world(client_a, "Alpha"), build_world(client_b, MARKER)
+
+
+def _snapshot(obj):
+    fresh = type(obj)._default_manager.filter(pk=obj.pk).first()
+    return None if fresh is None else audit.snapshot(fresh)
+
+
+def test_every_tenant_owned_model_has_a_factory():
+    # Given every installed model that declares tenant_path
+    missing = [m._meta.label for m in tenant_models() if m not in FACTORIES]
+
+    # Then each has a factory in tests/tenancy_fixtures.py, so the walk covers it
+    assert not missing, f"add a factory to tests/tenancy_fixtures.py for: {missing}"
+
+
+def test_factories_build_objects_owned_by_the_given_client(client_a):
+    # Given the factories, when each builds an object for client A
+    for model, obj in build_world(client_a, "Alpha").items():
+        # Then the object is of that model and belongs to A
+        assert isinstance(obj, model)
+        assert audit.client_id_of(obj) == client_a.pk, model
+
+
+@pytest.mark.parametrize("persona", ["tech_a", "portal_a"])
+def test_list_routes_never_show_another_tenants_data(request, client, persona, worlds,
+                                                     client_b):
+    # Given users of client A and one object of every tenant-owned model in A and B
+    user = request.getfixturevalue(persona)
+    client.raise_request_exception = False  # a crashing page is reported, not fatal
+    leaks, errors = [], []
+
+    # When they GET every route without URL parameters
+    for route in walk():
+        if route.params:
+            continue
+        # The search term matches B's rows but differs from MARKER: pages may echo it.
+        for query in ("", f"?client={client_b.pk}&q={PROBE}&search={PROBE}"):
+            sign_in(client, user)
+            response = client.get(route.url() + query)
+            if response.status_code == 500:
+                errors.append(f"{route.label}{query}: {response.status_code}")
+            if getattr(response, "streaming", False):
+                continue
+            if MARKER.lower() in response.content.decode(errors="replace").lower():
+                leaks.append(f"{route.label}{query}")
+
+    # Then no page or API response mentions B's marker, and none fails
+    assert not leaks, f"{persona} sees client B's data on: {leaks}"
+    assert not errors, f"{persona}: server errors on {errors}"
+
+
+@pytest.mark.parametrize("persona", ["tech_a", "portal_a"])
+def test_detail_routes_refuse_another_tenants_objects(request, client, persona, worlds):
+    # Given users of client A and one object of every tenant-owned model in B
+    user = request.getfixturevalue(persona)
+    client.raise_request_exception = False
+    _, world_b = worlds
+    unknown, answered, changed, checked = [], [], [], set()
+
+    # When they call every route with URL parameters, filled with B's object, every method
+    for route in walk():
+        if not route.params or route.label in EXEMPT:
+            continue
+        if route.permission == PUBLIC:
+            unknown.append(f"{route.label}: public route with parameters; exempt it or "
+                           f"make it non-public")
+            continue
+        model = view_model(route.callback)
+        if model is None:
+            unknown.append(f"{route.label}: no wk_model / queryset to fill {route.params}")
+            continue
+        if getattr(model, "tenant_path", None) is None:
+            continue  # not tenant-owned (users, tokens): covered by permission tests
+        target = world_b.get(model)
+        if target is None:
+            unknown.append(f"{route.label}: no factory for {model._meta.label}")
+            continue
+        before = _snapshot(target)
+        url = route.url(**{p: target.pk for p in route.params})
+        checked.add(route.label)
+        for method in METHODS:
+            sign_in(client, user)
+            response = client.generic(method, url, data="{}", content_type="application/json")
+            if response.status_code not in REFUSED:
+                answered.append(f"{method} {route.label} ({url}): {response.status_code}")
+        if _snapshot(target) != before:
+            changed.append(f"{route.label}: {model._meta.label} {target.pk}")
+
+    # Then every route could be checked, refused each method, and changed nothing of B
+    assert WALKED_API_ROUTES <= checked, WALKED_API_ROUTES - checked
+    assert not unknown, "routes the walk cannot check:\n" + "\n".join(unknown)
+    assert not answered, f"{persona} reached client B's objects:\n" + "\n".join(answered)
+    assert not changed, f"{persona} changed client B's objects: {changed}"
+
+
+def test_api_writes_naming_another_tenant_are_refused(as_user, tech_a, client_a, client_b):
+    # Given B's site and contact, and A's own site
+    site_b = actions.create_site(actor=None, client=client_b, name=f"{MARKER} Depot")
+    contact_b = actions.create_contact(actor=None, client=client_b, name=f"{MARKER} Kim")
+    site_a = actions.create_site(actor=None, client=client_a, name="Acme HQ")
+    api = as_user(tech_a)
+    json = "application/json"
+
+    # When A's technician creates sites and contacts that name B's client or B's site
+    attempts = {
+        "site in B": api.post("/api/v1/sites/", {"client": client_b.pk, "name": "Sneaky"},
+                              content_type=json),
+        "contact in B": api.post("/api/v1/contacts/", {"client": client_b.pk, "name": "Sneaky"},
+                                 content_type=json),
+        "contact of A at B's site": api.post(
+            "/api/v1/contacts/", {"client": client_a.pk, "site": site_b.pk, "name": "Sneaky"},
+            content_type=json),
+        "move A's site to B": api.patch(f"/api/v1/sites/{site_a.pk}/", {"client": client_b.pk},
+                                        content_type=json),
+        "webhook for B": api.post("/api/v1/webhooks/", {"client": client_b.pk, "name": "x",
+                                                        "url": "https://x.test/"},
+                                  content_type=json),
+    }
+
+    # Then each is refused (400 on the field, or 403 without the capability), nothing is
+    # written, and the error never confirms that B's rows exist
+    for label, response in attempts.items():
+        assert response.status_code in (400, 403), (label, response.status_code)
+        body = response.content.decode()
+        assert MARKER not in body and client_b.name not in body, label
+    assert attempts["site in B"].json()["errors"]["client"]
+    assert attempts["contact of A at B's site"].json()["errors"]["site"]
+    assert not Site.objects.filter(name="Sneaky").exists()
+    assert not Contact.objects.filter(name="Sneaky").exists()
+    assert not WebhookEndpoint.objects.exists()
+    site_a.refresh_from_db()
+    contact_b.refresh_from_db()
+    assert site_a.client == client_a and contact_b.client == client_b
+
+
+def test_admin_writes_that_an_owner_scoped_user_could_not_see_succeed(as_user, admin_user,
+                                                                        client_b):
+    # Given an admin (sees every client): the refusal above is scoping, not a broken form
+    api = as_user(admin_user)
+
+    # When they create a site in B
+    response = api.post("/api/v1/sites/", {"client": client_b.pk, "name": "Legit"},
+                        content_type="application/json")
+
+    # Then it is created
+    assert response.status_code == 201, response.content
+
+
+def test_the_walk_fills_routes_with_real_ids(as_user, owner, worlds):
+    # Given an owner, who sees every client, and the same filled URLs as the walk above
+    _, world_b = worlds
+    api = as_user(owner)
+    answered = {}
+
+    # When they GET the API detail routes filled with B's objects
+    for route in walk():
+        if route.label in WALKED_API_ROUTES and route.label != "delivery-replay":
+            target = world_b[view_model(route.callback)]
+            answered[route.label] = api.get(route.url(**{p: target.pk for p in route.params}))
+
+    # Then each answers 200 with B's data: the refusals in the walk come from scoping
+    assert set(answered) == WALKED_API_ROUTES - {"delivery-replay"}
+    for label, response in answered.items():
+        assert response.status_code == 200, (label, response.status_code)
+        if label != "webhook-deliveries":
+            assert MARKER.lower() in response.content.decode().lower() or \
+                label in ("client-detail",) and MARKER in response.json()["name"], label
