@@ -1,0 +1,31 @@
+"""Template helpers of the UI shell: the client scope chip and small filters."""
+
+from __future__ import annotations
+
+from django import template
+
+from ..selectors import scope_client as _scope_client
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def scope_client(context):
+    """The client the signed-in user narrowed lists to, or None (see selectors)."""
+    request = context.get("request")
+    if request is None:
+        return None
+    return _scope_client(request)
+
+
+@register.filter
+def startswith(value, prefix) -> bool:
+    return str(value or "").startswith(str(prefix))
+
+
+@register.filter
+def get_item(mapping, key):
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None

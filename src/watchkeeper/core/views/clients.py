@@ -1,0 +1,475 @@
+"""Client, site and contact pages: lists, details, create/edit/delete.
+
+Reads go through `scoped()` (another tenant's object is a 404); writes go through the
+actions, which audit and emit. Views that take an object id name its model in `wk_model`.
+"""
+
+from __future__ import annotations
+
+import csv
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from .. import actions, selectors
+from ..models import Client, Contact, Site
+from ..permissions import requires
+from ..tenancy import scoped, visible_client_ids
+from .client_forms import (
+    WEEKDAYS,
+    ChooseClientForm,
+    ClientForm,
+    ContactForm,
+    DeleteForm,
+    SiteForm,
+    apply_model_errors,
+)
+from .listing import PAGE_SIZES, page_window, paginate
+
+CLIENT_COLUMNS = [
+    ("name", "Name"), ("status", "Status"), ("timezone", "Time zone"),
+    ("sites", "Sites"), ("contacts", "Contacts"), ("created", "Created"),
+]
+CLIENT_TABS = [("overview", "Overview"), ("sites", "Sites"), ("contacts", "Contacts"),
+               ("activity", "Activity")]
+
+
+# --- helpers --------------------------------------------------------------------------
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def hours_display(business_hours: dict | None) -> list[tuple[str, str]]:
+    hours = business_hours or {}
+    rows = []
+    for day, label in WEEKDAYS:
+        intervals = hours.get(str(day)) or []
+        text = ", ".join(f"{s}–{e}" for s, e in intervals) if intervals else "Closed"
+        rows.append((label, text))
+    return rows
+
+
+def is_open(business_hours: dict | None, local_now) -> bool:
+    hhmm = local_now.strftime("%H:%M")
+    for start, end in (business_hours or {}).get(str(local_now.isoweekday()), []):
+        if start <= hhmm < end:
+            return True
+    return False
+
+
+def client_clock(client: Client, viewer, zone_name: str | None = None) -> dict:
+    """The client's local time beside the viewer's, and whether the client is open now."""
+    now = timezone.now()
+    client_tz, viewer_tz = _zone(zone_name or client.timezone), _zone(viewer.timezone)
+    client_now = now.astimezone(client_tz)
+    return {
+        "client_tz": str(client_tz), "client_now": client_now,
+        "viewer_tz": str(viewer_tz), "viewer_now": now.astimezone(viewer_tz),
+        "same_zone": client_now.utcoffset() == now.astimezone(viewer_tz).utcoffset(),
+        "open_now": is_open(client.business_hours, client_now),
+    }
+
+
+def _client_crumbs(client: Client | None = None, *tail) -> list[tuple[str, str]]:
+    crumbs = [("Clients", reverse("clients"))]
+    if client is not None:
+        crumbs.append((client.name, reverse("client_detail", args=[client.pk])))
+    crumbs.extend(tail)
+    return crumbs
+
+
+def _visible_clients(user):
+    return scoped(Client.objects.all(), user)
+
+
+# --- clients --------------------------------------------------------------------------
+
+def _client_list_context(request) -> tuple[dict, object]:
+    params = selectors.parse_client_params(request.GET)
+    scope = selectors.scope_client(request)
+    base = selectors.clients_base(request.user, scope=scope, q=params.q)
+    return {"params": params, "scope": scope, "base": base}, params
+
+
+@requires("clients.view")
+def client_list(request):
+    ctx, params = _client_list_context(request)
+    counts = selectors.client_status_counts(ctx["base"])
+    rows = selectors.client_list(ctx["base"], params)
+    page = paginate(request, rows, count=counts[params.status])
+    columns = []
+    for key, label in CLIENT_COLUMNS:
+        active = params.sort_key == key
+        next_sort = f"-{key}" if active and not params.descending else key
+        columns.append({
+            "key": key, "label": label, "next_sort": next_sort,
+            "aria_sort": ("descending" if params.descending else "ascending") if active else "",
+            "num": key in ("sites", "contacts"),
+        })
+    filtered = bool(params.q) or params.status != "all"
+    return render(request, "core/clients/list.html", {
+        "page_obj": page, "page_numbers": page_window(page), "columns": columns,
+        "params": params, "counts": counts, "scope": ctx["scope"],
+        "page_sizes": PAGE_SIZES, "per_page": page.paginator.per_page,
+        "filtered": filtered, "any_clients": counts["all"] > 0 or filtered or ctx["scope"],
+        "chips": [("all", "All"), ("active", "Active"), ("inactive", "Inactive")],
+        "no_access": visible_client_ids(request.user) == [],
+    })
+
+
+def _csv_cell(value) -> str:
+    # Spreadsheet formula injection: a cell starting with = + - @ would be evaluated.
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@requires("clients.view")
+def client_export(request):
+    """CSV of every client matching the current filter (all pages), same order as the list."""
+    ctx, params = _client_list_context(request)
+    rows = selectors.client_list(ctx["base"], params)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="clients-{stamp}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["name", "slug", "is_active", "timezone", "sites", "contacts",
+                     "created_at", "notes"])
+    for c in rows.iterator(chunk_size=500):
+        writer.writerow([_csv_cell(v) for v in (
+            c.name, c.slug, "yes" if c.is_active else "no", c.timezone, c.site_count,
+            c.contact_count, c.created_at.isoformat(), c.notes)])
+    return response
+
+
+@requires("clients.view")
+def client_detail(request, pk: int):
+    client = get_object_or_404(_visible_clients(request.user), pk=pk)
+    tab = request.GET.get("tab", "overview")
+    if tab not in dict(CLIENT_TABS):
+        tab = "overview"
+    sites = list(client.sites.order_by("name"))
+    contacts = list(client.contacts.select_related("site").order_by("-is_primary", "name"))
+    return render(request, "core/clients/detail.html", {
+        "client": client, "tab": tab, "tabs": CLIENT_TABS,
+        "tab_counts": {"sites": len(sites), "contacts": len(contacts)},
+        "sites": sites, "contacts": contacts,
+        "activity": selectors.client_activity(request.user, client) if tab == "activity" else [],
+        "clock": client_clock(client, request.user),
+        "hours": hours_display(client.business_hours),
+        "crumbs": _client_crumbs(client),
+    })
+
+
+client_detail.wk_model = Client
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def client_create(request):
+    form = ClientForm(request.POST or None, initial=ClientForm.initial_for(None))
+    if request.method == "POST" and form.is_valid():
+        try:
+            client = actions.create_client(actor=request.user, **form.values())
+        except ValidationError as exc:
+            apply_model_errors(form, exc)
+        else:
+            messages.success(request, f"Client “{client.name}” created.")
+            return redirect("client_detail", pk=client.pk)
+    return render(request, "core/clients/client_form.html", {
+        "form": form, "client": None,
+        "crumbs": _client_crumbs(None, ("New client", "")),
+    })
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def client_edit(request, pk: int):
+    client = get_object_or_404(_visible_clients(request.user), pk=pk)
+    form = ClientForm(request.POST or None, initial=ClientForm.initial_for(client))
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.update_object(actor=request.user, obj=client, **form.values())
+        except ValidationError as exc:
+            client.refresh_from_db()
+            apply_model_errors(form, exc)
+        else:
+            messages.success(request, f"Client “{client.name}” saved.")
+            return redirect("client_detail", pk=client.pk)
+    return render(request, "core/clients/client_form.html", {
+        "form": form, "client": client,
+        "crumbs": _client_crumbs(client, ("Edit", "")),
+    })
+
+
+client_edit.wk_model = Client
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def client_delete(request, pk: int):
+    client = get_object_or_404(_visible_clients(request.user), pk=pk)
+    form = DeleteForm(request.POST or None, expected=client.name)
+    blockers = {
+        "sites": client.sites.count(), "contacts": client.contacts.count(),
+        "users": client.portal_users.count(),
+    }
+    blocked = any(blockers.values())
+    if request.method == "POST" and not blocked and form.is_valid():
+        name = client.name
+        try:
+            actions.delete_object(actor=request.user, obj=client)
+        except ProtectedError:
+            messages.error(request, f"“{name}” still has related records; it was not deleted.")
+            return redirect("client_detail", pk=pk)
+        if selectors.scope_client(request) and request.session.get(
+                selectors.SCOPE_SESSION_KEY) == pk:
+            selectors.set_scope_client(request, None)
+        messages.success(request, f"Client “{name}” deleted.")
+        return redirect("clients")
+    return render(request, "core/clients/confirm_delete.html", {
+        "object": client, "kind": "client", "form": form, "typed": True,
+        "blockers": blockers, "blocked": blocked,
+        "cancel_url": reverse("client_detail", args=[client.pk]),
+        "crumbs": _client_crumbs(client, ("Delete", "")),
+    })
+
+
+client_delete.wk_model = Client
+
+
+# --- sites ----------------------------------------------------------------------------
+
+@requires("clients.view")
+def site_list(request):
+    q = (request.GET.get("q") or "").strip()[:200]
+    scope = selectors.scope_client(request)
+    page = paginate(request, selectors.site_list(request.user, scope=scope, q=q))
+    return render(request, "core/clients/site_list.html", {
+        "page_obj": page, "page_numbers": page_window(page), "q": q, "scope": scope,
+        "page_sizes": PAGE_SIZES, "per_page": page.paginator.per_page,
+        "crumbs": [("Clients", reverse("clients")), ("Sites", "")],
+    })
+
+
+def _choose_client(request, kind: str, target: str):
+    """'+ New site/contact' from outside a client: pick the client (the scope preselects)."""
+    clients = _visible_clients(request.user).filter(is_active=True).order_by("name")
+    scope = selectors.scope_client(request)
+    if "client" not in request.GET and scope is not None:
+        return redirect(target, pk=scope.pk)
+    form = ChooseClientForm(request.GET if "client" in request.GET else None, clients=clients)
+    if form.is_bound and form.is_valid():
+        return redirect(target, pk=form.cleaned_data["client"].pk)
+    return render(request, "core/clients/choose_client.html", {
+        "form": form, "kind": kind,
+        "crumbs": [("Clients", reverse("clients")), (f"New {kind}", "")],
+    })
+
+
+@requires("clients.change")
+def site_create(request):
+    return _choose_client(request, "site", "client_site_create")
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def client_site_create(request, pk: int):
+    client = get_object_or_404(_visible_clients(request.user), pk=pk)
+    form = SiteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            site = actions.create_site(actor=request.user, client=client, **form.values())
+        except ValidationError as exc:
+            apply_model_errors(form, exc)
+        else:
+            messages.success(request, f"Site “{site.name}” added to {client.name}.")
+            return redirect("site_detail", pk=site.pk)
+    return render(request, "core/clients/site_form.html", {
+        "form": form, "client": client, "site": None,
+        "crumbs": _client_crumbs(client, ("New site", "")),
+    })
+
+
+client_site_create.wk_model = Client
+
+
+def _visible_site(request, pk: int) -> Site:
+    return get_object_or_404(scoped(Site.objects.select_related("client"), request.user), pk=pk)
+
+
+@requires("clients.view")
+def site_detail(request, pk: int):
+    site = _visible_site(request, pk)
+    contacts = list(site.contacts.order_by("-is_primary", "name"))
+    return render(request, "core/clients/site_detail.html", {
+        "site": site, "client": site.client, "contacts": contacts,
+        "clock": client_clock(site.client, request.user, site.timezone or None),
+        "crumbs": _client_crumbs(site.client, (site.name, "")),
+    })
+
+
+site_detail.wk_model = Site
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def site_edit(request, pk: int):
+    site = _visible_site(request, pk)
+    form = SiteForm(request.POST or None,
+                    initial={k: getattr(site, k) for k in SiteForm.FIELDS})
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.update_object(actor=request.user, obj=site, **form.values())
+        except ValidationError as exc:
+            site.refresh_from_db()
+            apply_model_errors(form, exc)
+        else:
+            messages.success(request, f"Site “{site.name}” saved.")
+            return redirect("site_detail", pk=site.pk)
+    return render(request, "core/clients/site_form.html", {
+        "form": form, "client": site.client, "site": site,
+        "crumbs": _client_crumbs(site.client, (site.name, reverse("site_detail", args=[pk])),
+                                 ("Edit", "")),
+    })
+
+
+site_edit.wk_model = Site
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def site_delete(request, pk: int):
+    site = _visible_site(request, pk)
+    client = site.client
+    if request.method == "POST":
+        name = site.name
+        actions.delete_object(actor=request.user, obj=site)
+        messages.success(request, f"Site “{name}” deleted from {client.name}.")
+        return redirect(f"{reverse('client_detail', args=[client.pk])}?tab=sites")
+    return render(request, "core/clients/confirm_delete.html", {
+        "object": site, "kind": "site", "typed": False,
+        "note": f"Contacts at this site stay with {client.name} without a site.",
+        "cancel_url": reverse("site_detail", args=[pk]),
+        "crumbs": _client_crumbs(client, (site.name, reverse("site_detail", args=[pk])),
+                                 ("Delete", "")),
+    })
+
+
+site_delete.wk_model = Site
+
+
+# --- contacts -------------------------------------------------------------------------
+
+@requires("clients.view")
+def contact_list(request):
+    q = (request.GET.get("q") or "").strip()[:200]
+    scope = selectors.scope_client(request)
+    page = paginate(request, selectors.contact_list(request.user, scope=scope, q=q))
+    return render(request, "core/clients/contact_list.html", {
+        "page_obj": page, "page_numbers": page_window(page), "q": q, "scope": scope,
+        "page_sizes": PAGE_SIZES, "per_page": page.paginator.per_page,
+        "crumbs": [("Clients", reverse("clients")), ("Contacts", "")],
+    })
+
+
+@requires("clients.change")
+def contact_create(request):
+    return _choose_client(request, "contact", "client_contact_create")
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def client_contact_create(request, pk: int):
+    client = get_object_or_404(_visible_clients(request.user), pk=pk)
+    form = ContactForm(request.POST or None, sites=client.sites.order_by("name"),
+                       initial={"site": request.GET.get("site")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact = actions.create_contact(actor=request.user, client=client, **form.values())
+        except ValidationError as exc:
+            apply_model_errors(form, exc)
+        else:
+            messages.success(request, f"Contact “{contact.name}” added to {client.name}.")
+            return redirect("contact_detail", pk=contact.pk)
+    return render(request, "core/clients/contact_form.html", {
+        "form": form, "client": client, "contact": None,
+        "crumbs": _client_crumbs(client, ("New contact", "")),
+    })
+
+
+client_contact_create.wk_model = Client
+
+
+def _visible_contact(request, pk: int) -> Contact:
+    return get_object_or_404(
+        scoped(Contact.objects.select_related("client", "site"), request.user), pk=pk)
+
+
+@requires("clients.view")
+def contact_detail(request, pk: int):
+    contact = _visible_contact(request, pk)
+    return render(request, "core/clients/contact_detail.html", {
+        "contact": contact, "client": contact.client,
+        "crumbs": _client_crumbs(contact.client, (contact.name, "")),
+    })
+
+
+contact_detail.wk_model = Contact
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def contact_edit(request, pk: int):
+    contact = _visible_contact(request, pk)
+    client = contact.client
+    form = ContactForm(request.POST or None, sites=client.sites.order_by("name"),
+                       initial={k: getattr(contact, k) for k in ContactForm.FIELDS})
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.update_object(actor=request.user, obj=contact, **form.values())
+        except ValidationError as exc:
+            contact.refresh_from_db()
+            apply_model_errors(form, exc)
+        else:
+            messages.success(request, f"Contact “{contact.name}” saved.")
+            return redirect("contact_detail", pk=contact.pk)
+    return render(request, "core/clients/contact_form.html", {
+        "form": form, "client": client, "contact": contact,
+        "crumbs": _client_crumbs(client, (contact.name, reverse("contact_detail", args=[pk])),
+                                 ("Edit", "")),
+    })
+
+
+contact_edit.wk_model = Contact
+
+
+@requires("clients.change")
+@require_http_methods(["GET", "POST"])
+def contact_delete(request, pk: int):
+    contact = _visible_contact(request, pk)
+    client = contact.client
+    if request.method == "POST":
+        name = contact.name
+        actions.delete_object(actor=request.user, obj=contact)
+        messages.success(request, f"Contact “{name}” deleted from {client.name}.")
+        return redirect(f"{reverse('client_detail', args=[client.pk])}?tab=contacts")
+    return render(request, "core/clients/confirm_delete.html", {
+        "object": contact, "kind": "contact", "typed": False,
+        "cancel_url": reverse("contact_detail", args=[pk]),
+        "crumbs": _client_crumbs(client, (contact.name, reverse("contact_detail", args=[pk])),
+                                 ("Delete", "")),
+    })
+
+
+contact_delete.wk_model = Contact
