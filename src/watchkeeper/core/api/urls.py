@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from ..permissions import PUBLIC
-from . import views
+from . import users, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -16,6 +16,9 @@ router.register("audit", views.AuditViewSet, basename="audit")
 router.register("events", views.EventViewSet, basename="event")
 router.register("deliveries", views.DeliveryViewSet, basename="delivery")
 router.register("webhooks", views.WebhookViewSet, basename="webhook")
+router.register("users", users.UserViewSet, basename="user")
+router.register("me", users.MeViewSet, basename="me")
+router.register("tokens", users.TokenViewSet, basename="token")
 
 
 class SchemaView(SpectacularAPIView):
