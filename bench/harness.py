@@ -147,12 +147,16 @@ class Measurement:
     server_cpu_ms_per_req: float
     client_cpu_ms_per_req: float
     server_rss_mb: float
+    server_fds: int = 0  # peak open file descriptors of the server's process tree
+    db_connections: int | None = None  # peak backends on the bench database (PostgreSQL)
     ratio: float | None = None  # rps / baseline rps, None for the baseline itself
     statuses: dict[str, int] = field(default_factory=dict)
+    profile: dict | None = None  # with --profile: top frames by share of py-spy samples
 
 
 def summarize(target: Target, load: LoadResult, *, server_cpu: float, server_rss: int,
-              baseline_rps: float | None) -> Measurement:
+              baseline_rps: float | None, server_fds: int = 0,
+              db_connections: int | None = None) -> Measurement:
     ok = sorted(load.latencies)
     done = len(ok) + load.errors
     if not ok:
@@ -171,6 +175,8 @@ def summarize(target: Target, load: LoadResult, *, server_cpu: float, server_rss
         server_cpu_ms_per_req=round(server_cpu * 1000 / done, 3),
         client_cpu_ms_per_req=round(load.client_cpu * 1000 / done, 3),
         server_rss_mb=round(server_rss / 2**20, 1),
+        server_fds=server_fds,
+        db_connections=db_connections,
         ratio=round(rps / baseline_rps, 3) if baseline_rps else None,
         statuses={str(k): v for k, v in sorted(load.statuses.items(), key=str)},
     )
@@ -179,8 +185,8 @@ def summarize(target: Target, load: LoadResult, *, server_cpu: float, server_rss
 # --- Report -------------------------------------------------------------------------------
 
 TABLE_HEAD = ("| Target | req/s | vs /healthz | p50 ms | p95 ms | p99 ms | requests | errors "
-              "| server CPU ms/req | server RSS MB |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| server CPU ms/req | server RSS MB | server FDs | DB conns |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def render_table(rows: list[dict]) -> str:
@@ -188,14 +194,15 @@ def render_table(rows: list[dict]) -> str:
     for row in rows:
         if row.get("skipped"):
             lines.append(f"| {row['target']} | not measured: {row['skipped']} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | | | |")
             continue
         ratio = "1.00 (baseline)" if row.get("ratio") is None else f"{row['ratio']:.2f}"
         lines.append(
             f"| {row['target']} | {row['rps']:,.0f} | {ratio} | {row['p50_ms']:.1f} "
             f"| {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {row['requests']:,} "
             f"| {row['errors']:,} | {row['server_cpu_ms_per_req']:.2f} "
-            f"| {row['server_rss_mb']:.0f} |"
+            f"| {row['server_rss_mb']:.0f} | {row.get('server_fds', 0)} "
+            f"| {'—' if row.get('db_connections') is None else row['db_connections']} |"
         )
     return "\n".join(lines)
 
@@ -470,6 +477,13 @@ class Server:
                 total += times.user + times.system
         return total
 
+    def fds(self) -> int:
+        total = 0
+        for proc in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += proc.num_fds()
+        return total
+
     def rss(self) -> int:
         total = 0
         for proc in self.processes():
@@ -478,28 +492,45 @@ class Server:
         return total
 
 
-class PeakRss:
-    """Samples the server's RSS in a thread while a window runs; keeps the peak."""
+class Peaks:
+    """Samples the server while a window runs and keeps the peaks: RSS, open file descriptors
+    and, on PostgreSQL, backends connected to the bench database. The last two show
+    connections that outlive their request (a leak grows them with the request count)."""
 
-    def __init__(self, server: Server, interval: float = 0.2):
-        self.server, self.interval = server, interval
-        self.peak = 0
+    def __init__(self, server: Server, pg_url: str | None = None, interval: float = 0.2):
+        self.server, self.pg_url, self.interval = server, pg_url, interval
+        self.rss = self.fds = 0
+        self.db_connections: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.server.rss())
-            self._stop.wait(self.interval)
+    def _sample(self, pg) -> None:
+        self.rss = max(self.rss, self.server.rss())
+        self.fds = max(self.fds, self.server.fds())
+        if pg is not None:
+            count = pg.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                               [PG_BENCH_DB]).fetchone()[0]
+            self.db_connections = max(self.db_connections or 0, count)
 
-    def __enter__(self) -> PeakRss:
+    def _run(self) -> None:
+        with contextlib.ExitStack() as stack:
+            pg = None
+            if self.pg_url:
+                import psycopg
+
+                pg = stack.enter_context(psycopg.connect(self.pg_url, autocommit=True))
+            while not self._stop.is_set():
+                self._sample(pg)
+                self._stop.wait(self.interval)
+            self._sample(pg)
+
+    def __enter__(self) -> Peaks:
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.server.rss())
 
 
 # --- Databases ----------------------------------------------------------------------------
@@ -592,6 +623,7 @@ class Options:
     warmup: float = 2.0
     pg_admin_url: str = PG_ADMIN_URL
     keep: bool = False
+    profile: bool = False
 
 
 def check_target(port: int, target: Target) -> None:
@@ -604,18 +636,90 @@ def check_target(port: int, target: Target) -> None:
         target.validate(status, body)
 
 
-def measure(server: Server, target: Target, opts: Options,
-            baseline_rps: float | None) -> Measurement:
+def measure(server: Server, target: Target, opts: Options, baseline_rps: float | None,
+            pg_url: str | None = None) -> Measurement:
     check_target(server.port, target)
     asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
                       duration=opts.warmup, max_requests=opts.max_requests))
     cpu_before = server.cpu_seconds()
-    with PeakRss(server) as rss:
+    with Peaks(server, pg_url) as peaks:
         load = asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
                                  duration=opts.duration, max_requests=opts.max_requests))
     server_cpu = server.cpu_seconds() - cpu_before
-    return summarize(target, load, server_cpu=server_cpu, server_rss=rss.peak,
+    return summarize(target, load, server_cpu=server_cpu, server_rss=peaks.rss,
+                     server_fds=peaks.fds, db_connections=peaks.db_connections,
                      baseline_rps=baseline_rps)
+
+
+# --- Profiling ----------------------------------------------------------------------------
+
+def py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def profile_target(server: Server, target: Target, opts: Options, out: Path) -> dict:
+    """Sample the server with py-spy during an extra window of load (after the measured one,
+    so the profiler's own CPU never shows in the numbers) and summarise the stacks.
+
+    Only samples of the thread holding the GIL are kept (--gil): with one worker that is
+    where the server's Python CPU goes; idle pool threads would otherwise dominate. Time in
+    C code that releases the GIL (the SQLite engine, socket I/O) is therefore not in it."""
+    seconds = max(2, round(opts.duration))
+    spy = subprocess.Popen(
+        [py_spy(), "record", "--pid", str(server.proc.pid), "--subprocesses",
+         "--duration", str(seconds), "--rate", "200", "--format", "raw", "--nolineno",
+         "--gil", "--nonblocking", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # py-spy attaches before the load starts
+    asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
+                      duration=seconds + 1, max_requests=opts.max_requests))
+    _, err = spy.communicate(timeout=60)
+    if spy.returncode != 0 or not out.exists():
+        raise BenchError(f"py-spy failed ({spy.returncode}): {err[-500:]}")
+    return profile_summary(out.read_text())
+
+
+def profile_summary(folded: str, top: int = 12) -> dict:
+    """From py-spy's raw (folded) stacks, "frame;frame;... count" per line: the functions
+    with the largest share of samples, inclusive (anywhere on the stack, counted once per
+    stack) and self (the leaf, where the CPU actually was), and self time per package."""
+    inclusive: Counter = Counter()
+    leaf: Counter = Counter()
+    packages: Counter = Counter()
+    total = 0
+    for line in folded.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [frame.strip() for frame in stack.split(";") if frame.strip()]
+        # The first frame names the process/thread when --subprocesses is on, not code.
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        total += n
+        leaf[frames[-1]] += n
+        packages[frame_package(frames[-1])] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+
+    def share(counter: Counter) -> list[list]:
+        return [[frame, round(100 * n / total, 1)] for frame, n in counter.most_common(top)]
+
+    return {"samples": total, "inclusive": share(inclusive) if total else [],
+            "self": share(leaf) if total else [],
+            "packages": share(packages) if total else []}
+
+
+def frame_package(frame: str) -> str:
+    """'execute (django/db/backends/utils.py)' -> 'django/db'; a top-level module such as
+    'wait (threading.py)' -> 'threading'."""
+    _, _, where = frame.rpartition(" (")
+    parts = where.rstrip(")").split("/")
+    if len(parts) == 1:
+        return parts[0].removesuffix(".py") or frame
+    return "/".join(parts[:min(2, len(parts) - 1)])
 
 
 def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
@@ -646,12 +750,14 @@ def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
                 log(f"[{db}] server up on port {server.port}: {meta['server']}")
                 rows: list[Measurement] = []
                 skipped: list[dict] = []
-                baseline = measure(server, BASELINE, opts, None)
+                pg_url = opts.pg_admin_url if db == "postgres" else None
+                baseline = measure(server, BASELINE, opts, None, pg_url)
                 rows.append(baseline)
                 log(f"[{db}] {baseline.target}: {baseline.rps:,.0f} req/s")
-                for target in scenario.targets(seeded):
+                targets = scenario.targets(seeded)
+                for target in targets:
                     try:
-                        row = measure(server, target, opts, baseline.rps)
+                        row = measure(server, target, opts, baseline.rps, pg_url)
                     except BenchError as exc:
                         # Reported, not hidden: the table shows which target has no number.
                         log(f"[{db}] {target.label}: NOT MEASURED: {exc}")
@@ -663,6 +769,21 @@ def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
                     log(f"[{db}] {row.target}: {row.rps:,.0f} req/s "
                         f"({row.ratio:.2f} of baseline), p95 {row.p95_ms:.1f} ms, "
                         f"{row.errors} errors")
+                if opts.profile:
+                    for n, target in enumerate([BASELINE, *targets]):
+                        row = next((r for r in rows if r.target == target.label), None)
+                        if row is None:
+                            continue
+                        out = RESULTS_DIR / f"{scenario.name}-{db}-{n}.folded"
+                        row.profile = profile_target(server, target, opts, out)
+                        log(f"[{db}] profile of {target.label} ({out.name}, "
+                            f"{row.profile['samples']} samples), inclusive %:")
+                        for frame, pct in row.profile["inclusive"]:
+                            log(f"    {pct:5.1f}  {frame}")
+                        for key in ("self", "packages"):
+                            log(f"  {key} %:")
+                            for frame, pct in row.profile[key]:
+                                log(f"    {pct:5.1f}  {frame}")
         return {"meta": meta, "rows": [asdict(r) for r in rows] + skipped}
     finally:
         if opts.keep:
@@ -691,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--pg-admin-url", default=PG_ADMIN_URL,
                      help="PostgreSQL URL used to create/drop watchkeeper_bench")
     run.add_argument("--keep", action="store_true", help="keep the data dir (server log)")
+    run.add_argument("--profile", action="store_true",
+                     help="after measuring, sample each target with py-spy (extra: bench)")
     run.add_argument("--write-docs", action="store_true",
                      help="write the results into docs/benchmarks.md")
     seed = sub.add_parser("_seed")  # internal: runs in the seed subprocess
@@ -712,7 +835,9 @@ def main(argv: list[str] | None = None) -> int:
     scenario = available[args.name]
     opts = Options(duration=args.duration, concurrency=args.concurrency,
                    max_requests=args.max_requests, warmup=args.warmup,
-                   pg_admin_url=args.pg_admin_url, keep=args.keep)
+                   pg_admin_url=args.pg_admin_url, keep=args.keep, profile=args.profile)
+    if opts.profile and py_spy() is None:
+        parser.error("--profile needs py-spy: pip install -e '.[bench]'")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     status = 0
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):

@@ -58,7 +58,8 @@ def test_summarize_computes_rates_latencies_cpu_and_ratio():
     load = LoadResult(latencies=[i / 1000 for i in range(100, 0, -1)], errors=4, elapsed=2.0,
                       client_cpu=0.104)
     # When it is summarised against a 200 req/s baseline
-    row = summarize(TARGET, load, server_cpu=0.52, server_rss=150 * 2**20, baseline_rps=200.0)
+    row = summarize(TARGET, load, server_cpu=0.52, server_rss=150 * 2**20, baseline_rps=200.0,
+                    server_fds=40, db_connections=12)
     # Then req/s counts successes only, CPU is per completed request, ratio is rps/baseline
     assert row.requests == 104
     assert row.errors == 4
@@ -69,6 +70,7 @@ def test_summarize_computes_rates_latencies_cpu_and_ratio():
     assert row.server_cpu_ms_per_req == 5.0
     assert row.client_cpu_ms_per_req == 1.0
     assert row.server_rss_mb == 150.0
+    assert (row.server_fds, row.db_connections) == (40, 12)
 
 
 def test_summarize_baseline_has_no_ratio():
@@ -86,12 +88,46 @@ def test_summarize_refuses_a_window_without_success():
         summarize(TARGET, load, server_cpu=0.1, server_rss=0, baseline_rps=100.0)
 
 
+# --- profile summary ----------------------------------------------------------------------
+
+def test_profile_summary_ranks_frames_inclusive_and_self():
+    # Given folded stacks as py-spy writes them (process frame first with --subprocesses)
+    folded = "\n".join([
+        "process 1:\"web\";main (cli.py);view (views.py);render (template.py) 6",
+        "process 1:\"web\";main (cli.py);view (views.py);execute (db.py) 3",
+        "process 1:\"web\";main (cli.py);loop (asyncio.py) 1",
+        "garbage line",
+    ])
+    # When it is summarised
+    summary = harness.profile_summary(folded, top=3)
+    # Then shares are of all samples; a frame counts once per stack; self is the leaf
+    assert summary["samples"] == 10
+    assert summary["inclusive"] == [["main (cli.py)", 100.0], ["view (views.py)", 90.0],
+                                    ["render (template.py)", 60.0]]
+    assert summary["self"] == [["render (template.py)", 60.0], ["execute (db.py)", 30.0],
+                               ["loop (asyncio.py)", 10.0]]
+    assert summary["packages"] == [["template", 60.0], ["db", 30.0], ["asyncio", 10.0]]
+
+
+def test_frame_package_groups_by_the_first_two_path_parts():
+    assert harness.frame_package("execute (django/db/backends/utils.py)") == "django/db"
+    assert harness.frame_package("render (django/template/base.py)") == "django/template"
+    assert harness.frame_package("get (rest_framework/generics.py)") == "rest_framework"
+    assert harness.frame_package("wait (threading.py)") == "threading"
+
+
+def test_profile_summary_of_nothing_is_empty():
+    assert harness.profile_summary("") == {"samples": 0, "inclusive": [], "self": [],
+                                           "packages": []}
+
+
 # --- report -------------------------------------------------------------------------------
 
 def _row(target, rps, ratio):
     return {"target": target, "path": "/", "requests": 1000, "errors": 0, "rps": rps,
             "p50_ms": 1.234, "p95_ms": 2.5, "p99_ms": 9.99, "server_cpu_ms_per_req": 1.5,
-            "client_cpu_ms_per_req": 0.1, "server_rss_mb": 91.4, "ratio": ratio}
+            "client_cpu_ms_per_req": 0.1, "server_rss_mb": 91.4, "ratio": ratio,
+            "server_fds": 15, "db_connections": None}
 
 
 def test_render_table_marks_baseline_ratio_and_unmeasured_targets():
@@ -100,11 +136,11 @@ def test_render_table_marks_baseline_ratio_and_unmeasured_targets():
     table = render_table(rows).splitlines()
     assert table[0].startswith("| Target | req/s | vs /healthz |")
     assert table[2] == ("| GET /healthz (baseline) | 1,500 | 1.00 (baseline) | 1.2 | 2.5 | 10.0 "
-                        "| 1,000 | 0 | 1.50 | 91 |")
+                        "| 1,000 | 0 | 1.50 | 91 | 15 | — |")
     assert "| GET /api | 300 | 0.20 |" in table[3]
     assert table[4].startswith("| GET / | not measured: HTTP 404 where 200 was expected |")
     # every row has the same number of cells as the header
-    assert {line.count("|") for line in table} == {11}
+    assert {line.count("|") for line in table} == {13}
 
 
 DOC = """# Benchmarks
