@@ -33,7 +33,7 @@ from watchkeeper.core.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from watchkeeper.core.permissions import declared_permission
+from watchkeeper.core.permissions import PUBLIC, declared_permission
 
 Factory = Callable[[Client, str], Model]
 FACTORIES: dict[type[Model], Factory] = {}
@@ -136,6 +136,13 @@ class Route:
     @property
     def permission(self):
         return declared_permission(self.callback)
+
+    def is_public(self, method: str = "GET") -> bool:
+        """Whether anyone, signed in or not, may use `method` on this route."""
+        decl = self.permission
+        if isinstance(decl, dict):
+            return (decl.get(method) or decl.get("*")) == PUBLIC
+        return decl == PUBLIC
 
     def url(self, **kwargs) -> str:
         return self.template % {k: str(v) for k, v in kwargs.items()}
