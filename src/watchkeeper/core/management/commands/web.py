@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -17,6 +19,8 @@ class Command(BaseCommand):
                             help="Web worker processes (default: %(default)s).")
 
     def handle(self, *args, host, port, workers, **options):
+        # WhiteNoise serves from the finders; an existing STATIC_ROOT keeps it quiet.
+        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
         self.stdout.write(f"web: serving on http://{host}:{port} ({workers} worker(s))")
         uvicorn.run(
             "watchkeeper.asgi:application", host=host, port=port, workers=workers,

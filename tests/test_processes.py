@@ -1,0 +1,167 @@
+"""`watchkeeper up` runs the whole platform and stops all of it on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+
+STARTUP_LIMIT = 90  # seconds: migrations on a fresh SQLite file plus three interpreters
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Up:
+    """`watchkeeper up` in a subprocess on a fresh data directory (SQLite, DB task queue)."""
+
+    def __init__(self, data_dir, port: int, *args: str):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("WATCHKEEPER_DATABASE_URL", "WATCHKEEPER_TASKS_URL")}
+        env.update(WATCHKEEPER_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        self.data_dir = data_dir
+        self.port = port
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "watchkeeper.cli", "up", "--port", str(port), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, path: str, status: int = 200) -> httpx.Response:
+        deadline = time.monotonic() + STARTUP_LIMIT
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"up exited early ({self.proc.returncode}):\n{self.output}")
+            try:
+                last = httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2)
+                if last.status_code == status:
+                    return last
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{path} never answered {status} (last: {last}):\n{self.output}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                child.kill()
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def run_up(tmp_path):
+    started: list[Up] = []
+
+    def _run(*args: str, port: int | None = None) -> Up:
+        up = Up(tmp_path / "data", port or free_port(), *args)
+        started.append(up)
+        return up
+
+    yield _run
+    for up in started:
+        up.kill()
+
+
+def test_up_serves_prints_owner_password_and_stops_every_child_on_sigint(run_up):
+    # given `watchkeeper up` on a fresh data directory
+    up = run_up()
+
+    # when it has started, then /healthz answers and, once the worker beats, /readyz too
+    assert up.wait_for("/healthz").json() == {"status": "ok"}
+    assert up.wait_for("/readyz").json()["checks"]["worker"]["ok"] is True
+
+    # and the one-time owner password was printed, and it is the owner's real password
+    match = re.search(r"email:\s+(\S+)\s+password:\s+(\S+)", up.output)
+    assert match, up.output
+    email, password = match.groups()
+    assert email == "owner@localhost"
+    db = sqlite3.connect(up.data_dir / "watchkeeper.db")
+    stored, role, must_change = db.execute(
+        "SELECT password, role, must_change_password FROM core_user WHERE email = ?",
+        (email,)).fetchone()
+    db.close()
+    from django.contrib.auth.hashers import check_password
+
+    assert check_password(password, stored)
+    assert (role, must_change) == ("owner", 1)
+
+    # and web, worker and scheduler run as its children
+    children = psutil.Process(up.proc.pid).children(recursive=True)
+    commands = {" ".join(c.cmdline()[3:4]) for c in children}
+    assert {"web", "worker", "scheduler"} <= commands, commands
+
+    # when it receives SIGINT (Ctrl-C)
+    up.proc.send_signal(signal.SIGINT)
+    returncode = up.proc.wait(timeout=40)
+
+    # then it exits 0 and no child is left behind
+    assert returncode == 0, up.output
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{up.port}/healthz", timeout=2)
+
+
+def test_up_stops_the_others_and_fails_when_a_child_dies(run_up):
+    # given the web port is already taken by another program
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    try:
+        # when `watchkeeper up` starts on that port
+        up = run_up(port=blocker.getsockname()[1])
+        returncode = up.proc.wait(timeout=STARTUP_LIMIT)
+    finally:
+        blocker.close()
+
+    # then it reports the failure, exits non-zero, and leaves no child running
+    assert returncode != 0, up.output
+    assert "web" in up.output and "exited with status" in up.output
+    up.reader.join(timeout=5)
+    started = [int(pid) for pid in re.findall(r"started \(pid (\d+)\)", up.output)]
+    assert len(started) == 3
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                   for pid in started)
+
+
+def test_second_up_on_the_same_data_creates_no_second_owner(run_up, tmp_path):
+    # given a data directory where the owner exists (first run)
+    first = run_up()
+    first.wait_for("/healthz")
+    first.proc.send_signal(signal.SIGINT)
+    assert first.proc.wait(timeout=40) == 0
+    assert "password:" in first.output
+
+    # when up runs again on the same data
+    second = run_up()
+    second.wait_for("/healthz")
+    second.proc.send_signal(signal.SIGINT)
+    assert second.proc.wait(timeout=40) == 0
+
+    # then no new owner password is printed
+    assert "password:" not in second.output
