@@ -188,7 +188,9 @@ STATIC_ROOT = DATA_DIR / "static"
 # serve them from there, never from a CDN and never copied into the repository.
 NODE_MODULES = Path(env_str("WATCHKEEPER_NODE_MODULES", str(BASE_DIR.parent.parent /
                                                             "node_modules")))
-STATICFILES_DIRS = [("vendor", NODE_MODULES)] if NODE_MODULES.is_dir() else []
+# The project's own CSS/JS (src/watchkeeper/static) is not an app's static dir: list it here.
+STATICFILES_DIRS = [BASE_DIR / "static"] + (
+    [("vendor", NODE_MODULES)] if NODE_MODULES.is_dir() else [])
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
