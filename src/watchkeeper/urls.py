@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("watchkeeper.core.urls_auth")),
     path("", include("watchkeeper.core.urls_ui")),
     path("", include("watchkeeper.core.urls_admin")),
+    path("", include("watchkeeper.inventory.urls")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
 ]
 

@@ -1,0 +1,339 @@
+"""Network discovery of a subnet: ICMP ping sweep, TCP connect scan of common ports, and SNMP
+v2c sysName/sysDescr, all with asyncio and a bound on what is in flight.
+
+Ping uses one ICMP socket for the whole sweep (replies matched by identifier and sequence):
+an unprivileged datagram socket where the kernel allows it (net.ipv4.ping_group_range), else
+a raw socket when the process may open one; when neither is possible the sweep says so and
+relies on TCP answers (a refused connection proves a host is up just as well).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+from django_tasks import task
+
+from watchkeeper.core import audit, crypto, events
+from watchkeeper.core.choices import AuditAction
+
+log = logging.getLogger(__name__)
+
+MAX_HOSTS = 1024  # a /22
+COMMON_PORTS = (22, 23, 80, 135, 139, 443, 445, 515, 631, 3389, 5900, 8080, 9100)
+SNMP_PURPOSE = "discovery-snmp"
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+
+
+@dataclass
+class HostResult:
+    address: str
+    ping: bool = False
+    open_ports: list[int] = field(default_factory=list)
+    tcp_answered: bool = False
+    snmp_name: str = ""
+    snmp_descr: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.ping or self.tcp_answered or bool(self.snmp_name or self.snmp_descr)
+
+
+def hosts_of(subnet: str) -> list[str]:
+    """The host addresses of `subnet`; refuses anything larger than MAX_HOSTS."""
+    try:
+        net = ipaddress.ip_network(subnet.strip(), strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{subnet!r} is not a subnet") from exc
+    if net.num_addresses > MAX_HOSTS + 2:
+        raise ValueError(f"{net} has {net.num_addresses} addresses; at most {MAX_HOSTS} "
+                         "(a /22) per run")
+    hosts = [str(h) for h in net.hosts()] or [str(net.network_address)]
+    return hosts
+
+
+def parse_ports(text: str) -> list[int]:
+    if not text.strip():
+        return list(COMMON_PORTS)
+    ports = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if not part.isdigit() or not 0 < int(part) < 65536:
+            raise ValueError(f"{part!r} is not a TCP port")
+        ports.append(int(part))
+    if len(ports) > 100:
+        raise ValueError("at most 100 ports per run")
+    return sorted(set(ports))
+
+
+# --- ICMP -------------------------------------------------------------------------------
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def _echo_request(ident: int, seq: int) -> bytes:
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    payload = b"watchkeeper-discovery"
+    return struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
+
+
+def _open_icmp() -> tuple[socket.socket, bool] | None:
+    """(socket, is_raw) or None when this process may not send ICMP."""
+    for kind, raw in ((socket.SOCK_DGRAM, False), (socket.SOCK_RAW, True)):
+        try:
+            sock = socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP)
+        except OSError:
+            continue
+        sock.setblocking(False)
+        return sock, raw
+    return None
+
+
+async def ping_sweep(addresses: list[str], timeout: float = 1.0) -> set[str] | None:
+    """Addresses that answered an ICMP echo; None when ICMP is not available."""
+    v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
+    opened = _open_icmp()
+    if opened is None:
+        return None
+    sock, raw = opened
+    loop = asyncio.get_running_loop()
+    ident = os.getpid() & 0xFFFF
+    seq_of = {addr: i & 0xFFFF for i, addr in enumerate(v4)}
+    alive: set[str] = set()
+    try:
+        for i, addr in enumerate(v4):
+            try:
+                await loop.sock_sendto(sock, _echo_request(ident, seq_of[addr]), (addr, 0))
+            except OSError:
+                continue  # unreachable network for this address: not alive
+            if i % 64 == 63:
+                await asyncio.sleep(0.01)  # pace the sweep a little
+        deadline = time.monotonic() + timeout
+        while len(alive) < len(v4):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                data, (src, _) = await asyncio.wait_for(loop.sock_recvfrom(sock, 2048),
+                                                        remaining)
+            except TimeoutError:
+                break
+            if raw:
+                data = data[(data[0] & 0x0F) * 4:]  # strip the IP header
+            if len(data) < 8:
+                continue
+            icmp_type, _, _, rid, rseq = struct.unpack("!BBHHH", data[:8])
+            # A datagram socket gets only its own replies, with the id the kernel chose.
+            if icmp_type == 0 and (not raw or rid == ident) and seq_of.get(src) == rseq:
+                alive.add(src)
+    finally:
+        sock.close()
+    return alive
+
+
+# --- TCP and SNMP -----------------------------------------------------------------------
+
+async def tcp_probe(address: str, port: int, timeout: float) -> str:
+    """"open", "closed" (refused: the host is up) or "silent"."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+    except ConnectionRefusedError:
+        return "closed"
+    except (TimeoutError, OSError):
+        return "silent"
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return "open"
+
+
+async def snmp_system(address: str, community: str, port: int = 161,
+                      timeout: float = 1.0) -> tuple[str, str] | None:
+    """(sysName, sysDescr) via SNMP v2c, or None when nothing answers."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        get_cmd,
+    )
+
+    engine = SnmpEngine()
+    try:
+        target = await UdpTransportTarget.create((address, port), timeout=timeout, retries=0)
+        error, status, _, binds = await get_cmd(
+            engine, CommunityData(community, mpModel=1),  # noqa: S508 (v2c is what the issue asks)
+            target, ContextData(),
+            ObjectType(ObjectIdentity(SYS_NAME)), ObjectType(ObjectIdentity(SYS_DESCR)))
+    except Exception as exc:  # pysnmp raises its own error types for transport failures
+        log.debug("snmp %s:%s failed: %s", address, port, exc)
+        return None
+    finally:
+        engine.close_dispatcher()
+    if error or status:
+        return None
+    values = {str(name): str(value) for name, value in binds}
+    return values.get(SYS_NAME, ""), values.get(SYS_DESCR, "")
+
+
+async def scan(addresses: list[str], ports: list[int], *, community: str = "",
+               snmp_port: int = 161, concurrency: int = 128,
+               timeout: float = 1.0) -> tuple[list[HostResult], bool]:
+    """Scan the addresses; returns the results and whether ICMP was available."""
+    results = {a: HostResult(a) for a in addresses}
+    pinged = await ping_sweep(addresses, timeout)
+    for addr in pinged or ():
+        results[addr].ping = True
+    gate = asyncio.Semaphore(concurrency)
+
+    async def probe(addr: str, port: int) -> None:
+        async with gate:
+            state = await tcp_probe(addr, port, timeout)
+        if state != "silent":
+            results[addr].tcp_answered = True
+        if state == "open":
+            results[addr].open_ports.append(port)
+
+    async def snmp(addr: str) -> None:
+        async with gate:
+            found = await snmp_system(addr, community, snmp_port, timeout)
+        if found:
+            results[addr].snmp_name, results[addr].snmp_descr = found
+
+    jobs = [probe(a, p) for a in addresses for p in ports]
+    if community:
+        jobs += [snmp(a) for a in addresses]
+    await asyncio.gather(*jobs)
+    for r in results.values():
+        r.open_ports.sort()
+    return [r for r in results.values() if r.alive], pinged is not None
+
+
+# --- The job ----------------------------------------------------------------------------
+
+@task()
+def run_discovery(run_id: int) -> dict:
+    """Run one DiscoveryRun; idempotent: a run already started is left alone."""
+    from .choices import ProposalState, RunStatus
+    from .models import Device, DiscoveredHost, DiscoveryRun, NetworkAddress
+
+    claimed = DiscoveryRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return {"skipped": True}
+    run = DiscoveryRun.objects.get(pk=run_id)
+    try:
+        addresses = hosts_of(run.subnet)
+        community = (crypto.decrypt(run.snmp_community_enc, SNMP_PURPOSE)
+                     if run.snmp_community_enc else "")
+        found, icmp = asyncio.run(scan(addresses, run.ports or list(COMMON_PORTS),
+                                       community=community, snmp_port=run.snmp_port))
+    except Exception as exc:  # a failed run is recorded for the person who started it
+        log.exception("discovery run %s failed", run_id)
+        with transaction.atomic():
+            DiscoveryRun.objects.filter(pk=run_id).update(
+                status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000],
+                finished_at=timezone.now())
+            events.emit("discovery.failed", client=run.client_id, payload={"id": run_id})
+        return {"error": str(exc)}
+    known = set(Device.objects.filter(client_id=run.client_id,
+                                      primary_ip__in=[h.address for h in found])
+                .values_list("primary_ip", flat=True))
+    known |= set(NetworkAddress.objects.filter(device__client_id=run.client_id,
+                                               address__in=[h.address for h in found])
+                 .values_list("address", flat=True))
+    with transaction.atomic():
+        DiscoveredHost.objects.bulk_create([
+            DiscoveredHost(run=run, address=h.address, alive=True, open_ports=h.open_ports,
+                           snmp_name=h.snmp_name[:255], snmp_descr=h.snmp_descr,
+                           state=ProposalState.KNOWN if h.address in known
+                           else ProposalState.PROPOSED)
+            for h in found], ignore_conflicts=True)
+        note = "" if icmp else "ICMP not available to this process; hosts found by TCP/SNMP."
+        DiscoveryRun.objects.filter(pk=run_id).update(
+            status=RunStatus.DONE, finished_at=timezone.now(), error=note)
+        audit.record(actor="discovery", action=AuditAction.UPDATE, obj=run,
+                     changes={"status": [RunStatus.RUNNING, RunStatus.DONE],
+                              "found": [None, len(found)]})
+        events.emit("discovery.finished", client=run.client_id,
+                    payload={"id": run_id, "found": len(found),
+                             "new": sum(1 for h in found if h.address not in known)})
+    return {"found": len(found)}
+
+
+def start_discovery(*, actor, client, subnet: str, ports: list[int] | None = None,
+                    site=None, snmp_community: str = "", snmp_port: int = 161):
+    """Record a run and enqueue it (after commit)."""
+    from .models import DiscoveryRun
+
+    hosts_of(subnet)  # validate the size before anything is stored
+    with transaction.atomic():
+        run = DiscoveryRun.objects.create(
+            client=client, site=site, subnet=str(ipaddress.ip_network(subnet.strip(),
+                                                                       strict=False)),
+            ports=ports or list(COMMON_PORTS), snmp_port=snmp_port,
+            snmp_community_enc=crypto.encrypt(snmp_community, SNMP_PURPOSE)
+            if snmp_community else "",
+            requested_by=actor if getattr(actor, "is_authenticated", False) else None)
+        audit.record(actor=actor, action=AuditAction.CREATE, obj=run,
+                     changes={"subnet": [None, run.subnet], "ports": [None, run.ports]})
+        events.emit("discovery.started", client=client, payload={"id": run.pk})
+        transaction.on_commit(lambda: run_discovery.enqueue(run.pk))
+    return run
+
+
+def accept_host(*, actor, host, kind: str = "other", name: str = ""):
+    """Turn a proposed host into a device with provenance network_scan."""
+    from .actions import create_device
+    from .choices import ProposalState, SourceKind
+    from .models import DiscoveredHost
+
+    with transaction.atomic():
+        host = DiscoveredHost.objects.select_for_update().select_related("run").get(
+            pk=host.pk)
+        if host.state != ProposalState.PROPOSED:
+            raise ValueError("This host is not a pending proposal.")
+        device = create_device(
+            actor=actor, client=host.run.client, site=host.run.site,
+            source_kind=SourceKind.NETWORK_SCAN, source_ref=f"discovery:{host.run_id}",
+            name=(name or host.snmp_name or host.address)[:200], kind=kind,
+            hostname=host.snmp_name[:255], primary_ip=host.address,
+            notes=host.snmp_descr[:2000])
+        host.state, host.device = ProposalState.ACCEPTED, device
+        host.save(update_fields=["state", "device"])
+    return device
+
+
+def ignore_host(*, actor, host) -> None:
+    from .choices import ProposalState
+    from .models import DiscoveredHost
+
+    with transaction.atomic():
+        updated = DiscoveredHost.objects.filter(pk=host.pk, state=ProposalState.PROPOSED
+                                                ).update(state=ProposalState.IGNORED)
+        if updated:
+            audit.record(actor=actor, action=AuditAction.UPDATE, obj=host,
+                         object_repr=host.address, client_id=host.run.client_id,
+                         changes={"state": [ProposalState.PROPOSED, ProposalState.IGNORED]})
+            events.emit("discovery.host_ignored", client=host.run.client_id,
+                        payload={"id": host.pk})

@@ -1,0 +1,208 @@
+"""Reads of the inventory: the device list query (shared by the page, CSV export and API),
+licence seat counts and reconciliation lists. Every read starts from scoped()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from watchkeeper.core.tenancy import scoped
+
+from .choices import ConflictStatus
+from .models import (
+    Device,
+    FieldConflict,
+    FieldProvenance,
+    NetworkAddress,
+    SoftwareInstall,
+    SoftwareLicence,
+)
+from .services import normalise_mac
+
+# A device whose last report is older than this is shown offline. Agents report every 60 s
+# by default; three missed intervals is the same threshold the agents app uses for alerts.
+ONLINE_WINDOW = timedelta(minutes=3)
+
+COLUMNS = {
+    "name": "Name", "client": "Client", "site": "Site", "kind": "Kind", "status": "Status",
+    "os": "OS", "ip": "IP", "serial": "Serial", "model": "Model", "last_seen": "Last seen",
+    "updates": "Pending updates", "reboot": "Reboot", "assigned": "Assigned to",
+    "location": "Location", "warranty": "Warranty end",
+}
+DEFAULT_COLUMNS = ("name", "client", "site", "kind", "os", "ip", "last_seen", "updates",
+                   "reboot")
+SORTS = {
+    "name": ("name", "id"), "client": ("client__name", "name", "id"),
+    "site": ("site__name", "name", "id"), "kind": ("kind", "name", "id"),
+    "status": ("status", "name", "id"), "os": ("os_name", "os_version", "id"),
+    "ip": ("primary_ip", "id"), "serial": ("serial", "id"), "model": ("model", "id"),
+    "last_seen": ("last_seen_at", "id"), "updates": ("pending_updates", "id"),
+    "warranty": ("warranty_end", "id"), "location": ("location", "id"),
+}
+# Only what the list shows; lifecycle text and notes stay on disk.
+LIST_FIELDS = ("id", "name", "client__name", "site__name", "kind", "status", "os_name",
+               "os_version", "primary_ip", "serial", "manufacturer", "model", "last_seen_at",
+               "pending_updates", "reboot_required", "assigned_contact__name", "location",
+               "warranty_end", "agent_ref", "client_id", "site_id")
+
+
+@dataclass
+class DeviceQuery:
+    q: str = ""
+    client: str = ""
+    site: str = ""
+    kind: str = ""
+    status: str = ""
+    os: str = ""
+    seen: str = ""  # online | offline | never
+    sort: str = "name"
+
+    @classmethod
+    def from_params(cls, params) -> DeviceQuery:
+        return cls(**{k: (params.get(k) or "").strip()[:200] for k in cls.__dataclass_fields__})
+
+
+def filter_devices(user, query: DeviceQuery, base: QuerySet | None = None) -> QuerySet:
+    qs = scoped(base if base is not None else Device.objects.all(), user)
+    if query.client.isdigit():
+        qs = qs.filter(client_id=int(query.client))
+    if query.site.isdigit():
+        qs = qs.filter(site_id=int(query.site))
+    if query.kind:
+        qs = qs.filter(kind=query.kind)
+    if query.status:
+        qs = qs.filter(status=query.status)
+    if query.os:
+        qs = qs.filter(os_name__icontains=query.os)
+    cutoff = timezone.now() - ONLINE_WINDOW
+    if query.seen == "online":
+        qs = qs.filter(last_seen_at__gte=cutoff)
+    elif query.seen == "offline":
+        qs = qs.filter(last_seen_at__lt=cutoff)
+    elif query.seen == "never":
+        qs = qs.filter(last_seen_at__isnull=True)
+    if query.q:
+        qs = qs.filter(search_q(query.q))
+    desc = query.sort.startswith("-")
+    order = SORTS.get(query.sort.lstrip("-"), SORTS["name"])
+    return qs.order_by(*[f"-{f}" if desc else f for f in order])
+
+
+def search_q(text: str) -> Q:
+    """Name, hostname, serial, an IP or a MAC of any interface."""
+    cond = (Q(name__icontains=text) | Q(hostname__icontains=text)
+            | Q(serial__iexact=text) | Q(serial__icontains=text))
+    mac = normalise_mac(text)
+    if mac:
+        cond |= Q(primary_mac=mac) | Exists(
+            NetworkAddress.objects.filter(device=OuterRef("pk"), mac=mac))
+    if _looks_like_ip(text):
+        cond |= Q(primary_ip=text) | Exists(
+            NetworkAddress.objects.filter(device=OuterRef("pk"), address=text))
+    return cond
+
+
+def _looks_like_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def device_rows(qs: QuerySet) -> QuerySet:
+    return qs.values(*LIST_FIELDS)
+
+
+def is_online(last_seen_at) -> bool:
+    return bool(last_seen_at and last_seen_at >= timezone.now() - ONLINE_WINDOW)
+
+
+# --- Licences ---------------------------------------------------------------------------
+
+def licences_with_usage(user, client_id: int | None = None) -> list[dict[str, Any]]:
+    """Each licence with the number of devices of its client that have matching software."""
+    licences = scoped(SoftwareLicence.objects.select_related("client"), user)
+    if client_id:
+        licences = licences.filter(client_id=client_id)
+    result = []
+    for lic in licences:
+        used = (SoftwareInstall.objects
+                .filter(device__client_id=lic.client_id, name__icontains=lic.match)
+                .values("device_id").distinct().count())
+        result.append({"licence": lic, "used": used, "over": used > lic.seats})
+    return result
+
+
+# --- Reconciliation ---------------------------------------------------------------------
+
+def devices_without_agent(user) -> QuerySet:
+    return scoped(Device.objects.filter(agent_ref="").exclude(status="retired"), user
+                  ).select_related("client", "site").order_by("client__name", "name")
+
+
+def not_seen_since(user, days: int) -> QuerySet:
+    cutoff = timezone.now() - timedelta(days=days)
+    return scoped(Device.objects.filter(last_seen_at__lt=cutoff).exclude(status="retired"),
+                  user).select_related("client").order_by("last_seen_at")
+
+
+def duplicates(user) -> list[dict[str, Any]]:
+    """Groups of visible devices sharing a serial or a MAC (within what the user sees)."""
+    devices = scoped(Device.objects.all(), user)
+    groups = []
+    serials = (devices.exclude(serial="").values("serial").annotate(n=Count("id"))
+               .filter(n__gt=1).values_list("serial", flat=True)[:200])
+    for serial in serials:
+        groups.append({"by": "serial", "value": serial,
+                       "devices": list(devices.filter(serial=serial)
+                                       .select_related("client"))})
+    addrs = scoped(NetworkAddress.objects.exclude(mac=""), user)
+    macs = (addrs.values("mac").annotate(n=Count("device_id", distinct=True))
+            .filter(n__gt=1).values_list("mac", flat=True)[:200])
+    for mac in macs:
+        groups.append({"by": "MAC", "value": mac,
+                       "devices": list(devices.filter(addresses__mac=mac).distinct()
+                                       .select_related("client"))})
+    return groups
+
+
+def open_conflicts(user) -> QuerySet:
+    return scoped(FieldConflict.objects.filter(status=ConflictStatus.OPEN), user
+                  ).select_related("device", "device__client").order_by("device__name", "field")
+
+
+def disagreeing_fields(user, limit: int = 500) -> list[dict[str, Any]]:
+    """Fields for which two sources currently hold different values (from provenance)."""
+    rows = scoped(FieldProvenance.objects.exclude(field__startswith="section:"), user)
+    pairs = (rows.values("device_id", "field").annotate(n=Count("value", distinct=True))
+             .filter(n__gt=1).order_by("device_id", "field")[:limit])
+    wanted = {(p["device_id"], p["field"]) for p in pairs}
+    if not wanted:
+        return []
+    detail = rows.filter(device_id__in={d for d, _ in wanted}).select_related(
+        "device", "device__client").order_by("device__name", "field", "source_kind")
+    grouped: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in detail:
+        key = (row.device_id, row.field)
+        if key in wanted:
+            grouped.setdefault(key, {"device": row.device, "field": row.field,
+                                     "values": []})["values"].append(row)
+    return list(grouped.values())
+
+
+def agents_without_device(user) -> list[Any]:
+    """Agents the agents app knows that have no inventory record (if it exposes them):
+    e.g. enrolled and waiting in quarantine."""
+    try:
+        from watchkeeper.agents import selectors as agent_selectors
+    except ImportError:
+        return []
+    func = getattr(agent_selectors, "agents_without_device", None)
+    return list(func(user)) if func else []

@@ -1,0 +1,344 @@
+"""Device pages: the list (server-side filter, sort, search, paging, columns, saved views,
+CSV export), the device page with lazy tabs, manual create/edit, conflict decisions and
+licences. Reads go through scoped(); writes call actions."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from watchkeeper.core.models import Client, Site
+from watchkeeper.core.permissions import has_capability, requires
+from watchkeeper.core.tenancy import scoped
+
+from . import actions, selectors
+from .choices import DeviceKind, LifecycleStatus, SourceKind
+from .forms import DeviceForm, LicenceForm
+from .importers import EXPORT_COLUMNS, export_row
+from .models import (
+    Device,
+    DeviceChange,
+    DeviceSection,
+    FieldConflict,
+    FieldProvenance,
+    SavedView,
+    SoftwareInstall,
+    SoftwareLicence,
+)
+
+PAGE_SIZES = (25, 50, 100, 200)
+TABS = ("summary", "inventory", "software", "history", "scripts", "metrics")
+METRICS = ("cpu", "memory", "swap", "load1", "net_rx", "net_tx", "processes")
+
+
+def _agents_selectors():
+    try:
+        from watchkeeper.agents import selectors as agent_selectors
+    except ImportError:
+        return None
+    return agent_selectors
+
+
+@requires("devices.view")
+def device_list(request):
+    user = request.user
+    query = selectors.DeviceQuery.from_params(request.GET)
+    qs = selectors.filter_devices(user, query)
+    cols = [c for c in request.GET.getlist("cols") if c in selectors.COLUMNS]
+    cols = cols or list(selectors.DEFAULT_COLUMNS)
+    try:
+        per_page = int(request.GET.get("per_page", 50))
+    except ValueError:
+        per_page = 50
+    per_page = per_page if per_page in PAGE_SIZES else 50
+    page = Paginator(selectors.device_rows(qs), per_page).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    for row in rows:
+        row["online"] = selectors.is_online(row["last_seen_at"])
+    params = request.GET.copy()
+    params.pop("page", None)
+    context = {
+        "page": page, "rows": rows, "query": query, "cols": cols,
+        "columns": selectors.COLUMNS, "page_sizes": PAGE_SIZES, "per_page": per_page,
+        "kinds": DeviceKind.choices, "statuses": LifecycleStatus.choices,
+        "clients": scoped(Client.objects.only("id", "name"), user),
+        "sites": scoped(Site.objects.only("id", "name", "client_id"), user).filter(
+            client_id=query.client) if query.client.isdigit() else [],
+        "saved_views": SavedView.objects.filter(Q(owner=user) | Q(shared=True))
+        .select_related("owner"),
+        "querystring": params.urlencode(),
+        "filtered": any(getattr(query, f) for f in ("q", "client", "site", "kind", "status",
+                                                     "os", "seen")),
+        "can_change": has_capability(user, "devices.change"),
+    }
+    template = ("inventory/_device_table.html" if request.headers.get("HX-Request")
+                and request.headers.get("HX-Target") == "device-results"
+                else "inventory/device_list.html")
+    return render(request, template, context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@requires("devices.view")
+def device_export(request):
+    """CSV of the filtered list, in the column names the importer maps automatically."""
+    query = selectors.DeviceQuery.from_params(request.GET)
+    qs = selectors.filter_devices(request.user, query).select_related(
+        "client", "site", "assigned_contact")
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(EXPORT_COLUMNS)
+        for device in qs.iterator(chunk_size=1000):
+            yield writer.writerow(export_row(device))
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="devices.csv"'
+    return response
+
+
+@requires("devices.view")
+@require_POST
+def view_save(request):
+    name = (request.POST.get("name") or "").strip()
+    if not name:
+        messages.error(request, "Give the view a name.")
+        return redirect(f"{_list_url()}?{request.POST.get('query', '')}")
+    shared = request.POST.get("shared") == "on"
+    actions.save_view(actor=request.user, name=name, query=request.POST.get("query", ""),
+                      shared=shared)
+    messages.success(request, f"Saved view “{name}”.")
+    return redirect(f"{_list_url()}?{request.POST.get('query', '')}")
+
+
+@requires("devices.view")
+@require_POST
+def view_delete(request, pk: int):
+    view = get_object_or_404(SavedView, pk=pk, owner=request.user)
+    actions.delete_view(actor=request.user, view=view)
+    messages.success(request, f"Deleted view “{view.name}”.")
+    return redirect(_list_url())
+
+
+def _list_url() -> str:
+    from django.urls import reverse
+
+    return reverse("devices")
+
+
+def _device(request, pk: int, *related) -> Device:
+    return get_object_or_404(scoped(Device.objects.select_related(
+        "client", "site", "assigned_contact", *related), request.user), pk=pk)
+
+
+@requires("devices.view")
+def device_detail(request, pk: int):
+    device = _device(request, pk)
+    tab = request.GET.get("tab", "summary")
+    tab = tab if tab in TABS else "summary"
+    counts = {
+        "software": SoftwareInstall.objects.filter(device=device).count(),
+        "history": DeviceChange.objects.filter(device=device).count(),
+    }
+    context = {"device": device, "tab": tab, "tabs": TABS, "counts": counts,
+               "online": selectors.is_online(device.last_seen_at),
+               "can_change": has_capability(request.user, "devices.change")}
+    context.update(_summary_context(device))
+    return render(request, "inventory/device_detail.html", context)
+
+
+device_detail.wk_model = Device
+
+
+def _summary_context(device: Device) -> dict:
+    system = DeviceSection.objects.filter(device=device, section="system").values_list(
+        "data", flat=True).first() or {}
+    conflicts = list(FieldConflict.objects.filter(device=device, status="open"))
+    agent = None
+    agent_selectors = _agents_selectors()
+    if agent_selectors is not None and hasattr(agent_selectors, "agent_for_device"):
+        agent = agent_selectors.agent_for_device(device.pk)
+    return {"system": system, "conflicts": conflicts, "agent": agent}
+
+
+@requires("devices.view")
+def device_tab(request, pk: int, tab: str):
+    if tab not in TABS:
+        raise Http404
+    device = _device(request, pk)
+    context = {"device": device, "tab": tab}
+    if tab == "summary":
+        context.update(_summary_context(device))
+    elif tab == "inventory":
+        sections = {s.section: s for s in DeviceSection.objects.filter(device=device)}
+        context["sections"] = sections
+        context["section_names"] = ("disks", "services", "users", "logged_in", "ports",
+                                    "updates")
+        context["addresses"] = device.addresses.all()
+        context["provenance"] = FieldProvenance.objects.filter(device=device).exclude(
+            field__startswith="section:").select_related("who")
+    elif tab == "software":
+        search = (request.GET.get("q") or "").strip()
+        software = SoftwareInstall.objects.filter(device=device)
+        if search:
+            software = software.filter(name__icontains=search)
+        context["software"] = software[:2000]
+        context["search"] = search
+    elif tab == "history":
+        context["changes"] = DeviceChange.objects.filter(device=device)[:500]
+    elif tab == "scripts":
+        agent_selectors = _agents_selectors()
+        runs = []
+        if agent_selectors is not None and hasattr(agent_selectors, "script_runs_for_device"):
+            runs = list(agent_selectors.script_runs_for_device(device.pk))
+        context["runs"] = runs
+        context["agents_available"] = agent_selectors is not None
+    elif tab == "metrics":
+        context["metrics"] = METRICS
+    return render(request, f"inventory/tabs/{tab}.html", context)
+
+
+device_tab.wk_model = Device
+
+
+@requires("devices.view")
+def device_metrics(request, pk: int):
+    """A metric series for the chart (and its table alternative) as JSON."""
+    device = _device(request, pk)
+    metric = request.GET.get("metric", "cpu")
+    if metric not in METRICS:
+        return JsonResponse({"error": "unknown metric"}, status=400)
+    try:
+        hours = max(1, min(int(request.GET.get("hours", 6)), 24 * 30))
+    except ValueError:
+        hours = 6
+    until = timezone.now()
+    points: list = []
+    agent_selectors = _agents_selectors()
+    if agent_selectors is not None and hasattr(agent_selectors, "metric_series"):
+        points = list(agent_selectors.metric_series(device.pk, metric,
+                                                    until - timedelta(hours=hours), until,
+                                                    500))
+    return JsonResponse({"metric": metric, "points": [[ts.timestamp(), value]
+                                                      for ts, value in points]})
+
+
+device_metrics.wk_model = Device
+
+
+@requires("devices.change")
+def device_create(request):
+    form = DeviceForm(request.POST or None, user=request.user,
+                      initial={"client": request.GET.get("client")})
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        client = data.pop("client")
+        try:
+            device = actions.create_device(actor=request.user, client=client, **data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Created {device.name}.")
+            return redirect("device", pk=device.pk)
+    return render(request, "inventory/device_form.html", {"form": form, "device": None})
+
+
+@requires("devices.change")
+def device_edit(request, pk: int):
+    device = _device(request, pk)
+    form = DeviceForm(request.POST or None, instance=Device.objects.get(pk=device.pk),
+                      user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "client"}
+        data["site_id"] = data.pop("site").pk if data.get("site") else None
+        contact = data.pop("assigned_contact")
+        data["assigned_contact_id"] = contact.pk if contact else None
+        try:
+            actions.update_device(actor=request.user, device=device,
+                                  source_kind=SourceKind.MANUAL, **data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Saved {device.name}.")
+            return redirect("device", pk=device.pk)
+    return render(request, "inventory/device_form.html", {"form": form, "device": device})
+
+
+device_edit.wk_model = Device
+
+
+@requires("devices.change")
+@require_POST
+def conflict_resolve(request, pk: int):
+    conflict = get_object_or_404(scoped(FieldConflict.objects.select_related("device"),
+                                        request.user), pk=pk)
+    try:
+        actions.resolve_conflict(actor=request.user, conflict=conflict,
+                                 choice=request.POST.get("choice", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Decided {conflict.field} of {conflict.device.name}.")
+    nxt = request.POST.get("next")
+    if nxt == "reconcile":
+        return redirect("inventory_reconcile")
+    return redirect("device", pk=conflict.device_id)
+
+
+conflict_resolve.wk_model = FieldConflict
+
+
+# --- Licences ---------------------------------------------------------------------------
+
+@requires("devices.view")
+def licence_list(request):
+    client = request.GET.get("client", "")
+    rows = selectors.licences_with_usage(request.user,
+                                         int(client) if client.isdigit() else None)
+    return render(request, "inventory/licences.html", {
+        "rows": rows, "can_change": has_capability(request.user, "devices.change"),
+        "clients": scoped(Client.objects.only("id", "name"), request.user), "client": client})
+
+
+@requires("devices.change")
+def licence_edit(request, pk: int | None = None):
+    licence = (get_object_or_404(scoped(SoftwareLicence.objects.all(), request.user), pk=pk)
+               if pk else None)
+    form = LicenceForm(request.POST or None, instance=licence, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        key = data.pop("key") or None
+        try:
+            if licence is None:
+                client = data.pop("client")
+                actions.create_licence(actor=request.user, client=client, key=key or "",
+                                       **data)
+            else:
+                data.pop("client", None)
+                actions.update_licence(actor=request.user, licence=licence, key=key, **data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Licence saved.")
+            return redirect("inventory_licences")
+    return render(request, "inventory/licence_form.html", {"form": form, "licence": licence})
+
+
+licence_edit.wk_model = SoftwareLicence
+
+
+def list_url_with(params: dict) -> str:
+    return f"{_list_url()}?{urlencode(params)}"

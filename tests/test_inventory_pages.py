@@ -1,0 +1,185 @@
+"""Device list and device page: filters, search, paging, bounded query count, tabs, manual
+edit with provenance, conflict decisions, licences, tenant isolation."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from watchkeeper.core.models import Site
+from watchkeeper.inventory import actions, services
+from watchkeeper.inventory.choices import ConflictStatus, SourceKind
+from watchkeeper.inventory.models import Device, FieldConflict, FieldProvenance, SavedView
+
+pytestmark = pytest.mark.django_db
+
+
+def bulk_devices(client, n, **fields):
+    Device.objects.bulk_create([Device(client=client, name=f"dev-{i:05d}",
+                                       serial=f"SN{i:05d}", **fields) for i in range(n)])
+
+
+def test_list_query_count_is_bounded_at_1000_devices(as_user, owner, client_a, client_b):
+    # given 1,000 devices over two clients
+    bulk_devices(client_a, 600, os_name="Windows 11")
+    bulk_devices(client_b, 400, os_name="Debian")
+    web = as_user(owner)
+    url = reverse("devices") + "?per_page=200&cols=name&cols=client&cols=site&cols=assigned"
+    # when the list is loaded, then the query count does not depend on the number of rows
+    with CaptureQueriesContext(connection) as ctx:
+        response = web.get(url)
+    assert response.status_code == 200
+    assert response.content.count(b'href="/devices/') >= 200
+    assert len(ctx.captured_queries) <= 15, [q["sql"][:120] for q in ctx.captured_queries]
+    assert "1000 devices" in response.content.decode()
+
+
+def test_filters_sort_and_search_by_ip_and_mac(as_user, owner, client_a):
+    dev = services.register_agent_device(client_id=client_a.pk, site_id=None,
+                                         hostname="findme", agent_ref="a1")
+    services.apply_agent_inventory(
+        device_id=dev.pk, agent_ref="a1", observed_at=timezone.now(),
+        sections={"interfaces": [{"name": "eth1", "mac": "02:00:00:00:00:aa",
+                                  "ipv4": ["192.168.7.7", "10.9.9.9"], "ipv6": []}]})
+    bulk_devices(client_a, 30)
+    web = as_user(owner)
+    for q in ("192.168.7.7", "10.9.9.9", "02-00-00-00-00-AA", "findme"):
+        body = web.get(reverse("devices"), {"q": q}).content.decode()
+        assert "findme" in body and "dev-00001" not in body, q
+    body = web.get(reverse("devices"), {"seen": "online"}).content.decode()
+    assert "findme" in body and "dev-00001" not in body
+    body = web.get(reverse("devices"), {"sort": "-name", "per_page": 25}).content.decode()
+    assert body.index("findme") < body.index("dev-00029")
+
+
+def test_htmx_filter_returns_only_the_table(as_user, owner, client_a):
+    bulk_devices(client_a, 3)
+    response = as_user(owner).get(reverse("devices"), {"q": "dev-00002"},
+                                  HTTP_HX_REQUEST="true", HTTP_HX_TARGET="device-results")
+    body = response.content.decode()
+    assert "dev-00002" in body and "<html" not in body
+
+
+def test_technician_sees_only_assigned_clients(as_user, tech_a, client_a, client_b):
+    Device.objects.create(client=client_a, name="mine")
+    theirs = Device.objects.create(client=client_b, name="theirs")
+    web = as_user(tech_a)
+    body = web.get(reverse("devices")).content.decode()
+    assert "mine" in body and "theirs" not in body
+    assert web.get(reverse("device", args=[theirs.pk])).status_code == 404
+    assert web.get(reverse("device_tab", args=[theirs.pk, "software"])).status_code == 404
+    assert web.get(reverse("device_edit", args=[theirs.pk])).status_code == 404
+
+
+def test_portal_user_cannot_reach_device_pages(as_user, portal_b, client_b):
+    device = Device.objects.create(client=client_b, name="theirs")
+    web = as_user(portal_b)
+    assert web.get(reverse("devices")).status_code == 403
+    assert web.get(reverse("device", args=[device.pk])).status_code == 403
+
+
+def test_device_page_and_every_tab_render(as_user, owner, client_a):
+    site = Site.objects.create(client=client_a, name="HQ")
+    dev = services.register_agent_device(client_id=client_a.pk, site_id=site.pk,
+                                         hostname="pc-7", agent_ref="a7")
+    services.apply_agent_inventory(
+        device_id=dev.pk, agent_ref="a7", observed_at=timezone.now(),
+        sections={"system": {"os_name": "Debian", "kernel": "6.1", "ram_bytes": 2**33},
+                  "software": [{"name": "openssl", "version": "3.0", "source": "dpkg"}],
+                  "services": [{"name": "sshd", "state": "running", "enabled": True}]})
+    web = as_user(owner)
+    page = web.get(reverse("device", args=[dev.pk])).content.decode()
+    assert "Acme Dental" in page and "HQ" in page and "as of" in page
+    expected = {"summary": "Debian", "inventory": "sshd", "software": "openssl",
+                "history": "1 packages reported", "scripts": "script", "metrics": "metric-chart"}
+    for tab, text in expected.items():
+        response = web.get(reverse("device_tab", args=[dev.pk, tab]))
+        assert response.status_code == 200 and text in response.content.decode(), tab
+    metrics = web.get(reverse("device_metrics", args=[dev.pk]), {"metric": "cpu"}).json()
+    assert metrics["metric"] == "cpu" and isinstance(metrics["points"], list)
+
+
+def test_manual_create_and_edit_record_provenance_manual(as_user, owner, client_a):
+    web = as_user(owner)
+    response = web.post(reverse("device_create"), {
+        "client": client_a.pk, "name": "printer-1", "kind": "printer", "status": "deployed",
+        "serial": "PR-1", "warranty_end": "2027-01-31", "cost": "199.90"})
+    assert response.status_code == 302
+    device = Device.objects.get(name="printer-1")
+    prov = FieldProvenance.objects.get(device=device, field="serial")
+    assert (prov.source_kind, prov.who_id) == (SourceKind.MANUAL, owner.pk)
+    response = web.post(reverse("device_edit", args=[device.pk]), {
+        "client": client_a.pk, "name": "printer-1", "kind": "printer", "status": "retired",
+        "serial": "PR-1", "location": "Room 2"})
+    assert response.status_code == 302
+    device.refresh_from_db()
+    assert device.status == "retired" and device.location == "Room 2"
+    assert device.changes.filter(subject="status", before="deployed", after="retired").exists()
+
+
+def test_conflict_resolution_take_and_keep(as_user, owner, client_a):
+    dev = services.register_agent_device(client_id=client_a.pk, site_id=None,
+                                         hostname="pc", agent_ref="a")
+    actions.update_device(actor=owner, device=dev, serial="TYPED", model="Typed model")
+    services.apply_agent_inventory(
+        device_id=dev.pk, agent_ref="a", observed_at=timezone.now(),
+        sections={"system": {"serial": "REAL", "model": "Real model"}})
+    take = FieldConflict.objects.get(device=dev, field="serial")
+    keep = FieldConflict.objects.get(device=dev, field="model")
+    web = as_user(owner)
+    web.post(reverse("inventory_conflict_resolve", args=[take.pk]), {"choice": "take"})
+    web.post(reverse("inventory_conflict_resolve", args=[keep.pk]), {"choice": "keep"})
+    dev.refresh_from_db()
+    assert dev.serial == "REAL" and dev.model == "Typed model"
+    take.refresh_from_db()
+    keep.refresh_from_db()
+    assert take.status == ConflictStatus.TAKEN and keep.status == ConflictStatus.KEPT
+    # a kept value is not raised again by the same report
+    services.apply_agent_inventory(
+        device_id=dev.pk, agent_ref="a", observed_at=timezone.now(),
+        sections={"system": {"serial": "REAL", "model": "Real model", "kernel": "x"}})
+    assert not FieldConflict.objects.filter(device=dev, status="open").exists()
+
+
+def test_saved_views_personal_and_shared(as_user, owner, admin_user, tech_a):
+    web = as_user(owner)
+    web.post(reverse("device_view_save"), {"name": "Offline", "query": "seen=offline"})
+    web.post(reverse("device_view_save"), {"name": "Team laptops", "query": "kind=laptop",
+                                           "shared": "on"})
+    assert SavedView.objects.filter(owner=owner).count() == 2
+    body = as_user(admin_user).get(reverse("devices")).content.decode()
+    assert '?kind=laptop">Team laptops' in body and '?seen=offline"' not in body
+
+
+def test_csv_export_has_the_import_columns(as_user, owner, client_a):
+    Device.objects.create(client=client_a, name="exp-1", serial="X1", kind="laptop")
+    response = as_user(owner).get(reverse("devices_export"))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["name", "client", "site"]
+    assert rows[1][0] == "exp-1" and "X1" in rows[1]
+
+
+def test_licence_seats_count_installs_and_key_is_encrypted(as_user, owner, client_a):
+    for i in range(3):
+        dev = services.register_agent_device(client_id=client_a.pk, site_id=None,
+                                             hostname=f"h{i}", agent_ref=f"r{i}")
+        services.apply_agent_inventory(
+            device_id=dev.pk, agent_ref=f"r{i}", observed_at=timezone.now(),
+            sections={"software": [{"name": "Microsoft Office 2021", "version": "16",
+                                    "source": "msi"}]})
+    web = as_user(owner)
+    response = web.post(reverse("inventory_licence_create"), {
+        "client": client_a.pk, "product": "Office 2021", "match": "Office 2021", "seats": 2,
+        "key": "AAAAA-BBBBB"})
+    assert response.status_code == 302
+    lic = client_a.licences.get()
+    assert lic.key_enc and "AAAAA" not in lic.key_enc
+    assert actions.reveal_licence_key(actor=owner, licence=lic) == "AAAAA-BBBBB"
+    body = web.get(reverse("inventory_licences")).content.decode()
+    assert "over by" in body
