@@ -590,6 +590,7 @@ def seed_here(name: str) -> None:
     """Entry point of the seed subprocess (`python -m bench _seed NAME`)."""
     import django
 
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "watchkeeper.settings")
     django.setup()
     seeded = scenarios()[name].seed()
     print(SEED_MARKER + json.dumps(seeded), flush=True)
@@ -669,7 +670,7 @@ def profile_target(server: Server, target: Target, opts: Options, out: Path) -> 
     spy = subprocess.Popen(
         [py_spy(), "record", "--pid", str(server.proc.pid), "--subprocesses",
          "--duration", str(seconds), "--rate", "200", "--format", "raw", "--nolineno",
-         "--gil", "--nonblocking", "--output", str(out)],
+         "--gil", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)  # py-spy attaches before the load starts
     asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
