@@ -39,14 +39,19 @@ def update_object(*, actor, obj: models.Model, emit: bool = True,
     """Apply `fields` to `obj`; audit only the fields that really changed."""
     with transaction.atomic():
         before = audit.snapshot(obj)
+        raw_before = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
         for name, value in fields.items():
             setattr(obj, name, value)
         obj.full_clean()
-        changes = audit.diff(before, audit.snapshot(obj))
-        if not changes:
+        # Compare raw values: snapshots mask secrets, so a rotated secret looks unchanged.
+        changed = [f for f in obj._meta.concrete_fields
+                   if getattr(obj, f.attname) != raw_before[f.attname]]
+        if not changed:
             return obj
-        obj.save(update_fields=[f.name for f in obj._meta.concrete_fields
-                                if f.attname in changes])
+        changes = audit.diff(before, audit.snapshot(obj))
+        for f in changed:
+            changes.setdefault(f.attname, [before[f.attname], "••••"])
+        obj.save(update_fields=[f.name for f in changed])
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=obj, changes=changes)
         if emit:
             events.emit(f"{_event_name(obj)}.changed", client=audit.client_id_of(obj),
