@@ -44,7 +44,8 @@ def test_client_list_renders_for_owner_with_counts(as_user, owner, client_a, cli
     rows = {c.name: c for c in response.context["page_obj"].object_list}
     assert set(rows) == {"Acme Dental", "Borealis Logistics"}
     assert (rows["Acme Dental"].site_count, rows["Acme Dental"].contact_count) == (1, 2)
-    assert (rows["Borealis Logistics"].site_count, rows["Borealis Logistics"].contact_count) == (0, 0)
+    borealis = rows["Borealis Logistics"]
+    assert (borealis.site_count, borealis.contact_count) == (0, 0)
     html = response.content.decode()
     assert reverse("client_detail", args=[client_a.pk]) in html
 
@@ -88,7 +89,8 @@ def test_empty_list_says_nothing_yet(as_user, owner):
 
 def test_sorting_by_column_both_directions(as_user, owner):
     # Given clients with different numbers of sites
-    a, b, c = make_client("Alpha"), make_client("Bravo"), make_client("Charlie")
+    make_client("Alpha")
+    b, c = make_client("Bravo"), make_client("Charlie")
     for i in range(3):
         actions.create_site(actor=owner, client=b, name=f"B{i}")
     actions.create_site(actor=owner, client=c, name="C0")

@@ -29,3 +29,9 @@ def get_item(mapping, key):
         return mapping.get(key)
     except AttributeError:
         return None
+
+
+@register.filter
+def object_label(object_type: str) -> str:
+    """'core.client' -> 'client' for activity lines."""
+    return str(object_type or "").rpartition(".")[2].replace("_", " ")

@@ -33,7 +33,7 @@ class ClientForm(forms.Form):
     to two intervals (a split day, e.g. closed over lunch)."""
 
     name = forms.CharField(max_length=200)
-    timezone = forms.ChoiceField(choices=timezone_choices(), initial="UTC",
+    timezone = forms.ChoiceField(choices=timezone_choices(), initial="UTC", label="Time zone",
                                  help_text="Business hours and the client's local time use it.")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     is_active = forms.BooleanField(required=False, initial=True, label="Active",
@@ -120,6 +120,7 @@ class SiteForm(forms.Form):
     name = forms.CharField(max_length=200)
     address = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     timezone = forms.ChoiceField(required=False, choices=timezone_choices("Same as the client"),
+                                 label="Time zone",
                                  help_text="Only when the site is in another zone than the client.")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
