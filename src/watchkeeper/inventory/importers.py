@@ -245,10 +245,13 @@ def clean_row(raw: dict[str, str], order: str, sites: dict[str, int],
                 out["cost"] = Decimal(re.sub(r"[^\d.\-]", "", text.replace(",", "")) or "x")
             except InvalidOperation:
                 raise ValueError(f"cost: {text!r} is not a number") from None
-        elif target == "kind":
-            out["kind"] = _choice(text, DeviceKind.choices, KIND_WORDS)
-        elif target == "status":
-            out["status"] = _choice(text, LifecycleStatus.choices, STATUS_WORDS)
+        elif target in ("kind", "status"):
+            choices, words = ((DeviceKind.choices, KIND_WORDS) if target == "kind"
+                              else (LifecycleStatus.choices, STATUS_WORDS))
+            try:
+                out[target] = _choice(text, choices, words)
+            except ValueError as exc:
+                raise ValueError(f"{target}: {exc}") from None
         elif target == "mac":
             mac = normalise_mac(text)
             if not mac:
@@ -271,7 +274,6 @@ def clean_row(raw: dict[str, str], order: str, sites: dict[str, int],
             out[target] = text[:200] if target != "notes" else text
     if not (out.get("name") or out.get("hostname") or out.get("serial")):
         raise ValueError("a row needs a name, hostname or serial")
-    out.setdefault("name", out.get("hostname") or out.get("serial"))
     return out
 
 
@@ -357,6 +359,8 @@ def build_plan(run: ImportRun) -> dict[str, Any]:
         if serial:
             seen_serials[serial] = line
         if not matches:
+            # A new device with no name column is named after its hostname or serial.
+            values.setdefault("name", values.get("hostname") or values.get("serial"))
             create.append({"line": line, "values": _jsonable(values)})
             continue
         dev_id = next(iter(matches))
