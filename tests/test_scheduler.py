@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 from django_tasks import task
-from django_tasks_db.models import DBTaskResult
+from django_tasks.signals import task_enqueued
 
 from watchkeeper.core import scheduler
 from watchkeeper.core.models import LoginAttempt, ScheduledJob
@@ -23,15 +23,27 @@ def probe() -> str:
     return "ran"
 
 
+_enqueued: list[str] = []
+
+
+def _on_enqueued(sender, task_result, **kwargs):
+    if task_result.task.module_path == PROBE_PATH:
+        _enqueued.append(task_result.id)
+
+
 @pytest.fixture
 def probe_job():
+    """A registered job whose enqueues are counted, on whichever task backend is configured."""
+    _enqueued.clear()
+    task_enqueued.connect(_on_enqueued)
     job = scheduler.register("tests.probe", timedelta(minutes=5), probe)
     yield job
     scheduler.unregister("tests.probe")
+    task_enqueued.disconnect(_on_enqueued)
 
 
 def enqueued_probes() -> int:
-    return DBTaskResult.objects.filter(task_path=PROBE_PATH).count()
+    return len(_enqueued)
 
 
 def test_core_jobs_are_registered():
