@@ -12,7 +12,6 @@ import secrets
 import zoneinfo
 
 from django import forms
-from django.apps import apps
 from django.contrib import messages
 from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
@@ -226,18 +225,17 @@ event_replay.wk_model = EventDelivery
 
 # --- webhooks -----------------------------------------------------------------------------
 
+# Kinds worth offering before the outbox has seen them; everything the outbox has seen is
+# offered too. Internal bookkeeping rows (nonces, provenance) are left out on purpose.
+BASE_EVENT_KINDS = tuple(
+    f"{name}.{verb}" for name in ("client", "site", "contact", "webhookendpoint")
+    for verb in ("created", "changed", "deleted")
+) + ("webhook.test",)
+
+
 def known_event_kinds() -> list[str]:
-    """Kinds a webhook can usefully subscribe to: the CRUD events of every tenant-owned
-    model, plus every kind already seen in the outbox."""
-    kinds = {"webhook.test"}
-    for model in apps.get_models():
-        if getattr(model, "tenant_path", None) and model._meta.app_label != "django_tasks":
-            name = model._meta.model_name
-            if name in ("auditentry", "event", "eventdelivery", "webhookdelivery"):
-                continue
-            kinds.update(f"{name}.{verb}" for verb in ("created", "changed", "deleted"))
-    kinds.update(Event.objects.order_by().values_list("kind", flat=True).distinct()[:200])
-    return sorted(kinds)
+    seen = Event.objects.order_by().values_list("kind", flat=True).distinct()[:200]
+    return sorted(set(BASE_EVENT_KINDS) | set(seen))
 
 
 class WebhookForm(forms.Form):

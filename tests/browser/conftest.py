@@ -1,0 +1,135 @@
+"""Browser-test harness: Debian chromium driven by Playwright (sync API) against
+pytest-django's live server, a sign-in helper that goes through the real login form and its
+TOTP step, and an axe-core check that fails on serious or critical findings.
+
+The Playwright sync API runs an asyncio loop in the test thread, and Django refuses ORM
+calls from a thread with a running loop unless DJANGO_ALLOW_ASYNC_UNSAFE is set; the ORM
+calls here are the test's own set-up, never concurrent with the loop.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import pyotp  # noqa: E402
+import pytest  # noqa: E402
+
+from tests.factories import PASSWORD  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+AXE_JS = REPO / "node_modules" / "axe-core" / "axe.min.js"
+RESULTS = REPO / "test-results"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync"]
+BLOCKING_IMPACTS = {"serious", "critical"}
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    skip = pytest.mark.skip(reason=f"Debian chromium not installed at {CHROMIUM} "
+                                   "(apt-get install chromium)")
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+            if not CHROMIUM.exists():
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server, transactional_db):
+    context = browser.new_context(base_url=live_server.url,
+                                  viewport={"width": 1440, "height": 900},
+                                  timezone_id="UTC", locale="en-GB")
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.js_errors = errors
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _next_totp(user) -> str:
+    """A code the server will accept now: it refuses a step already used, so a second
+    sign-in within the same 30 s uses the next step (inside the allowed drift)."""
+    from watchkeeper.core import crypto
+    from watchkeeper.core.models import User
+
+    user = User.objects.get(pk=user.pk)
+    totp = pyotp.TOTP(crypto.decrypt(user.totp_secret_enc, "totp"))
+    import datetime
+
+    step = totp.timecode(datetime.datetime.now(tz=datetime.UTC))
+    if user.totp_last_step is not None and user.totp_last_step >= step:
+        step = user.totp_last_step + 1
+    return totp.generate_otp(step)
+
+
+def sign_in_through_form(page, user, password: str = PASSWORD):
+    """Sign in like a person: e-mail and password, then the authentication code."""
+    page.goto("/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    if "/login/code/" in page.url:
+        page.get_by_label("Authentication code").fill(_next_totp(user))
+        page.get_by_role("button", name="Verify").click()
+        page.wait_for_load_state()
+    assert "/login/" not in page.url, f"sign-in failed, still on {page.url}"
+    return page
+
+
+@pytest.fixture
+def signed_in_page(page):
+    def _sign_in(user):
+        return sign_in_through_form(page, user)
+
+    return _sign_in
+
+
+def axe_check(page, label: str = "") -> list[dict]:
+    """Run axe-core on the current page; fail on any serious or critical violation."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE_JS))
+    result = page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ['violations']});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' +
+                                                 (n.failureSummary || ''))}));
+    }""")
+    blocking = [v for v in result if v["impact"] in BLOCKING_IMPACTS]
+    if blocking:
+        lines = [f"axe found {len(blocking)} serious/critical violation(s) on "
+                 f"{label or page.url}:"]
+        for v in blocking:
+            lines.append(f"  [{v['impact']}] {v['id']}: {v['help']}")
+            lines.extend(f"      {n}" for n in v["nodes"])
+        message = "\n".join(lines)
+        print(message)
+        pytest.fail(message)
+    return result
+
+
+def screenshot(page, name: str) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
