@@ -69,7 +69,9 @@ def test_dashboard_technician_sees_only_assigned_clients(as_user, owner, tech_a,
     reprs = {e.object_repr for e in response.context["activity"]}
     assert "Acme HQ" in reprs
     assert "Borealis Depot" not in reprs
+    assert [c.name for c in response.context["my_clients"]] == ["Acme Dental"]
     html = response.content.decode()
+    assert 'id="my-clients"' in html
     assert "Borealis" not in html
     # and no admin-only tiles are shown
     assert 'id="tile-dead"' not in html

@@ -17,7 +17,7 @@ from django.utils import timezone
 from .choices import DeliveryStatus
 from .models import AuditEntry, Client, Contact, EventDelivery, ProcessHeartbeat, Site, User
 from .permissions import has_capability
-from .tenancy import scoped
+from .tenancy import scoped, visible_client_ids
 
 SCOPE_SESSION_KEY = "wk_scope_client"
 _UNSET = object()
@@ -190,6 +190,13 @@ def dashboard_stats(user) -> DashboardStats:
             hb.is_recent = hb.last_seen >= stale
         stats.workers_recent = sum(1 for hb in stats.workers if hb.is_recent)
     return stats
+
+
+def assigned_clients(user, limit: int = 20) -> list[Client] | None:
+    """The clients a technician is assigned to (None for roles that see every client)."""
+    if visible_client_ids(user) is None:
+        return None
+    return list(scoped(Client.objects.all(), user).order_by("-is_active", "name")[:limit])
 
 
 def recent_activity(user, limit: int = 12) -> list[AuditEntry]:

@@ -232,8 +232,7 @@ def client_delete(request, pk: int):
         except ProtectedError:
             messages.error(request, f"“{name}” still has related records; it was not deleted.")
             return redirect("client_detail", pk=pk)
-        if selectors.scope_client(request) and request.session.get(
-                selectors.SCOPE_SESSION_KEY) == pk:
+        if request.session.get(selectors.SCOPE_SESSION_KEY) == pk:
             selectors.set_scope_client(request, None)
         messages.success(request, f"Client “{name}” deleted.")
         return redirect("clients")

@@ -29,6 +29,7 @@ def dashboard(request):
     stats = selectors.dashboard_stats(user)
     return render(request, "core/ui/dashboard.html", {
         "stats": stats,
+        "my_clients": selectors.assigned_clients(user),
         "activity": selectors.recent_activity(user),
         "fresh_install": stats.clients_total == 0,
     })
