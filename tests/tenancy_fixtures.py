@@ -5,14 +5,17 @@ Every model that declares `tenant_path` must have a factory here (tests/test_ten
 fails otherwise). A factory takes the client the object must belong to and a tag, and
 returns one object of its model owned by that client, with the tag in its visible text
 (name, description, error...), so a test can tell whether another tenant's data leaked.
-Register a new app's models with `@factory(Model)`.
+Register a new app's models with `@factory(Model)`, here or in a module of its own named
+`tests/tenancy_<app>.py` (imported automatically at the end of this module).
 """
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.apps import apps
 from django.db.models import Model
@@ -199,3 +202,12 @@ def view_model(callback) -> type[Model] | None:
         if model is None and queryset is not None:
             model = queryset.model
     return model
+
+
+def _load_app_factories() -> None:
+    for module in sorted(Path(__file__).parent.glob("tenancy_*.py")):
+        if module.stem != "tenancy_fixtures":
+            importlib.import_module(f"tests.{module.stem}")
+
+
+_load_app_factories()

@@ -13,6 +13,7 @@ MARKER in its text. For a technician assigned to A and a portal user of A:
 from __future__ import annotations
 
 import pytest
+from rest_framework.fields import CharField, ChoiceField, EmailField, SlugField, URLField
 
 from tests.conftest import sign_in
 from tests.factories import make_client, make_user
@@ -222,3 +223,73 @@ def test_the_walk_fills_routes_with_real_ids(as_user, owner, worlds):
         if label != "webhook-deliveries":
             assert MARKER.lower() in response.content.decode().lower() or \
                 label in ("client-detail",) and MARKER in response.json()["name"], label
+
+
+def _copy_payload(serializer_class, obj) -> dict:
+    """B's object as its API would show it, with every plain text field altered so that a
+    uniqueness rule cannot be what refuses the copy: what remains are B's references."""
+    serializer = serializer_class(obj, context={"request": None})
+    data = dict(serializer.data)
+    for name, value in list(data.items()):
+        field = serializer.fields.get(name)
+        if field is None or field.read_only:
+            data.pop(name, None)
+        elif isinstance(field, SlugField) and value:
+            data[name] = f"{value}-copy"
+        elif isinstance(field, CharField) and not isinstance(field, ChoiceField) \
+                and isinstance(value, str) and value:
+            data[name] = value if isinstance(field, URLField | EmailField) else f"{value} copy"
+    return data
+
+
+def _post_copies(client, user, world_b, client_b) -> dict[str, tuple[int, bool, dict]]:
+    """POST, as `user`, a copy of B's object to every API list route that accepts POST;
+    {route: (status, whether B gained a row, payload)}."""
+    outcome = {}
+    for route in walk():
+        klass = getattr(route.callback, "cls", None)
+        decl = route.permission
+        if route.params or klass is None or not isinstance(decl, dict) or "POST" not in decl:
+            continue
+        model = view_model(route.callback)
+        if model is None or model not in world_b or not getattr(klass, "serializer_class",
+                                                                None):
+            continue
+        payload = _copy_payload(klass.serializer_class, world_b[model])
+        lookup = "id" if model.tenant_path == "id" else model.tenant_path
+        owned_by_b = model._default_manager.filter(**{lookup: client_b.pk})
+        before = owned_by_b.count()
+        sign_in(client, user)
+        response = client.post(route.url(), payload, content_type="application/json")
+        outcome[route.label] = (response.status_code, owned_by_b.count() != before, payload)
+    return outcome
+
+
+CORE_CREATE_ROUTES = {"client-list", "site-list", "contact-list", "webhook-list"}
+
+
+def test_api_creates_copying_another_tenants_object_are_refused(client, tech_a, worlds,
+                                                                 client_b):
+    # Given A's technician, and for every API list route that accepts POST the
+    # representation of B's object of that route's model (naming B's client, sites...)
+    _, world_b = worlds
+
+    # When the technician POSTs each copy
+    outcome = _post_copies(client, tech_a, world_b, client_b)
+
+    # Then each is refused and B gains nothing
+    assert CORE_CREATE_ROUTES <= set(outcome)
+    accepted = [f"{label}: {status} {payload}" for label, (status, gained, payload)
+                in outcome.items() if 200 <= status < 300 or gained]
+    assert not accepted, "writes into client B accepted:\n" + "\n".join(accepted)
+
+
+def test_the_same_copies_are_valid_for_an_admin(client, admin_user, worlds, client_b):
+    # Given an admin, who sees every client: the copies are valid requests, so the refusals
+    # above come from tenant scoping and not from a malformed payload
+    _, world_b = worlds
+
+    outcome = _post_copies(client, admin_user, world_b, client_b)
+
+    for label in CORE_CREATE_ROUTES:
+        assert outcome[label][0] == 201, (label, outcome[label])

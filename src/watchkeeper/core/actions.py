@@ -100,10 +100,11 @@ def create_contact(*, actor, client: Client, name: str, **fields: Any) -> Contac
 # --- Webhooks ---------------------------------------------------------------------------
 
 def create_webhook(*, actor, name: str, url: str, secret: str, client: Client | None = None,
-                   event_kinds: list[str] | None = None) -> WebhookEndpoint:
+                   event_kinds: list[str] | None = None,
+                   is_active: bool = True) -> WebhookEndpoint:
     return create_object(
         actor=actor, model=WebhookEndpoint, name=name, url=url, client=client,
-        event_kinds=event_kinds or [],
+        event_kinds=event_kinds or [], is_active=is_active,
         secret_enc=crypto.encrypt(secret, "webhook-secret"),
     )
 
