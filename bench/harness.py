@@ -216,7 +216,8 @@ def render_run(result: dict) -> str:
         f"(load average {meta['loadavg']:.2f} at start), Python {meta['python']}, "
         f"Django {meta['django']}; {meta['concurrency']} connections, "
         f"{meta['duration']:g} s or {meta['max_requests']:,} requests per target after "
-        f"{meta['warmup']:g} s warm-up; server `{meta['server']}`."
+        f"{meta['warmup']:g} s warm-up; server `{meta['server']}`"
+        + "".join(f", `{k}={v}`" for k, v in sorted(meta.get("env", {}).items())) + "."
     )
     return f"{head}\n\n{render_table(result['rows'])}"
 
@@ -556,8 +557,10 @@ def database(db: str, data_dir: Path, admin_url: str) -> Iterator[str]:
         admin(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
 
 
-def bench_env(data_dir: Path, database_url: str) -> dict[str, str]:
-    """The developer's environment without their WATCHKEEPER_* settings, plus ours."""
+def bench_env(data_dir: Path, database_url: str,
+              extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The developer's environment without their WATCHKEEPER_* settings, plus ours and the
+    run's explicit `--env` settings (recorded in the results)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}
     env.update({
         "WATCHKEEPER_DATA_DIR": str(data_dir),
@@ -566,6 +569,7 @@ def bench_env(data_dir: Path, database_url: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "watchkeeper.settings",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     })
+    env.update(extra or {})
     return env
 
 
@@ -625,6 +629,8 @@ class Options:
     pg_admin_url: str = PG_ADMIN_URL
     keep: bool = False
     profile: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # WATCHKEEPER_* settings of the run
+    tag: str = ""  # names a variant's results file; only untagged results go to the docs
 
 
 def check_target(port: int, target: Target) -> None:
@@ -723,12 +729,16 @@ def frame_package(frame: str) -> str:
     return "/".join(parts[:min(2, len(parts) - 1)])
 
 
+def result_stem(name: str, db: str, tag: str = "") -> str:
+    return f"{name}-{db}-{tag}" if tag else f"{name}-{db}"
+
+
 def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"wk-bench-{scenario.name}-{db}-"))
     (data_dir / "static").mkdir()  # STATIC_ROOT; WhiteNoise warns on every start without it
     try:
         with database(db, data_dir, opts.pg_admin_url) as url:
-            env = bench_env(data_dir, url)
+            env = bench_env(data_dir, url, opts.env)
             log(f"[{db}] migrate")
             run_step(python_cmd("watchkeeper.cli", "migrate", "--noinput", "--skip-checks"),
                      env, "migrate")
@@ -743,6 +753,7 @@ def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
                 "machine": f"{platform.system()} {platform.machine()}",
                 "duration": opts.duration, "warmup": opts.warmup,
                 "concurrency": opts.concurrency, "max_requests": opts.max_requests,
+                "env": opts.env, "tag": opts.tag,
             }
             with Server(env, data_dir / "server.log") as server:
                 shown = (["watchkeeper", *server.command[3:]]
@@ -775,7 +786,7 @@ def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
                         row = next((r for r in rows if r.target == target.label), None)
                         if row is None:
                             continue
-                        out = RESULTS_DIR / f"{scenario.name}-{db}-{n}.folded"
+                        out = RESULTS_DIR / f"{result_stem(scenario.name, db, opts.tag)}-{n}.folded"
                         row.profile = profile_target(server, target, opts, out)
                         log(f"[{db}] profile of {target.label} ({out.name}, "
                             f"{row.profile['samples']} samples), inclusive %:")
@@ -813,6 +824,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--pg-admin-url", default=PG_ADMIN_URL,
                      help="PostgreSQL URL used to create/drop watchkeeper_bench")
     run.add_argument("--keep", action="store_true", help="keep the data dir (server log)")
+    run.add_argument("--env", action="append", default=[], metavar="WATCHKEEPER_X=VALUE",
+                     help="a setting for the whole stack of the run (repeatable)")
+    run.add_argument("--tag", default="",
+                     help="results file suffix for a variant (tagged runs skip the docs)")
     run.add_argument("--profile", action="store_true",
                      help="after measuring, sample each target with py-spy (extra: bench)")
     run.add_argument("--write-docs", action="store_true",
@@ -834,9 +849,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration <= 0 or args.concurrency < 1 or args.max_requests < 1:
         parser.error("duration, concurrency and max-requests must be positive")
     scenario = available[args.name]
+    extra_env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("WATCHKEEPER_"):
+            parser.error(f"--env takes WATCHKEEPER_NAME=VALUE, not {item!r}")
+        extra_env[key] = value
+    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
+        parser.error("--tag takes letters, digits, - and _")
+    if args.tag and args.write_docs:
+        parser.error("--write-docs renders the untagged results; run without --tag")
     opts = Options(duration=args.duration, concurrency=args.concurrency,
                    max_requests=args.max_requests, warmup=args.warmup,
-                   pg_admin_url=args.pg_admin_url, keep=args.keep, profile=args.profile)
+                   pg_admin_url=args.pg_admin_url, keep=args.keep, profile=args.profile,
+                   env=extra_env, tag=args.tag)
     if opts.profile and py_spy() is None:
         parser.error("--profile needs py-spy: pip install -e '.[bench]'")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -847,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as exc:
             print(f"bench {scenario.name} on {db}: {exc}", file=sys.stderr)
             return 1
-        out = RESULTS_DIR / f"{scenario.name}-{db}.json"
+        out = RESULTS_DIR / f"{result_stem(scenario.name, db, opts.tag)}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"\n{render_run(result)}\n\nwrote {out.relative_to(REPO)}")
         if any(row.get("skipped") for row in result["rows"]):
