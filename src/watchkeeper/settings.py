@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_tasks_rq",
     "watchkeeper.core",
     "watchkeeper.inventory",
+    "watchkeeper.agents",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +240,19 @@ HEARTBEAT_SECONDS = env_int("WATCHKEEPER_HEARTBEAT_SECONDS", 15)
 OUTBOX_SWEEP_SECONDS = env_int("WATCHKEEPER_OUTBOX_SWEEP_SECONDS", 15)
 TASK_RESULT_RETENTION_DAYS = env_int("WATCHKEEPER_TASK_RESULT_DAYS", 14)
 LOGIN_ATTEMPT_RETENTION_DAYS = env_int("WATCHKEEPER_LOGIN_ATTEMPT_DAYS", 90)
+
+# --- Agents -------------------------------------------------------------------------------
+ENROLLMENT_TOKEN_HOURS = env_int("WATCHKEEPER_ENROLLMENT_TOKEN_HOURS", 1)
+AGENT_INTERVAL = env_int("WATCHKEEPER_AGENT_INTERVAL", 60)  # seconds between check-ins
+AGENT_INVENTORY_INTERVAL = env_int("WATCHKEEPER_AGENT_INVENTORY_INTERVAL", 3600)
+AGENT_CLOCK_SKEW = env_int("WATCHKEEPER_AGENT_CLOCK_SKEW", 300)  # accepted timestamp drift
+AGENT_OFFLINE_AFTER = env_int("WATCHKEEPER_AGENT_OFFLINE_AFTER", 0)  # 0: 2 intervals + 30 s
+AGENT_MAX_BODY_BYTES = env_int("WATCHKEEPER_AGENT_MAX_BODY_BYTES", 8 * 1024 * 1024)
+LARGE_JOB_THRESHOLD = env_int("WATCHKEEPER_LARGE_JOB_THRESHOLD", 50)
+COMMAND_TTL_MINUTES = env_int("WATCHKEEPER_COMMAND_TTL_MINUTES", 60)
+SIGNER_KEY_FILE = env_str("WATCHKEEPER_SIGNER_KEY_FILE", str(DATA_DIR / "signer" /
+                                                              "ed25519.key"))
+METRIC_RETENTION_DAYS = env_int("WATCHKEEPER_METRIC_RETENTION_DAYS", 30)
 
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("watchkeeper.core.urls_admin")),
     path("", include("watchkeeper.inventory.urls")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
+    path("agent/v1/", include("watchkeeper.agents.urls_agent")),
 ]
 
 # problem+json under /api/, an HTML page elsewhere (core/api/views.py)

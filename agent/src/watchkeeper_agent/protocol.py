@@ -43,7 +43,7 @@ def canonical_request(*, method: str, path: str, timestamp: int, nonce: str, bod
 
 def canonical_json(value: Any) -> bytes:
     """Deterministic JSON: sorted keys, no spaces; the basis of hashes and signatures."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
                       default=str).encode("utf-8")
 
 

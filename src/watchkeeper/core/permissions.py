@@ -28,6 +28,12 @@ CAPABILITIES = {
     "portal.view": "Use the client portal",
     "devices.view": "See devices, their inventory, history and licences",
     "devices.change": "Create, edit, import and discover devices; resolve conflicts",
+    "agents.view": "See agents, enrollment tokens and quarantined agent payloads",
+    "agents.manage": "Create and revoke enrollment tokens; approve, reject, revoke agents",
+    "scripts.view": "See the script library, script runs and their output",
+    "scripts.change": "Write and edit scripts in the library",
+    "scripts.run": "Run scripts on devices, sites and clients",
+    "scripts.approve": "Approve large script jobs (second person); use the kill switch",
 }
 
 _STAFF_READ = {"dashboard.view", "clients.view", "profile", "devices.view"}
@@ -36,9 +42,12 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(CAPABILITIES) - {"portal.view"},
     Role.ADMIN: frozenset(CAPABILITIES) - {"portal.view"},
     Role.TECHNICIAN: frozenset(_STAFF_READ | {"clients.change", "webhooks.view",
-                                                "devices.change"}),
-    Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"}),
-    Role.READONLY: frozenset(_STAFF_READ | {"users.view", "webhooks.view", "events.view"}),
+                                                "devices.change"}
+                               | {"agents.view", "agents.manage", "scripts.view",
+                                  "scripts.change", "scripts.run"}),
+    Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"} | {"agents.view", "scripts.view"}),
+    Role.READONLY: frozenset(_STAFF_READ | {"users.view", "webhooks.view", "events.view"}
+                             | {"agents.view", "scripts.view"}),
     Role.CLIENT_USER: frozenset({"portal.view", "profile"}),
 }
 

@@ -1,0 +1,167 @@
+"""The agent API under /agent/v1/, kept apart from the UI's REST API (as Tactical RMM keeps
+its apiv3): no sessions, no CSRF, no user tokens. Every route but enrollment authenticates
+the agent by its request signature (auth.py); enrollment authenticates the token.
+
+Errors are RFC 9457 problem+json with a `code` the agent acts on. Nothing a client sends can
+produce a 5xx: bodies are size-capped, parsed defensively and validated whole first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from watchkeeper.core.permissions import public
+
+from . import actions, ingest
+from .auth import AuthError, authenticate
+from .choices import AgentStatus
+from .models import Agent, QuarantinedPayload
+from .validation import Invalid, validate_checkin, validate_enroll
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_BODY_CHARS = 65536
+
+
+def problem(status: int, detail: str, *, code: str, errors: list[str] | None = None,
+            path: str = "") -> JsonResponse:
+    body = {"type": "about:blank", "title": detail.split(".")[0][:80], "status": status,
+            "detail": detail, "code": code, "instance": path}
+    if errors:
+        body["errors"] = errors[:50]
+    return JsonResponse(body, status=status, content_type="application/problem+json")
+
+
+def _read_body(request) -> bytes:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    limit = settings.AGENT_MAX_BODY_BYTES
+    if length > limit:
+        raise AuthError(413, "too_large", f"Body larger than {limit} bytes.")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise AuthError(413, "too_large", f"Body larger than {limit} bytes.")
+    return body
+
+
+def _parse(body: bytes):
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Invalid([f"body: not valid UTF-8 JSON ({type(exc).__name__})"]) from exc
+
+
+def _quarantine(request, agent: Agent | None, body: bytes, reason: str) -> None:
+    QuarantinedPayload.objects.create(
+        agent=agent, path=request.path[:200], remote_ip=getattr(request, "client_ip", None),
+        reason=reason[:4000], body=body[:QUARANTINE_BODY_CHARS].decode("utf-8", "replace"))
+
+
+@csrf_exempt
+@require_POST
+@public
+def enroll(request):
+    try:
+        body = _read_body(request)
+        data = validate_enroll(_parse(body))
+    except AuthError as exc:
+        return problem(exc.status, exc.detail, code=exc.code, path=request.path)
+    except Invalid as exc:
+        return problem(400, "The enrollment request did not validate.", code="invalid",
+                       errors=exc.errors, path=request.path)
+    token = actions.find_enrollment_token(data["token"])
+    if token is None or not token.is_usable:
+        return problem(403, "Enrollment token unknown, expired, revoked or used up.",
+                       code="bad_token", path=request.path)
+    try:
+        raw_key = base64.b64decode(data["public_key"], validate=True)
+        Ed25519PublicKey.from_public_bytes(raw_key)
+    except (binascii.Error, ValueError):
+        return problem(400, "public_key is not a raw Ed25519 key.", code="invalid",
+                       path=request.path)
+    signer_key = actions.active_signer_key()
+    if signer_key is None:
+        return problem(503, "The command signer has not published its key yet; run "
+                       "`watchkeeper signer --init`.", code="no_signer", path=request.path)
+    try:
+        agent = actions.enroll_agent(token=token, public_key=data["public_key"],
+                                     facts=data.get("facts", {}),
+                                     agent_version=data.get("agent_version", ""),
+                                     ip=getattr(request, "client_ip", None))
+    except actions.ActionError as exc:
+        return problem(403, str(exc), code="bad_token", path=request.path)
+    except IntegrityError:
+        return problem(409, "This key is already enrolled; generate a new key to enroll "
+                       "again.", code="key_in_use", path=request.path)
+    return JsonResponse({
+        "agent_id": str(agent.uid), "status": agent.status,
+        "signer_public_key": signer_key.public_key,
+        "interval": settings.AGENT_INTERVAL,
+        "inventory_interval": settings.AGENT_INVENTORY_INTERVAL,
+    }, status=201)
+
+
+@csrf_exempt
+@require_POST
+@public
+def checkin(request):
+    try:
+        body = _read_body(request)
+        with transaction.atomic():
+            agent = authenticate(request, body)
+    except AuthError as exc:
+        return problem(exc.status, exc.detail, code=exc.code, path=request.path)
+    if agent.status == AgentStatus.PENDING:
+        return problem(403, "This agent waits for a technician's approval.", code="pending",
+                       path=request.path)
+    try:
+        batch = validate_checkin(_parse(body))
+    except Invalid as exc:
+        _quarantine(request, agent, body, "; ".join(exc.errors))
+        return problem(400, "The check-in did not validate.", code="invalid",
+                       errors=exc.errors, path=request.path)
+    try:
+        answer = ingest.ingest_checkin(agent, batch, ip=getattr(request, "client_ip", None))
+    except ValueError as exc:
+        # The inventory refused a section shape the validator let through: still the
+        # agent's payload, still a 4xx.
+        _quarantine(request, agent, body, f"inventory: {exc}")
+        return problem(400, f"The inventory was refused: {exc}", code="invalid",
+                       path=request.path)
+    answer.update({
+        "status": AgentStatus.APPROVED,
+        "interval": settings.AGENT_INTERVAL,
+        "inventory_interval": settings.AGENT_INVENTORY_INTERVAL,
+        "commands": ingest.pending_commands(agent),
+    })
+    return JsonResponse(answer)
+
+
+@csrf_exempt
+@require_POST
+@public
+def status(request):
+    try:
+        body = _read_body(request)
+        with transaction.atomic():
+            agent = authenticate(request, body)
+    except AuthError as exc:
+        return problem(exc.status, exc.detail, code=exc.code, path=request.path)
+    return JsonResponse({
+        "agent_id": str(agent.uid), "status": agent.status,
+        "connectivity": agent.connectivity, "last_seq": agent.last_seq,
+        "last_seen_at": agent.last_seen_at.isoformat() if agent.last_seen_at else None,
+        "spool_dropped": agent.spool_dropped,
+    })

@@ -1,0 +1,85 @@
+"""Authenticate an agent request: Ed25519 signature over method, path, timestamp, nonce and
+body hash; a timestamp within the allowed skew; a nonce never used before by this agent.
+
+Order matters for cost and for leaks: cheap header checks first, then the one indexed
+lookup of the agent, then the signature, and only a request that verified may write a
+nonce row (so an attacker without the key cannot fill the nonce table).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .choices import AgentStatus
+from .models import Agent, AgentNonce
+from .protocol import (
+    HEADER_AGENT,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    b64d,
+    canonical_request,
+)
+
+NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+@dataclass
+class AuthError(Exception):
+    status: int
+    code: str
+    detail: str
+
+
+def authenticate(request, body: bytes) -> Agent:
+    meta = request.META
+    agent_id = meta.get(HEADER_AGENT, "")
+    timestamp = meta.get(HEADER_TIMESTAMP, "")
+    nonce = meta.get(HEADER_NONCE, "")
+    signature = meta.get(HEADER_SIGNATURE, "")
+    if not (agent_id and timestamp and nonce and signature):
+        raise AuthError(401, "unsigned", "Missing agent signature headers.")
+    try:
+        agent_uuid = uuid.UUID(agent_id)
+        ts = int(timestamp)
+        sig = b64d(signature)
+    except ValueError as exc:
+        raise AuthError(401, "malformed_auth", "Malformed agent signature headers.") from exc
+    if not NONCE_RE.match(nonce):
+        raise AuthError(401, "malformed_auth", "Malformed nonce.")
+    skew = settings.AGENT_CLOCK_SKEW
+    if abs(time.time() - ts) > skew:
+        raise AuthError(401, "stale", f"Timestamp outside the accepted ±{skew} s window; "
+                                      "check the endpoint's clock.")
+    agent = Agent.objects.filter(uid=agent_uuid).first()
+    if agent is None:
+        # Deleted agents land here: refused at once, with nothing to say about why.
+        raise AuthError(401, "unknown_agent", "Unknown agent.")
+    message = canonical_request(method=request.method, path=request.path, timestamp=ts,
+                                nonce=nonce, body=body, agent_id=agent_id)
+    try:
+        Ed25519PublicKey.from_public_bytes(b64d(agent.public_key)).verify(sig, message)
+    except (InvalidSignature, ValueError) as exc:
+        raise AuthError(401, "bad_signature", "Signature does not verify.") from exc
+    if agent.status in (AgentStatus.REVOKED, AgentStatus.REJECTED):
+        raise AuthError(403, agent.status, f"This agent is {agent.status}.")
+    try:
+        with transaction.atomic():
+            AgentNonce.objects.create(
+                agent=agent, nonce=nonce,
+                # Kept a little longer than the skew window: after that the timestamp check
+                # alone refuses the request.
+                expires_at=timezone.now() + timedelta(seconds=2 * skew + 60))
+    except IntegrityError as exc:
+        raise AuthError(401, "replay", "Nonce already used.") from exc
+    return agent

@@ -1,0 +1,195 @@
+"""Check-in ingestion: one validated batch from one agent, written in one transaction.
+
+Idempotent by sequence number: the agent numbers its batches and replays them in order
+after an outage, and the conditional UPDATE of `last_seq` decides, inside the transaction,
+whether this batch is new. A repeat is acknowledged without storing anything twice. The
+agent is acknowledged only after the transaction committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from watchkeeper.core import audit, events
+from watchkeeper.core.choices import AuditAction
+
+from .actions import offline_after
+from .choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Connectivity, RunStatus
+from .models import Agent, Command, MetricName, MetricSample, ScriptRun
+from .protocol import canonical_json
+
+log = logging.getLogger(__name__)
+
+# Metric name -> id, filled lazily; names are never renamed or deleted, so entries stay valid.
+_metric_ids: dict[str, int] = {}
+# Refresh the device's last_seen_at (an UPDATE of the inventory's hot row) only when the
+# agent's previous check-in is older than this; the agent row carries the exact time.
+DEVICE_TOUCH_SECONDS = 600
+
+
+def metric_ids(names: list[str]) -> dict[str, int]:
+    missing = [n for n in names if n not in _metric_ids]
+    if missing:
+        MetricName.objects.bulk_create([MetricName(name=n) for n in missing],
+                                       ignore_conflicts=True)
+        _metric_ids.update(MetricName.objects.filter(name__in=missing)
+                           .values_list("name", "id"))
+    return {n: _metric_ids[n] for n in names}
+
+
+def _sha256(value: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def ingest_checkin(agent: Agent, batch: dict[str, Any], *, ip: str | None) -> dict[str, Any]:
+    """Store one batch (already validated) and return the acknowledgement."""
+    now = timezone.now()
+    seq = batch["seq"]
+    with transaction.atomic():
+        fields = {"last_seq": seq, "last_seen_at": now, "next_due_at": now + offline_after(),
+                  "last_ip": ip}
+        if batch.get("agent_version") and batch["agent_version"] != agent.agent_version:
+            fields["agent_version"] = batch["agent_version"]
+        # The claim: only the first delivery of a batch moves last_seq past it.
+        fresh = Agent.objects.filter(pk=agent.pk, last_seq__lt=seq).update(**fields)
+        if not fresh:
+            # A replay of a batch already stored: still a sign of life.
+            Agent.objects.filter(pk=agent.pk).update(last_seen_at=now,
+                                                     next_due_at=now + offline_after())
+        else:
+            _store(agent, batch, now)
+        _went_online(agent)
+    hashes = Agent.objects.filter(pk=agent.pk).values_list("inventory_hashes", flat=True).first()
+    return {"ack_seq": seq, "duplicate": not fresh, "inventory_hashes": hashes or {}}
+
+
+def _store(agent: Agent, batch: dict[str, Any], now: datetime) -> None:
+    metrics = batch.get("metrics")
+    if metrics and metrics.get("values"):
+        ts = datetime.fromtimestamp(metrics["ts"], tz=UTC)
+        ids = metric_ids(sorted(metrics["values"]))
+        MetricSample.objects.bulk_create([
+            MetricSample(device_id=agent.device_id, metric_id=ids[name], ts=ts,
+                         value=float(value))
+            for name, value in metrics["values"].items()])
+    inventory = batch.get("inventory")
+    if inventory and inventory.get("sections"):
+        _store_inventory(agent, inventory["sections"], now)
+    elif agent.last_seen_at is None or (now - agent.last_seen_at).total_seconds() > (
+            DEVICE_TOUCH_SECONDS):
+        from watchkeeper.inventory import services as inventory_services
+
+        inventory_services.touch_last_seen([agent.device_id], now)
+    if batch.get("results"):
+        _store_results(agent, batch["results"], now)
+    _note_drops(agent, batch.get("dropped") or {})
+
+
+def _store_inventory(agent: Agent, sections: dict[str, Any], now: datetime) -> None:
+    from watchkeeper.inventory import services as inventory_services
+
+    known = {k: v for k, v in sections.items() if k in inventory_services.SECTIONS}
+    inventory_services.apply_agent_inventory(device_id=agent.device_id, sections=known,
+                                             agent_ref=str(agent.uid), observed_at=now)
+    # Hash what we stored (the agent hashes the same canonical JSON) so the next delta is
+    # computed against what the server really holds.
+    current = Agent.objects.select_for_update().values_list(
+        "inventory_hashes", flat=True).get(pk=agent.pk) or {}
+    current.update({name: _sha256(data) for name, data in known.items()})
+    Agent.objects.filter(pk=agent.pk).update(inventory_hashes=current)
+
+
+_RESULT_STATUS = {"timeout": CommandStatus.TIMED_OUT, "refused": CommandStatus.REFUSED}
+
+
+def _store_results(agent: Agent, results: list[dict[str, Any]], now: datetime) -> None:
+    by_uid = {r["id"]: r for r in results}
+    commands = {str(c.uid): c for c in Command.objects.filter(
+        agent=agent, uid__in=list(by_uid)).select_related("run")}
+    runs = set()
+    for uid, result in by_uid.items():
+        command = commands.get(uid)
+        if command is None or command.status in FINISHED_COMMAND_STATES:
+            continue  # unknown, another agent's, or already reported
+        status = _RESULT_STATUS.get(result["status"])
+        if status is None:
+            status = (CommandStatus.SUCCEEDED if result.get("exit_code") == 0
+                      else CommandStatus.FAILED)
+        updated = Command.objects.filter(
+            pk=command.pk, status__in=(CommandStatus.SIGNED, CommandStatus.DELIVERED)).update(
+            status=status, finished_at=now, exit_code=result.get("exit_code"),
+            stdout=result.get("stdout", ""), stderr=result.get("stderr", ""),
+            truncated=bool(result.get("truncated")), duration_ms=result.get("duration_ms"),
+            reason=str(result.get("reason", ""))[:200])
+        if not updated:
+            continue
+        audit.record(actor=f"agent:{agent.uid}", action=AuditAction.UPDATE, obj=command,
+                     client_id=agent.client_id, object_repr=f"command on {agent}",
+                     changes={"status": [command.status, status],
+                              "exit_code": [None, result.get("exit_code")],
+                              "reason": [None, result.get("reason", "")]})
+        events.emit("command.finished", client=agent.client_id, payload={
+            "id": command.pk, "uid": uid, "run": command.run_id, "agent": agent.pk,
+            "device": agent.device_id, "status": status, "exit_code": result.get("exit_code")})
+        if command.run_id:
+            runs.add(command.run_id)
+    for run_id in runs:
+        open_left = Command.objects.filter(run_id=run_id).exclude(
+            status__in=FINISHED_COMMAND_STATES).exists()
+        if not open_left and ScriptRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                status=RunStatus.DONE):
+            run = ScriptRun.objects.get(pk=run_id)
+            events.emit("script_run.finished", client=run.client_id, payload={"id": run_id})
+
+
+def _note_drops(agent: Agent, dropped: dict[str, int]) -> None:
+    """Keep the agent's running totals of spool drops (they only ever grow)."""
+    current = dict(agent.spool_dropped or {})
+    merged = {k: max(int(v), int(current.get(k, 0))) for k, v in dropped.items()}
+    merged = {**current, **merged}
+    if merged == current:
+        return
+    Agent.objects.filter(pk=agent.pk).update(spool_dropped=merged)
+    agent.spool_dropped = merged
+    events.emit("agent.spool_overflow", client=agent.client_id, payload={
+        "id": agent.pk, "uid": str(agent.uid), "dropped_total": merged,
+        "dropped_new": {k: merged[k] - int(current.get(k, 0)) for k in merged}})
+
+
+def _went_online(agent: Agent) -> None:
+    if agent.connectivity == Connectivity.ONLINE:
+        return
+    if Agent.objects.filter(pk=agent.pk).filter(
+            Q(connectivity=Connectivity.OFFLINE) | Q(connectivity=Connectivity.UNKNOWN)).update(
+            connectivity=Connectivity.ONLINE):
+        events.emit("agent.online", client=agent.client_id, payload={
+            "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id})
+
+
+def pending_commands(agent: Agent) -> list[dict[str, Any]]:
+    """Signed, unexpired commands for this agent, marked delivered. Delivered ones are sent
+    again until a result arrives: the agent's nonce ledger makes the second copy harmless."""
+    now = timezone.now()
+    rows = list(Command.objects.filter(
+        agent=agent, status__in=(CommandStatus.SIGNED, CommandStatus.DELIVERED),
+        expires_at__gt=now).values_list("id", "uid", "payload", "signature", "status"))
+    if not rows:
+        return []
+    first = [pk for pk, _, _, _, status in rows if status == CommandStatus.SIGNED]
+    if first:
+        Command.objects.filter(pk__in=first, status=CommandStatus.SIGNED).update(
+            status=CommandStatus.DELIVERED, delivered_at=now)
+    return [{"id": str(uid), "payload": payload, "signature": signature}
+            for _, uid, payload, signature, _ in rows]
+
+
+def agent_is_active(agent: Agent) -> bool:
+    return agent.status == AgentStatus.APPROVED and agent.device_id is not None

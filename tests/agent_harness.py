@@ -1,0 +1,116 @@
+"""Helpers for the agent tests: a real HTTP server (the Django app in a thread on a loopback
+port, stoppable and restartable on the same port), the real `watchkeeper-agent` CLI run as a
+subprocess, and the command signer run with a key file of its own.
+
+Not a test module: tests/test_agent_*.py import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.db import connections
+from django.test.testcases import LiveServerThread
+
+AGENT_BIN = shutil.which("watchkeeper-agent", path=str(Path(sys.executable).parent))
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - signature from the base class
+        pass
+
+
+class _ReusableServerThread(LiveServerThread):
+    """Django's live-server thread, allowed to rebind the same port after a stop."""
+
+    def _create_server(self, connections_override=None):
+        return ThreadedWSGIServer((self.host, self.port), _QuietHandler,
+                                  allow_reuse_address=True,
+                                  connections_override=connections_override)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LoopbackServer:
+    def __init__(self):
+        self.port = free_port()
+        self.thread: LiveServerThread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        override = {c.alias: c for c in connections.all()
+                    if c.vendor == "sqlite" and c.is_in_memory_db()}
+        # In-memory SQLite: the server thread must use the test's connection. Keep it
+        # from being closed by the thread's cleanup.
+        for conn in override.values():
+            conn.inc_thread_sharing()
+        self.thread = _ReusableServerThread("127.0.0.1", StaticFilesHandler, override,
+                                            self.port)
+        self.thread.daemon = True
+        self.thread.start()
+        self.thread.is_ready.wait()
+        if self.thread.error:
+            raise self.thread.error
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.terminate()
+            for conn in self.thread.connections_override.values():
+                conn.dec_thread_sharing()
+            self.thread = None
+
+
+@dataclass
+class AgentRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self):
+        return json.loads(self.stdout)
+
+
+class AgentCLI:
+    """The real agent, run as a separate process with its own state directory."""
+
+    def __init__(self, state_dir: Path, spool_bytes: int | None = None):
+        self.state_dir = state_dir
+        self.spool_bytes = spool_bytes
+
+    def __call__(self, *args: str, timeout: float = 120) -> AgentRun:
+        argv = [AGENT_BIN, "--state-dir", str(self.state_dir)]
+        if self.spool_bytes:
+            argv += ["--spool-bytes", str(self.spool_bytes)]
+        proc = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
+        return AgentRun(proc.returncode, proc.stdout, proc.stderr)
+
+    def enroll(self, server: str, token: str) -> AgentRun:
+        return self("enroll", "--server", server, "--token", token)
+
+    def once(self, inventory: str = "never") -> AgentRun:
+        return self("run", "--once", "--inventory", inventory)
+
+    def status(self) -> dict:
+        return self("status", "--offline").json
+
+    @property
+    def agent_id(self) -> str:
+        return json.loads((self.state_dir / "enrollment.json").read_text())["agent_id"]
