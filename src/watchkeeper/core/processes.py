@@ -96,6 +96,21 @@ class Heartbeat:
 
 # --- Supervisor for `watchkeeper up` ------------------------------------------------------
 
+# Long-running roles beyond web, worker and scheduler. `watchkeeper up` runs each one whose
+# management command exists (`watchkeeper <role>` with no arguments must run until SIGTERM).
+_up_roles: list[str] = ["signer", "poller", "mail-in"]
+
+
+def register_role(command: str) -> None:
+    """Have `watchkeeper up` also run `watchkeeper <command>` as a child process."""
+    if command not in _up_roles:
+        _up_roles.append(command)
+
+
+def up_roles() -> list[str]:
+    return list(_up_roles)
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
     """Linux: ask the kernel to SIGTERM this child if its parent dies (even by SIGKILL)."""
     if sys.platform.startswith("linux"):

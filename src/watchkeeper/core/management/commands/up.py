@@ -2,8 +2,10 @@
 
 Applies migrations, creates the first owner when there is no user at all (printing a
 one-time password; there is no web setup wizard), optionally loads the demo, then runs web,
-worker and scheduler as child processes, prefixing their output. Ctrl-C or SIGTERM stops
-them all and exits 0; if one child dies the others are stopped and its status returned.
+worker and scheduler as child processes, plus every extra role another app provides (see
+core.processes.up_roles, e.g. the agent command signer), prefixing their output. Ctrl-C or
+SIGTERM stops them all and exits 0; if one child dies the others are stopped and its status
+is returned.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import signal
 import sys
 
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
-from watchkeeper.core.processes import Supervisor
+from watchkeeper.core.processes import Supervisor, up_roles
 
 BANNER = """
   First owner account (shown once; you will choose a new password at first sign-in):
@@ -60,11 +62,14 @@ class Command(BaseCommand):
         self.stdout.flush()
 
         me = [sys.executable, "-m", "watchkeeper.cli"]
-        supervisor = Supervisor([
+        children = [
             ("web", [*me, "web", "--host", host, "--port", str(port)]),
             ("worker", [*me, "worker"]),
             ("scheduler", [*me, "scheduler"]),
-        ], out=sys.stdout)
+        ]
+        available = get_commands()
+        children += [(role, [*me, role]) for role in up_roles() if role in available]
+        supervisor = Supervisor(children, out=sys.stdout)
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         supervisor.start()
