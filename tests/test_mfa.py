@@ -239,3 +239,17 @@ def test_admin_cannot_reset_an_owners_mfa(client, as_user, admin_user, owner):
     client.post(reverse("user_edit", args=[owner.pk]), {"action": "reset_mfa"})
     owner.refresh_from_db()
     assert owner.mfa_enabled
+
+
+def test_admin_cannot_weaken_mfa_for_owners_and_admins(client, as_user, admin_user):
+    # Given an admin (who may manage users)
+    as_user(admin_user)
+    # When they try to make MFA optional for admins
+    response = client.post(reverse("role_policy", args=[Role.ADMIN]), {})
+    # Then nothing changes; the page says only owners may
+    assert response["Location"] == reverse("roles")
+    assert not RolePolicy.objects.filter(role=Role.ADMIN).exists()
+    assert "Owners only" in client.get(reverse("roles")).content.decode()
+    # While policies of other roles are theirs to change
+    client.post(reverse("role_policy", args=[Role.READONLY]), {"mfa_required": "on"})
+    assert RolePolicy.objects.get(role=Role.READONLY).mfa_required is True

@@ -34,6 +34,7 @@ TOTP_PURPOSE = "totp"
 TOTP_ISSUER = "Watchkeeper"
 RECOVERY_CODE_COUNT = 10
 IP_WINDOW = timedelta(minutes=15)
+PRIVILEGED_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 
 # One message for a wrong password, an unknown address and a locked account, so the form
 # never tells an attacker which of the three it was.
@@ -217,6 +218,9 @@ def set_role_policy(*, actor, role: str, mfa_required: bool) -> RolePolicy:
     """Turn the MFA requirement of a role on or off; the audit log keeps the history."""
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
+    if _is_person(actor) and actor.role != Role.OWNER and role in PRIVILEGED_ROLES:
+        # An admin must not be able to weaken the sign-in of the roles that manage users.
+        raise PermissionDenied("Only an owner can change the MFA policy of owners and admins.")
     from .auth import mfa_required as current_requirement
 
     with transaction.atomic():

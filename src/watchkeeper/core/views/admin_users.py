@@ -181,6 +181,7 @@ user_edit.wk_model = User
 @never_cache
 def roles(request):
     policies = {p.role: p.mfa_required for p in RolePolicy.objects.all()}
+    can_manage = "users.manage" in ROLE_CAPABILITIES.get(request.user.role, ())
     role_rows = []
     for value, label in Role.choices:
         probe = User(role=value)
@@ -189,6 +190,8 @@ def roles(request):
             "is_default": value not in policies,
             "default": value in MFA_REQUIRED_BY_DEFAULT,
             "users": User.objects.filter(role=value, is_active=True).count(),
+            "can_change": can_manage and (request.user.role == Role.OWNER
+                                          or value not in accounts.PRIVILEGED_ROLES),
         })
     matrix = [{"capability": cap, "label": label,
                "roles": [cap in ROLE_CAPABILITIES.get(value, ()) for value, _ in Role.choices]}
@@ -197,7 +200,7 @@ def roles(request):
                .select_related("actor")[:20])
     return render(request, "core/admin/roles.html", {
         "role_rows": role_rows, "matrix": matrix, "history": history,
-        "can_manage": "users.manage" in ROLE_CAPABILITIES.get(request.user.role, ()),
+        "can_manage": can_manage,
     })
 
 
@@ -207,7 +210,11 @@ def role_policy(request, role: str):
     if role not in Role.values:
         raise Http404("unknown role")
     required = request.POST.get("mfa_required") == "on"
-    accounts.set_role_policy(actor=request.user, role=role, mfa_required=required)
+    try:
+        accounts.set_role_policy(actor=request.user, role=role, mfa_required=required)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("roles")
     label = Role(role).label
     messages.success(request, f"MFA is now {'required' if required else 'optional'} "
                               f"for {label}.")
