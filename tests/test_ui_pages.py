@@ -90,6 +90,8 @@ def test_client_user_is_redirected_to_portal(as_user, portal_b, client_b):
     html = portal.content.decode()
     assert "Borealis Logistics" in html
     assert "More comes later" in html
+    # without a search box they could not use
+    assert 'id="global-search"' not in html
     # and staff pages are refused
     assert http.get(reverse("clients")).status_code == 403
 
