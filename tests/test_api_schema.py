@@ -32,6 +32,24 @@ def test_schema_generates_valid_and_without_warnings(tmp_path):
     assert {"apiToken": []} in site_ops["security"]
 
 
+def test_error_responses_are_documented_as_problem_details(tmp_path):
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--file", str(out), stdout=StringIO(), stderr=StringIO())
+    schema = yaml.safe_load(out.read_text())
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+
+    detail = schema["paths"]["/api/v1/sites/{id}/"]
+    for method, codes in {"get": {"401", "403", "404"},
+                          "patch": {"400", "401", "403", "404"}}.items():
+        responses = detail[method]["responses"]
+        assert codes <= set(responses), (method, set(responses))
+        for code in codes:
+            assert responses[code]["content"]["application/problem+json"]["schema"] == \
+                problem_ref
+    assert {"type", "title", "status", "detail"} <= set(
+        schema["components"]["schemas"]["Problem"]["required"])
+
+
 def test_webhook_secret_is_write_only_in_the_schema(tmp_path):
     out = tmp_path / "schema.yaml"
     call_command("spectacular", "--file", str(out), stdout=StringIO(), stderr=StringIO())

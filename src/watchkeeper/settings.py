@@ -215,7 +215,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "watchkeeper.core.api.schema.ProblemAutoSchema",
     "EXCEPTION_HANDLER": "watchkeeper.core.api.problems.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
@@ -228,6 +228,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # One name per choice set: several models share field names such as "status"/"source".
+    "ENUM_NAME_OVERRIDES": {
+        "DeliveryStatusEnum": "watchkeeper.core.choices.DeliveryStatus",
+        "AuditActionEnum": "watchkeeper.core.choices.AuditAction",
+        "RoleEnum": "watchkeeper.core.choices.Role",
+        "TokenScopeEnum": "watchkeeper.core.choices.TokenScope",
+        "SourceKindEnum": "watchkeeper.inventory.choices.SourceKind",
+        "LifecycleStatusEnum": "watchkeeper.inventory.choices.LifecycleStatus",
+        "ConflictStatusEnum": "watchkeeper.inventory.choices.ConflictStatus",
+        "ImportStatusEnum": "watchkeeper.inventory.choices.ImportStatus",
+        "RunStatusEnum": "watchkeeper.inventory.choices.RunStatus",
+    },
 }
 
 # --- Events and webhooks ------------------------------------------------------------------

@@ -1,8 +1,13 @@
-"""OpenAPI extensions: document the personal API token as a bearer scheme."""
+"""OpenAPI extensions: the personal API token as a bearer scheme, and the problem+json
+error responses of every operation."""
 
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+from ..permissions import PUBLIC
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -18,3 +23,46 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
                            "`Authorization: Bearer wk_<prefix>_<secret>`. Read-scoped tokens "
                            "may only use GET.",
         }
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details, the body of every API error."""
+
+    type = serializers.CharField(help_text="A URI naming the problem type; about:blank.")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    instance = serializers.CharField(required=False, help_text="The request path.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="400 only: messages per field (non_field_errors for the whole body).",
+    )
+
+
+class ProblemAutoSchema(AutoSchema):
+    """Documents the problem+json error responses each operation can give."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        ref = self.resolve_serializer(ProblemSerializer(), "response").ref
+
+        def add(code: str, description: str) -> None:
+            responses.setdefault(code, {
+                "description": description,
+                "content": {"application/problem+json": {"schema": ref}},
+            })
+
+        decl = getattr(self.view, "permissions", None)
+        needed = decl.get(self.method) if isinstance(decl, dict) else None
+        if self.method in ("POST", "PUT", "PATCH") or (
+            self.method == "GET" and self._is_list_view()
+        ):
+            add("400", "Invalid request: `errors` lists the messages per field.")
+        if needed != PUBLIC:
+            add("401", "No or invalid credentials.")
+            add("403", "The role, or a read-only token, does not allow this.")
+        if "{" in self.path:
+            add("404", "No such object, or it belongs to a client you cannot see.")
+        return responses
