@@ -20,6 +20,10 @@ router.register("users", users.UserViewSet, basename="user")
 router.register("me", users.MeViewSet, basename="me")
 router.register("tokens", users.TokenViewSet, basename="token")
 
+from watchkeeper.agents.api import register as register_agents  # noqa: E402
+
+register_agents(router)
+
 
 class SchemaView(SpectacularAPIView):
     permissions = {"GET": PUBLIC}

@@ -1,0 +1,335 @@
+"""REST API of the agents app (/api/v1): enrollment tokens, agents (approve, reject, revoke,
+delete), the script library, script runs (second approval, cancel), commands, the kill
+switch and quarantined payloads. Reads through scoped(); writes through actions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from watchkeeper.core.api.problems import Conflict
+from watchkeeper.core.api.views import ScopedMixin
+from watchkeeper.core.models import Client, Site
+from watchkeeper.core.permissions import has_capability
+from watchkeeper.core.tenancy import scoped
+
+from . import actions
+from .choices import ScriptLanguage, TargetKind
+from .models import Agent, Command, EnrollmentToken, QuarantinedPayload, Script, ScriptRun
+
+AGENTS_VIEW, AGENTS_MANAGE = "agents.view", "agents.manage"
+
+
+def install_command(raw: str) -> str:
+    return f"watchkeeper-agent enroll --server {settings.BASE_URL} --token {raw}"
+
+
+def _action(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except actions.ActionError as exc:
+        raise Conflict(str(exc)) from exc
+
+
+# --- Enrollment tokens -----------------------------------------------------------------------
+
+class EnrollmentTokenSerializer(serializers.ModelSerializer):
+    state = serializers.CharField(read_only=True)
+    client_name = serializers.CharField(source="client.name", read_only=True)
+    site_name = serializers.CharField(source="site.name", read_only=True)
+    hours = serializers.FloatField(write_only=True, required=False, min_value=0.05,
+                                   max_value=720)
+    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all())
+
+    class Meta:
+        model = EnrollmentToken
+        fields = ["id", "client", "client_name", "site", "site_name", "note", "prefix",
+                  "auto_approve", "max_uses", "uses", "expires_at", "revoked_at", "state",
+                  "created_at", "hours"]
+        read_only_fields = ["client", "prefix", "uses", "expires_at", "revoked_at",
+                            "created_at"]
+
+    def validate_site(self, site):
+        if not scoped(Site.objects.filter(pk=site.pk), self.context["request"].user).exists():
+            raise serializers.ValidationError("Unknown site.")
+        return site
+
+
+class EnrollmentTokenViewSet(ScopedMixin, viewsets.ModelViewSet):
+    queryset = EnrollmentToken.objects.select_related("client", "site")
+    serializer_class = EnrollmentTokenSerializer
+    http_method_names = ["get", "post", "head", "options"]
+    ordering_fields = ["created_at", "expires_at", "id"]
+    ordering = ["-created_at"]
+    search_fields = ["note", "prefix", "site__name", "client__name"]
+    filterset_fields = ["client", "site", "auto_approve"]
+    permissions = {"GET": AGENTS_VIEW, "POST": AGENTS_MANAGE}
+
+    @extend_schema(summary="Create a token; the secret and install command are shown once")
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        site = data["site"]
+        token, raw = _action(actions.create_enrollment_token, actor=request.user,
+                             client=site.client, site=site, hours=data.get("hours"),
+                             auto_approve=data.get("auto_approve", False),
+                             note=data.get("note", ""), max_uses=data.get("max_uses"))
+        body = self.get_serializer(token).data
+        body.update({"token": raw, "install_command": install_command(raw)})
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, summary="Revoke a token")
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        token = actions.revoke_enrollment_token(actor=request.user, token=self.get_object())
+        return Response(self.get_serializer(token).data)
+
+
+# --- Agents ----------------------------------------------------------------------------------
+
+class AgentSerializer(serializers.ModelSerializer):
+    client_name = serializers.CharField(source="client.name", read_only=True)
+    site_name = serializers.CharField(source="site.name", read_only=True, default="")
+    device_name = serializers.CharField(source="device.name", read_only=True, default="")
+    fingerprint = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = ["id", "uid", "client", "client_name", "site", "site_name", "device",
+                  "device_name", "hostname", "fingerprint", "status", "connectivity",
+                  "agent_version", "facts", "created_at", "approved_at", "last_seen_at",
+                  "next_due_at", "last_seq", "last_ip", "spool_dropped"]
+        read_only_fields = fields
+
+
+class AgentViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Agent.objects.select_related("client", "site", "device").defer(
+        "inventory_hashes")
+    serializer_class = AgentSerializer
+    filterset_fields = ["client", "site", "status", "connectivity"]
+    search_fields = ["hostname", "uid", "last_ip"]
+    ordering_fields = ["hostname", "created_at", "last_seen_at", "id"]
+    ordering = ["hostname", "id"]
+    http_method_names = ["get", "post", "delete", "head", "options"]
+    permissions = {"GET": AGENTS_VIEW, "POST": AGENTS_MANAGE, "DELETE": AGENTS_MANAGE}
+
+    def destroy(self, request, pk=None):
+        actions.delete_agent(actor=request.user, agent=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _transition(self, func):
+        agent = _action(func, actor=self.request.user, agent=self.get_object())
+        agent.refresh_from_db()
+        return Response(self.get_serializer(agent).data)
+
+    @extend_schema(request=None, summary="Approve a pending agent (creates its device)")
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._transition(actions.approve_agent)
+
+    @extend_schema(request=None, summary="Reject a pending agent")
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._transition(actions.reject_agent)
+
+    @extend_schema(request=None, summary="Revoke an agent: refused from its next request on")
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        return self._transition(actions.revoke_agent)
+
+
+# --- Scripts ---------------------------------------------------------------------------------
+
+class ParameterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    required = serializers.BooleanField(default=False)
+    default = serializers.CharField(allow_blank=True, default="")
+    description = serializers.CharField(allow_blank=True, default="", max_length=200)
+
+
+class ScriptSerializer(serializers.ModelSerializer):
+    language = serializers.ChoiceField(choices=ScriptLanguage.choices)
+    body = serializers.CharField(trim_whitespace=False)
+    parameters = ParameterSerializer(many=True, required=False)
+    timeout = serializers.IntegerField(min_value=1, max_value=3600, default=300)
+    version = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Script
+        fields = ["id", "name", "description", "language", "body", "parameters", "timeout",
+                  "version", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def to_representation(self, script):
+        # The versioned fields come from the script's current version.
+        data = {"id": script.pk, "name": script.name, "description": script.description,
+                "created_at": script.created_at, "updated_at": script.updated_at}
+        current = script.current
+        if current is not None:
+            data.update({"language": current.language, "body": current.body,
+                         "parameters": current.parameters, "timeout": current.timeout,
+                         "version": current.version})
+        return data
+
+
+class ScriptViewSet(viewsets.ModelViewSet):
+    """The MSP-wide script library (not tenant-owned). Editing makes a new version."""
+
+    queryset = Script.objects.all()
+    serializer_class = ScriptSerializer
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "updated_at", "id"]
+    ordering = ["name"]
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+    permissions = {"GET": "scripts.view", "POST": "scripts.change", "PUT": "scripts.change",
+                   "PATCH": "scripts.change"}
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = _action(
+            actions.create_script, actor=self.request.user, name=data["name"],
+            language=data["language"], body=data["body"],
+            description=data.get("description", ""),
+            parameters=[dict(p) for p in data.get("parameters", [])],
+            timeout=data.get("timeout", 300))
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        script = serializer.instance
+        current = script.current
+        _action(actions.update_script, actor=self.request.user, script=script,
+                body=data.get("body", current.body), language=data.get("language"),
+                parameters=([dict(p) for p in data["parameters"]]
+                            if "parameters" in data else None),
+                description=data.get("description"), timeout=data.get("timeout"))
+
+
+class ScriptRunSerializer(serializers.ModelSerializer):
+    script = serializers.PrimaryKeyRelatedField(queryset=Script.objects.all(), write_only=True)
+    script_name = serializers.CharField(source="script_version.script.name", read_only=True)
+    version = serializers.IntegerField(source="script_version.version", read_only=True)
+    target_kind = serializers.ChoiceField(choices=TargetKind.choices)
+    parameters = serializers.DictField(child=serializers.CharField(allow_blank=True),
+                                       required=False)
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScriptRun
+        fields = ["id", "script", "script_name", "version", "client", "target_kind",
+                  "target_id", "target_label", "parameters", "status", "needs_approval",
+                  "agent_count", "requested_by", "approved_by", "created_at", "approved_at",
+                  "counts"]
+        read_only_fields = ["client", "target_label", "status", "needs_approval",
+                            "agent_count", "requested_by", "approved_by", "created_at",
+                            "approved_at"]
+
+    def get_counts(self, run) -> dict[str, int]:
+        return dict(run.commands.values_list("status").annotate(n=Count("id")))
+
+
+TARGET_MODELS = {TargetKind.DEVICE: "inventory.Device", TargetKind.SITE: Site,
+                 TargetKind.CLIENT: Client}
+
+
+class ScriptRunViewSet(ScopedMixin, viewsets.ModelViewSet):
+    queryset = ScriptRun.objects.select_related("script_version__script")
+    serializer_class = ScriptRunSerializer
+    http_method_names = ["get", "post", "head", "options"]
+    filterset_fields = ["client", "status", "target_kind"]
+    ordering_fields = ["created_at", "id"]
+    ordering = ["-created_at"]
+    permissions = {"GET": "scripts.view", "POST": "scripts.run"}
+
+    @extend_schema(summary="Run a script on a device, a site or a client's devices")
+    def create(self, request, *args, **kwargs):
+        from django.apps import apps
+
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        model = TARGET_MODELS[data["target_kind"]]
+        model = apps.get_model(model) if isinstance(model, str) else model
+        target = scoped(model.objects.all(), request.user).filter(pk=data["target_id"]).first()
+        if target is None:
+            raise exceptions.ValidationError({"target_id": ["Unknown target."]})
+        version = data["script"].current
+        run = _action(actions.run_script, actor=request.user, version=version,
+                      target_kind=data["target_kind"], target=target,
+                      parameters=data.get("parameters", {}))
+        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, summary="Second person's approval of a large job")
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        if not has_capability(request.user, "scripts.approve"):
+            raise exceptions.PermissionDenied("Approving large jobs needs scripts.approve.")
+        run = _action(actions.approve_run, actor=request.user, run=self.get_object())
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(request=None, summary="Cancel every command of this run not yet finished")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = self.get_object()
+        actions.cancel_run(actor=request.user, run=run)
+        run.refresh_from_db()
+        return Response(self.get_serializer(run).data)
+
+
+class CommandSerializer(serializers.ModelSerializer):
+    agent_hostname = serializers.CharField(source="agent.hostname", read_only=True)
+    device = serializers.IntegerField(source="agent.device_id", read_only=True)
+
+    class Meta:
+        model = Command
+        fields = ["id", "uid", "agent", "agent_hostname", "device", "run", "language", "args",
+                  "timeout", "status", "created_at", "expires_at", "signed_at",
+                  "delivered_at", "finished_at", "exit_code", "stdout", "stderr", "truncated",
+                  "duration_ms", "reason"]
+        read_only_fields = fields
+
+
+class CommandViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Command.objects.select_related("agent").defer("payload", "signature", "body")
+    serializer_class = CommandSerializer
+    filterset_fields = ["run", "agent", "status"]
+    ordering_fields = ["created_at", "id"]
+    ordering = ["-created_at"]
+    permissions = {"GET": "scripts.view", "POST": "scripts.approve"}
+
+    @extend_schema(request=None, responses={200: dict},
+                   summary="Kill switch: cancel every pending command on every agent")
+    @action(detail=False, methods=["post"], url_path="kill-switch")
+    def kill_switch(self, request):
+        cancelled = actions.kill_switch(actor=request.user)
+        return Response({"cancelled": cancelled})
+
+
+class QuarantineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = QuarantinedPayload
+        fields = ["id", "agent", "received_at", "path", "remote_ip", "reason", "body"]
+        read_only_fields = fields
+
+
+class QuarantineViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Agent payloads refused as malformed, kept for an admin to inspect."""
+
+    queryset = QuarantinedPayload.objects.all()
+    serializer_class = QuarantineSerializer
+    filterset_fields = ["agent"]
+    ordering = ["-received_at"]
+    permissions = {"GET": AGENTS_MANAGE}
+
+
+def register(router) -> None:
+    router.register("enrollment-tokens", EnrollmentTokenViewSet, basename="enrollment-token")
+    router.register("agents", AgentViewSet, basename="agent")
+    router.register("scripts", ScriptViewSet, basename="script")
+    router.register("script-runs", ScriptRunViewSet, basename="script-run")
+    router.register("commands", CommandViewSet, basename="command")
+    router.register("agent-quarantine", QuarantineViewSet, basename="agent-quarantine")
