@@ -168,6 +168,11 @@ def test_technician_search_sees_only_assigned_clients(as_user, owner, tech_a, cl
     assert [s.name for s in results.sites] == ["Warehouse North"]
 
 
+def test_typeahead_for_one_character_is_empty(as_user, owner, client_a):
+    response = as_user(owner).get(reverse("search"), {"q": "a"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response.content == b""
+
+
 def test_search_needs_two_characters(as_user, owner, client_a):
     response = as_user(owner).get(reverse("search"), {"q": "a"})
     assert response.context["results"].total == 0
@@ -220,3 +225,16 @@ def test_scope_chooser_lists_visible_clients(as_user, tech_a, client_a, client_b
     response = as_user(tech_a).get(reverse("scope"), HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert "Acme Dental" in html and "Borealis" not in html and "Cobalt" not in html
+
+
+def test_dashboard_query_count_is_bounded(as_user, owner, django_assert_max_num_queries):
+    # Given 30 clients, each with a site (so activity rows point at many clients)
+    for i in range(30):
+        client = make_client(f"Client {i:02d}")
+        _site(owner, client, f"Site {i:02d}")
+    http = as_user(owner)
+    # When the owner opens the dashboard, the number of queries does not grow with the rows
+    with django_assert_max_num_queries(12):
+        response = http.get(reverse("dashboard"))
+    assert response.status_code == 200
+    assert len(response.context["activity"]) == 12

@@ -20,6 +20,7 @@ from .permissions import has_capability
 from .tenancy import scoped, visible_client_ids
 
 SCOPE_SESSION_KEY = "wk_scope_client"
+SEARCH_MIN_LENGTH = 2
 _UNSET = object()
 
 
@@ -233,7 +234,7 @@ def search(user, query: str, *, limit: int = 50) -> SearchResults:
     """
     query = (query or "").strip()[:200]
     results = SearchResults(query=query)
-    if len(query) < 2:
+    if len(query) < SEARCH_MIN_LENGTH:
         return results
     results.clients = list(
         scoped(Client.objects.all(), user)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponseForbidden
+from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -52,6 +52,8 @@ def portal(request):
 def search(request):
     query = (request.GET.get("q") or "").strip()
     if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        if len(query) < selectors.SEARCH_MIN_LENGTH:
+            return HttpResponse("")  # an empty body empties (and so hides) the pop-over
         results = selectors.search(request.user, query, limit=TYPEAHEAD_LIMIT)
         return render(request, "core/ui/_search_typeahead.html", {"results": results})
     results = selectors.search(request.user, query)
