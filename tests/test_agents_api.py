@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_client
 from watchkeeper.agents import actions
 from watchkeeper.agents.choices import AgentStatus, CommandStatus, RunStatus
 from watchkeeper.agents.models import Agent, Command, EnrollmentToken
