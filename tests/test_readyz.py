@@ -79,3 +79,20 @@ def test_beat_updates_the_same_row(db):
     row = ProcessHeartbeat.objects.get(name="host-c:5")
     assert timezone.now() - row.last_seen < timedelta(minutes=1)
     assert ProcessHeartbeat.objects.count() == 1
+
+
+def test_not_ready_while_a_migration_is_pending(db, client, monkeypatch):
+    # given a live worker, but one migration of this code not applied to the database
+    from django.db.migrations.recorder import MigrationRecorder
+
+    from watchkeeper.core.views import health
+
+    monkeypatch.setattr(health, "_migrations_applied", False)
+    beat("worker", "host-d:1")
+    MigrationRecorder.Migration.objects.filter(app="sessions", name="0001_initial").delete()
+
+    # when a load balancer asks, then it is not ready and names the migration check
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["migrations"] == {"ok": False, "pending": 1}
+    assert response.json()["checks"]["worker"]["ok"] is True
