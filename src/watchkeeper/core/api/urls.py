@@ -17,7 +17,6 @@ router.register("events", views.EventViewSet, basename="event")
 router.register("deliveries", views.DeliveryViewSet, basename="delivery")
 router.register("webhooks", views.WebhookViewSet, basename="webhook")
 router.register("users", users.UserViewSet, basename="user")
-router.register("me", users.MeViewSet, basename="me")
 router.register("tokens", users.TokenViewSet, basename="token")
 
 from watchkeeper.agents.api import register as register_agents  # noqa: E402
@@ -37,6 +36,7 @@ urlpatterns = [
     path("schema", SchemaView.as_view(), name="api-schema"),
     path("docs", DocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("search/", views.SearchView.as_view(), name="api-search"),
+    path("me/", users.MeView.as_view(), name="api-me"),
     path("webhooks/<int:webhook_pk>/deliveries/", views.WebhookDeliveryLogView.as_view(),
          name="webhook-deliveries"),
     path("", include(router.urls)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from .. import accounts
@@ -115,6 +115,8 @@ def _as_drf(exc: Exception) -> Exception:
     destroy=extend_schema(summary="Deactivate a user (users are never deleted)"),
 )
 class UserViewSet(_DeclaredMethodsMixin, viewsets.ModelViewSet):
+    """Users of the MSP and its clients; writes go through core.accounts (audited)."""
+
     queryset = User.objects.select_related("client").prefetch_related("assigned_clients")
     serializer_class = UserSerializer
     search_fields = ["email", "name"]
@@ -162,14 +164,17 @@ class UserViewSet(_DeclaredMethodsMixin, viewsets.ModelViewSet):
             raise _as_drf(exc) from exc
 
 
-@extend_schema_view(list=extend_schema(summary="The signed-in user", responses=MeSerializer))
-class MeViewSet(_DeclaredMethodsMixin, viewsets.GenericViewSet):
+class MeView(_DeclaredMethodsMixin, generics.GenericAPIView):
+    """The signed-in user (session or token): profile, role and capabilities."""
+
     serializer_class = MeSerializer
     queryset = User.objects.none()
+    filter_backends: list = []
     pagination_class = None
     permissions = {"GET": "profile"}
 
-    def list(self, request, *args, **kwargs):
+    @extend_schema(summary="The signed-in user", responses=MeSerializer)
+    def get(self, request, *args, **kwargs):
         return Response(MeSerializer(request.user).data)
 
 
@@ -182,6 +187,8 @@ class MeViewSet(_DeclaredMethodsMixin, viewsets.GenericViewSet):
 class TokenViewSet(_DeclaredMethodsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                    mixins.CreateModelMixin, mixins.DestroyModelMixin,
                    viewsets.GenericViewSet):
+    """Your own personal API tokens; the raw value appears only in the create response."""
+
     queryset = ApiToken.objects.all()
     serializer_class = TokenSerializer
     ordering = ["-created_at"]
