@@ -133,6 +133,9 @@ def view_delete(request, pk: int):
     return redirect(_list_url())
 
 
+view_delete.wk_model = SavedView  # user-owned, not tenant-owned: get_object_or_404 by owner
+
+
 def _list_url() -> str:
     from django.urls import reverse
 

@@ -19,6 +19,10 @@ router.register("webhooks", views.WebhookViewSet, basename="webhook")
 router.register("users", users.UserViewSet, basename="user")
 router.register("tokens", users.TokenViewSet, basename="token")
 
+from watchkeeper.inventory.api import register as register_inventory  # noqa: E402
+
+register_inventory(router)
+
 from watchkeeper.agents.api import register as register_agents  # noqa: E402
 
 register_agents(router)
