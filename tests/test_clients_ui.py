@@ -353,3 +353,21 @@ def test_site_and_contact_lists(as_user, owner, tech_a, client_a, client_b):
     assert _names(http.get(reverse("sites"))) == ["HQ A"]
     assert _names(http.get(reverse("contacts"))) == ["Ann"]
     assert _names(http.get(reverse("contacts"), {"q": "ann@"})) == ["Ann"]
+
+
+def test_technician_cannot_add_or_delete_clients(as_user, tech_a, client_a):
+    # Given a technician (sees only assigned clients; may edit them)
+    http = as_user(tech_a)
+    # Then adding a client (which they could not open afterwards) and deleting one are refused
+    assert http.get(reverse("client_create")).status_code == 403
+    created = http.post(reverse("client_create"), {"name": "Mine", "timezone": "UTC"})
+    assert created.status_code == 403
+    assert not Client.objects.filter(name="Mine").exists()
+    response = http.post(reverse("client_delete", args=[client_a.pk]), {"confirm": client_a.name})
+    assert response.status_code == 403 and Client.objects.filter(pk=client_a.pk).exists()
+    # and the pages offer neither, while sites and contacts can still be added
+    listing = http.get(reverse("clients")).content.decode()
+    assert 'id="create-client"' not in listing and 'id="new-client"' not in listing
+    assert 'id="new-site"' in listing
+    detail = http.get(reverse("client_detail", args=[client_a.pk])).content.decode()
+    assert 'id="delete-client"' not in detail and 'id="edit-client"' in detail

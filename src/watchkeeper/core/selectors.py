@@ -53,6 +53,12 @@ def set_scope_client(request, client: Client | None) -> None:
     request._wk_scope_client = client
 
 
+def can_add_clients(user) -> bool:
+    """Creating or deleting a client (a tenant) is for roles that see every client: a
+    technician who created one would not be assigned to it and could not open it."""
+    return has_capability(user, "clients.change") and visible_client_ids(user) is None
+
+
 # --- Lists ----------------------------------------------------------------------------
 
 def _child_count(model, column: str = "client") -> Coalesce:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import template
 
+from ..selectors import can_add_clients as _can_add_clients
 from ..selectors import scope_client as _scope_client
 
 register = template.Library()
@@ -35,3 +36,8 @@ def get_item(mapping, key):
 def object_label(object_type: str) -> str:
     """'core.client' -> 'client' for activity lines."""
     return str(object_type or "").rpartition(".")[2].replace("_", " ")
+
+
+@register.filter
+def can_add_clients(user) -> bool:
+    return _can_add_clients(user)

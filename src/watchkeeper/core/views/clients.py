@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -177,6 +177,8 @@ client_detail.wk_model = Client
 @requires("clients.change")
 @require_http_methods(["GET", "POST"])
 def client_create(request):
+    if not selectors.can_add_clients(request.user):
+        return HttpResponseForbidden("Only roles that see every client can add clients.")
     form = ClientForm(request.POST or None, initial=ClientForm.initial_for(None))
     if request.method == "POST" and form.is_valid():
         try:
@@ -219,6 +221,8 @@ client_edit.wk_model = Client
 @require_http_methods(["GET", "POST"])
 def client_delete(request, pk: int):
     client = get_object_or_404(_visible_clients(request.user), pk=pk)
+    if not selectors.can_add_clients(request.user):
+        return HttpResponseForbidden("Only roles that see every client can delete clients.")
     form = DeleteForm(request.POST or None, expected=client.name)
     blockers = {
         "sites": client.sites.count(), "contacts": client.contacts.count(),
