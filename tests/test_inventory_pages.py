@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -101,8 +102,27 @@ def test_device_page_and_every_tab_render(as_user, owner, client_a):
     for tab, text in expected.items():
         response = web.get(reverse("device_tab", args=[dev.pk, tab]))
         assert response.status_code == 200 and text in response.content.decode(), tab
-    metrics = web.get(reverse("device_metrics", args=[dev.pk]), {"metric": "cpu"}).json()
-    assert metrics["metric"] == "cpu" and isinstance(metrics["points"], list)
+    metrics = web.get(reverse("device_metrics", args=[dev.pk]),
+                      {"metric": "cpu.percent"}).json()
+    assert metrics["metric"] == "cpu.percent" and isinstance(metrics["points"], list)
+
+
+def test_metrics_tab_reads_the_agents_series(as_user, owner, client_a):
+    agent_models = pytest.importorskip("watchkeeper.agents.models")
+    dev = Device.objects.create(client=client_a, name="charted")
+    metric = agent_models.MetricName.objects.create(name="cpu.percent")
+    now = timezone.now()
+    agent_models.MetricSample.objects.bulk_create([
+        agent_models.MetricSample(device=dev, metric=metric, ts=now - timedelta(minutes=m),
+                                  value=float(m)) for m in (30, 20, 10)])
+    web = as_user(owner)
+    assert "cpu.percent" in web.get(reverse("device_tab", args=[dev.pk, "metrics"])
+                                    ).content.decode()
+    points = web.get(reverse("device_metrics", args=[dev.pk]),
+                     {"metric": "cpu.percent", "hours": 1}).json()["points"]
+    assert [value for _, value in points] == [30.0, 20.0, 10.0]
+    assert web.get(reverse("device_metrics", args=[dev.pk]),
+                   {"metric": "x; drop"}).status_code == 400
 
 
 def test_manual_create_and_edit_record_provenance_manual(as_user, owner, client_a):

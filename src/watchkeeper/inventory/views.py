@@ -5,6 +5,7 @@ licences. Reads go through scoped(); writes call actions."""
 from __future__ import annotations
 
 import csv
+import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -38,7 +39,9 @@ from .models import (
 
 PAGE_SIZES = (25, 50, 100, 200)
 TABS = ("summary", "inventory", "software", "history", "scripts", "metrics")
-METRICS = ("cpu", "memory", "swap", "load1", "net_rx", "net_tx", "processes")
+# Offered when the agents app names none yet for the device; it names them (cpu.percent...).
+METRICS = ("cpu.percent", "mem.percent", "swap.percent", "load.1", "processes")
+METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
 
 
 def _agents_selectors():
@@ -210,7 +213,11 @@ def device_tab(request, pk: int, tab: str):
         context["runs"] = runs
         context["agents_available"] = agent_selectors is not None
     elif tab == "metrics":
-        context["metrics"] = METRICS
+        agent_selectors = _agents_selectors()
+        names = []
+        if agent_selectors is not None and hasattr(agent_selectors, "metric_names"):
+            names = agent_selectors.metric_names(device.pk)
+        context["metrics"] = names or list(METRICS)
     return render(request, f"inventory/tabs/{tab}.html", context)
 
 
@@ -221,8 +228,8 @@ device_tab.wk_model = Device
 def device_metrics(request, pk: int):
     """A metric series for the chart (and its table alternative) as JSON."""
     device = _device(request, pk)
-    metric = request.GET.get("metric", "cpu")
-    if metric not in METRICS:
+    metric = request.GET.get("metric", METRICS[0])
+    if not METRIC_NAME.fullmatch(metric):
         return JsonResponse({"error": "unknown metric"}, status=400)
     try:
         hours = max(1, min(int(request.GET.get("hours", 6)), 24 * 30))
