@@ -23,9 +23,11 @@ from .models import (
 )
 from .services import normalise_mac
 
-# A device whose last report is older than this is shown offline. Agents report every 60 s
-# by default; three missed intervals is the same threshold the agents app uses for alerts.
-ONLINE_WINDOW = timedelta(minutes=3)
+# A device whose last sign of life is older than this is shown offline. The agents app
+# writes Device.last_seen_at at most every 10 minutes for check-ins without inventory (so a
+# fleet's heartbeats do not each rewrite the hot row); the window covers that plus margin.
+# Precise per-agent offline state and its alerts belong to the agents app (agent.offline).
+ONLINE_WINDOW = timedelta(minutes=15)
 
 COLUMNS = {
     "name": "Name", "client": "Client", "site": "Site", "kind": "Kind", "status": "Status",
