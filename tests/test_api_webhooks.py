@@ -128,3 +128,12 @@ def test_delivery_log_of_an_endpoint(as_user, admin_user, client_a):
         (1, False, "site.created"), (2, True, "site.created")]
     assert [r["error"] for r in failures["results"]] == ["Server error"]
     assert missing.status_code == 404
+
+
+def test_create_an_inactive_webhook(as_user, admin_user):
+    response = as_user(admin_user).post("/api/v1/webhooks/", {
+        "name": "Paused", "url": "https://p.test/", "is_active": False}, content_type=JSON)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["is_active"] is False
+    assert WebhookEndpoint.objects.get(name="Paused").is_active is False
