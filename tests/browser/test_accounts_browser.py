@@ -132,3 +132,49 @@ def test_roles_page_and_mfa_policy(signed_in_page, owner):
     # Then the policy is stored and the button now offers the opposite
     expect(page.get_by_role("button", name="Make optional for Technician")).to_be_visible()
     assert RolePolicy.objects.get(role=Role.TECHNICIAN).mfa_required is True
+
+
+def test_mfa_enrolment_required_for_admin(page):
+    # Given an admin without MFA (admins must use it unless an owner turns that off)
+    from tests.factories import PASSWORD, make_user
+
+    admin = make_user("newadmin@msp.test", Role.ADMIN, mfa=False)
+    page.goto("/login/")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # Then set-up is required before anything else, with a key to type in by hand
+    expect(page).to_have_url(re.compile(r"/profile/mfa/setup/"))
+    axe_check(page, "MFA set-up")
+    page.goto("/admin/audit/")
+    expect(page).to_have_url(re.compile(r"/profile/mfa/setup/"))
+    key = page.locator("#manual-key").inner_text().replace(" ", "")
+
+    # When a code from that key confirms it
+    import pyotp
+
+    page.get_by_label("Authentication code").fill(pyotp.TOTP(key).now())
+    page.get_by_role("button", name="Confirm and turn on").click()
+
+    # Then recovery codes are shown once, and the product opens
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    assert page.get_by_role("list", name="Recovery codes").get_by_role("listitem").count() >= 8
+    axe_check(page, "recovery codes")
+    page.get_by_role("link", name=re.compile("continue")).click()
+    expect(page.get_by_role("heading", level=1, name="My work")).to_be_visible()
+    admin.refresh_from_db()
+    assert admin.mfa_enabled
+
+
+def test_client_portal(signed_in_page, portal_b, client_b):
+    # Given a portal user of client B
+    page = signed_in_page(portal_b)
+    page.goto("/portal/")
+    # Then they see their organisation and no staff pages
+    expect(page.get_by_role("heading", level=1, name=client_b.name)).to_be_visible()
+    axe_check(page, "client portal")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Clients")).to_have_count(0)
+    expect(nav.get_by_role("link", name="Audit log")).to_have_count(0)
+    assert page.goto("/clients/").status == 403

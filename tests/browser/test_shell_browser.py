@@ -186,3 +186,19 @@ def test_scope_chip_narrows_lists_not_search(signed_in_page, owner):
     # When the chip is cleared, then all clients are back
     page.locator("#scope-clear").click()
     expect(page.locator("#clients-table")).to_contain_text("Borealis Logistics")
+
+
+def test_keyboard_shortcuts_dialog(signed_in_page, owner):
+    page = signed_in_page(owner)
+    page.goto("/")
+    # When the help button is pressed, then the dialog opens and passes axe
+    page.locator("#shortcut-help-open").click()
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    axe_check(page, "shortcuts dialog open")
+    # and Escape closes it
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    # and "/" focuses the search box
+    page.keyboard.press("/")
+    expect(page.locator("#global-search")).to_be_focused()
