@@ -221,3 +221,43 @@ def test_two_dispatchers_on_postgresql_deliver_each_row_once(handler):
     assert sorted(map(str, seen)) == sorted(map(str, ids))
     assert sum(r["delivered"] for r in results) == 120
     assert EventDelivery.objects.filter(status=DeliveryStatus.DONE).count() == 120
+
+
+def test_many_events_in_one_transaction_enqueue_one_dispatch(
+        db, handler, django_capture_on_commit_callbacks):
+    # given a subscribed handler
+    handler(lambda event, name: None)
+
+    # when a transaction emits many events, one of them in a savepoint that rolls back
+    with django_capture_on_commit_callbacks() as callbacks:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    events.emit("test.batch", payload={"n": 0})
+                    raise ValueError("undo this part")
+            except ValueError:
+                pass
+            for n in range(1, 20):
+                events.emit("test.batch", payload={"n": n})
+
+    # then one dispatch is scheduled for the commit, and 19 events wait for it
+    assert len(callbacks) == 1
+    assert Event.objects.filter(kind="test.batch").count() == 19
+
+
+def test_dispatch_task_works_through_more_than_one_batch(db, handler, monkeypatch):
+    # given more due rows than one batch holds
+    from watchkeeper.core import tasks
+
+    monkeypatch.setattr(tasks, "DISPATCH_BATCH", 5)
+    delivered = []
+    handler(lambda event, name: delivered.append(event.id))
+    for n in range(12):
+        events.emit("test.bulk", payload={"n": n})
+
+    # when one dispatch task runs
+    result = tasks.dispatch_outbox.call()
+
+    # then it delivered all of them
+    assert result["delivered"] == 12
+    assert len(delivered) == 12

@@ -83,8 +83,19 @@ def emit(kind: str, *, client=None, payload: dict | None = None) -> Event:
             [EventDelivery(event=event, handler=n, next_attempt_at=event.created_at)
              for n in names]
         )
-        transaction.on_commit(_kick_dispatcher)
+        _kick_after_commit()
     return event
+
+
+def _kick_after_commit() -> None:
+    """Enqueue one dispatch when the current transaction commits, however many events it
+    emitted. A callback dropped with a rolled-back savepoint is registered again by the
+    next emit, because we look at the callbacks still pending, not at a flag of our own."""
+    conn = transaction.get_connection()
+    pending = getattr(conn, "run_on_commit", None) or []
+    if any(entry[1] is _kick_dispatcher for entry in pending):
+        return
+    transaction.on_commit(_kick_dispatcher)
 
 
 def _kick_dispatcher() -> None:
