@@ -230,3 +230,28 @@ def test_roles_page_shows_the_capability_matrix(client, as_user, db):
     page = client.get(reverse("roles")).content.decode()
     assert "users.manage" in page and "Read-only" in page
     assert "Require MFA" not in page  # read-only users see the policy, not the buttons
+
+
+def test_users_page_and_api_query_counts_do_not_grow_with_users(client, as_user, owner,
+                                                                client_a, client_b):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count(url):
+        as_user(owner)
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    def add_technicians(start, n):
+        for i in range(start, start + n):
+            tech = make_user(f"t{i}@msp.test", Role.TECHNICIAN, mfa=False)
+            tech.assigned_clients.add(client_a, client_b)
+
+    # Given a few technicians, then many more
+    add_technicians(0, 3)
+    few = count(reverse("users")), count("/api/v1/users/")
+    add_technicians(3, 20)
+    many = count(reverse("users")), count("/api/v1/users/")
+    # Then listing them costs the same number of queries
+    assert many == few

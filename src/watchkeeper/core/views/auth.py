@@ -245,8 +245,12 @@ def password_change(request):
             update_session_auth_hash(request, user)
             messages.success(request, "Your password was changed.")
             return redirect(pending_security_step(request) or reverse("profile"))
+    # Inside the product (voluntary change) the page keeps the shell; a session that still
+    # owes a step sees the bare public layout, since it cannot use the navigation anyway.
+    owes_step = pending_security_step(request) is not None
     return render(request, "core/auth/password_change.html",
-                  {"form": form, "forced": user.must_change_password},
+                  {"form": form, "forced": user.must_change_password,
+                   "base_template": "base_public.html" if owes_step else "base.html"},
                   status=400 if form.errors else 200)
 
 
