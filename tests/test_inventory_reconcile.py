@@ -82,3 +82,16 @@ def test_reconcile_page_resolves_and_is_scoped(as_user, tech_a, owner, client_a,
     other = FieldConflict.objects.get(device=theirs)
     assert web.post(reverse("inventory_conflict_resolve", args=[other.pk]),
                     {"choice": "take"}).status_code == 404
+
+
+def test_search_devices_for_the_global_search(tech_a, client_a, client_b):
+    dev = agent_device(client_a, "searchable", serial="GLOBAL-SN-1")
+    services.apply_agent_inventory(
+        device_id=dev.pk, agent_ref="searchable", observed_at=timezone.now(),
+        sections={"interfaces": [{"name": "eth0", "mac": "02:de:ad:be:ef:01",
+                                  "ipv4": ["203.0.113.5"], "ipv6": []}]})
+    Device.objects.create(client=client_b, name="hidden", serial="GLOBAL-SN-2")
+    for text in ("GLOBAL-SN", "203.0.113.5", "02:DE:AD:BE:EF:01"):
+        found = selectors.search_devices(tech_a, text)
+        assert [r["name"] for r in found] == ["searchable"], text
+    assert selectors.search_devices(tech_a, "x") == []

@@ -108,6 +108,21 @@ def search_q(text: str) -> Q:
     return cond
 
 
+def search_devices(user, text: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Devices matching `text` (name, hostname, serial, any IP or MAC) in every tenant the
+    user sees: for the global search, which should find serials, IPs and MACs."""
+    text = text.strip()
+    if len(text) < 2:
+        return []
+    rows = (scoped(Device.objects.filter(search_q(text)), user)
+            .order_by("name", "id")
+            .values("id", "name", "client_id", "client__name", "serial", "primary_ip")[:limit])
+    return [{"type": "device", "id": r["id"], "name": r["name"], "client": r["client_id"],
+             "client_name": r["client__name"],
+             "detail": " ".join(filter(None, [r["serial"], r["primary_ip"]])),
+             "url": f"/devices/{r['id']}/"} for r in rows]
+
+
 def _looks_like_ip(text: str) -> bool:
     import ipaddress
 
