@@ -215,8 +215,9 @@ def render_run(result: dict) -> str:
         f"**{db}** ({meta['db_version']}) — measured {meta['date']} on {meta['cores']} cores "
         f"(load average {meta['loadavg']:.2f} at start), Python {meta['python']}, "
         f"Django {meta['django']}; {meta['concurrency']} connections, "
-        f"{meta['duration']:g} s or {meta['max_requests']:,} requests per target after "
-        f"{meta['warmup']:g} s warm-up; server `{meta['server']}`"
+        f"{meta['duration']:g} s or {meta['max_requests']:,} requests per target in "
+        f"{meta.get('rounds', 1)} interleaved rounds after {meta['warmup']:g} s warm-up; "
+        f"server `{meta['server']}`"
         + "".join(f", `{k}={v}`" for k, v in sorted(meta.get("env", {}).items())) + "."
     )
     return f"{head}\n\n{render_table(result['rows'])}"
@@ -622,7 +623,8 @@ def versions(env: dict[str, str]) -> dict[str, str]:
 
 @dataclass
 class Options:
-    duration: float = 10.0
+    duration: float = 12.0
+    rounds: int = 3
     concurrency: int = 8
     max_requests: int = 50_000
     warmup: float = 2.0
@@ -643,19 +645,78 @@ def check_target(port: int, target: Target) -> None:
         target.validate(status, body)
 
 
-def measure(server: Server, target: Target, opts: Options, baseline_rps: float | None,
-            pg_url: str | None = None) -> Measurement:
-    check_target(server.port, target)
-    asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
-                      duration=opts.warmup, max_requests=opts.max_requests))
+@dataclass
+class Window:
+    """What one target got over all its measured windows (one per round)."""
+
+    load: LoadResult
+    server_cpu: float = 0.0
+    rss: int = 0
+    fds: int = 0
+    db_connections: int | None = None
+
+    def add(self, load: LoadResult, server_cpu: float, peaks: Peaks) -> None:
+        self.load = merge_loads(self.load, load)
+        self.server_cpu += server_cpu
+        self.rss, self.fds = max(self.rss, peaks.rss), max(self.fds, peaks.fds)
+        if peaks.db_connections is not None:
+            self.db_connections = max(self.db_connections or 0, peaks.db_connections)
+
+
+def merge_loads(a: LoadResult, b: LoadResult) -> LoadResult:
+    return LoadResult(latencies=a.latencies + b.latencies, errors=a.errors + b.errors,
+                      elapsed=a.elapsed + b.elapsed, statuses=a.statuses + b.statuses,
+                      client_cpu=a.client_cpu + b.client_cpu)
+
+
+def measure_window(server: Server, target: Target, opts: Options, pg_url: str | None,
+                   into: Window) -> None:
+    seconds = opts.duration / opts.rounds
+    cap = -(-opts.max_requests // opts.rounds)
     cpu_before = server.cpu_seconds()
     with Peaks(server, pg_url) as peaks:
         load = asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
-                                 duration=opts.duration, max_requests=opts.max_requests))
-    server_cpu = server.cpu_seconds() - cpu_before
-    return summarize(target, load, server_cpu=server_cpu, server_rss=peaks.rss,
-                     server_fds=peaks.fds, db_connections=peaks.db_connections,
-                     baseline_rps=baseline_rps)
+                                 duration=seconds, max_requests=cap))
+    into.add(load, server.cpu_seconds() - cpu_before, peaks)
+
+
+def measure_all(server: Server, targets: list[Target], opts: Options, pg_url: str | None,
+                log=print) -> tuple[list[Measurement], list[dict]]:
+    """Check and warm up every target, then measure them in `rounds` interleaved rounds
+    (baseline, target 1, target 2, baseline, ...), so that a change in what else runs on the
+    machine weighs on the baseline and the targets alike and the ratio stays meaningful."""
+    live: list[Target] = []
+    skipped: list[dict] = []
+    for target in targets:
+        try:
+            check_target(server.port, target)
+        except BenchError as exc:
+            if target is BASELINE:
+                raise
+            # Reported, not hidden: the table shows which target has no number and why.
+            log(f"{target.label}: NOT MEASURED: {exc}\n{server.log_tail(1500)}")
+            skipped.append({"target": target.label, "path": target.path,
+                            "skipped": str(exc).splitlines()[0][:160]})
+            continue
+        asyncio.run(drive(server.port, target, concurrency=opts.concurrency,
+                          duration=opts.warmup, max_requests=opts.max_requests))
+        live.append(target)
+    windows = {t.label: Window(LoadResult(latencies=[], errors=0, elapsed=0.0)) for t in live}
+    for n in range(opts.rounds):
+        for target in live:
+            measure_window(server, target, opts, pg_url, windows[target.label])
+        log(f"round {n + 1}/{opts.rounds} done")
+    rows: list[Measurement] = []
+    baseline_rps = None
+    for target in live:
+        w = windows[target.label]
+        row = summarize(target, w.load, server_cpu=w.server_cpu, server_rss=w.rss,
+                        server_fds=w.fds, db_connections=w.db_connections,
+                        baseline_rps=baseline_rps)
+        if target is BASELINE:
+            baseline_rps = row.rps
+        rows.append(row)
+    return rows, skipped
 
 
 # --- Profiling ----------------------------------------------------------------------------
@@ -751,7 +812,7 @@ def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
                 "cores": os.cpu_count(), "loadavg": os.getloadavg()[0],
                 "python": platform.python_version(), "django": info["django"],
                 "machine": f"{platform.system()} {platform.machine()}",
-                "duration": opts.duration, "warmup": opts.warmup,
+                "duration": opts.duration, "rounds": opts.rounds, "warmup": opts.warmup,
                 "concurrency": opts.concurrency, "max_requests": opts.max_requests,
                 "env": opts.env, "tag": opts.tag,
             }
@@ -760,27 +821,14 @@ def run_scenario(scenario: Scenario, db: str, opts: Options, log=print) -> dict:
                          if server.command[2] == "watchkeeper.cli" else server.command[2:])
                 meta["server"] = " ".join(shown).replace(f" {server.port} ", " <free> ")
                 log(f"[{db}] server up on port {server.port}: {meta['server']}")
-                rows: list[Measurement] = []
-                skipped: list[dict] = []
                 pg_url = opts.pg_admin_url if db == "postgres" else None
-                baseline = measure(server, BASELINE, opts, None, pg_url)
-                rows.append(baseline)
-                log(f"[{db}] {baseline.target}: {baseline.rps:,.0f} req/s")
                 targets = scenario.targets(seeded)
-                for target in targets:
-                    try:
-                        row = measure(server, target, opts, baseline.rps, pg_url)
-                    except BenchError as exc:
-                        # Reported, not hidden: the table shows which target has no number.
-                        log(f"[{db}] {target.label}: NOT MEASURED: {exc}")
-                        log(server.log_tail(1500))
-                        skipped.append({"target": target.label, "path": target.path,
-                                        "skipped": str(exc).splitlines()[0][:160]})
-                        continue
-                    rows.append(row)
-                    log(f"[{db}] {row.target}: {row.rps:,.0f} req/s "
-                        f"({row.ratio:.2f} of baseline), p95 {row.p95_ms:.1f} ms, "
-                        f"{row.errors} errors")
+                rows, skipped = measure_all(server, [BASELINE, *targets], opts, pg_url,
+                                            log=lambda msg: log(f"[{db}] {msg}"))
+                for row in rows:
+                    log(f"[{db}] {row.target}: {row.rps:,.0f} req/s"
+                        + (f" ({row.ratio:.2f} of baseline)" if row.ratio else "")
+                        + f", p95 {row.p95_ms:.1f} ms, {row.errors} errors")
                 if opts.profile:
                     for n, target in enumerate([BASELINE, *targets]):
                         row = next((r for r in rows if r.target == target.label), None)
@@ -817,6 +865,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="seconds measured per target (default %(default)s)")
     run.add_argument("--concurrency", type=int, default=Options.concurrency,
                      help="keep-alive connections (default %(default)s)")
+    run.add_argument("--rounds", type=int, default=Options.rounds,
+                     help="interleaved rounds the duration is split into (default %(default)s)")
     run.add_argument("--max-requests", type=int, default=Options.max_requests,
                      help="request cap per target (default %(default)s)")
     run.add_argument("--warmup", type=float, default=Options.warmup,
@@ -846,8 +896,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.name not in available:
         parser.error(f"unknown benchmark {args.name!r}; try: {', '.join(available)}")
-    if args.duration <= 0 or args.concurrency < 1 or args.max_requests < 1:
-        parser.error("duration, concurrency and max-requests must be positive")
+    if args.duration <= 0 or min(args.concurrency, args.max_requests, args.rounds) < 1:
+        parser.error("duration, concurrency, max-requests and rounds must be positive")
     scenario = available[args.name]
     extra_env = {}
     for item in args.env:
@@ -859,7 +909,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tag takes letters, digits, - and _")
     if args.tag and args.write_docs:
         parser.error("--write-docs renders the untagged results; run without --tag")
-    opts = Options(duration=args.duration, concurrency=args.concurrency,
+    opts = Options(duration=args.duration, concurrency=args.concurrency, rounds=args.rounds,
                    max_requests=args.max_requests, warmup=args.warmup,
                    pg_admin_url=args.pg_admin_url, keep=args.keep, profile=args.profile,
                    env=extra_env, tag=args.tag)

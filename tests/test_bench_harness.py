@@ -73,6 +73,20 @@ def test_summarize_computes_rates_latencies_cpu_and_ratio():
     assert (row.server_fds, row.db_connections) == (40, 12)
 
 
+def test_rounds_merge_into_one_window():
+    # Given two interleaved windows of the same target
+    a = LoadResult(latencies=[0.001, 0.003], errors=1, elapsed=2.0, client_cpu=0.01,
+                   statuses=harness.Counter({200: 2, 500: 1}))
+    b = LoadResult(latencies=[0.002], errors=0, elapsed=1.0, client_cpu=0.02,
+                   statuses=harness.Counter({200: 1}))
+    # When they are merged
+    merged = harness.merge_loads(a, b)
+    # Then counts, time and CPU add up and the latencies are pooled for the percentiles
+    assert sorted(merged.latencies) == [0.001, 0.002, 0.003]
+    assert (merged.errors, merged.elapsed, merged.statuses) == (1, 3.0, {200: 3, 500: 1})
+    assert merged.client_cpu == pytest.approx(0.03)
+
+
 def test_summarize_baseline_has_no_ratio():
     load = LoadResult(latencies=[0.001] * 10, errors=0, elapsed=1.0)
     row = summarize(TARGET, load, server_cpu=0.01, server_rss=0, baseline_rps=None)
