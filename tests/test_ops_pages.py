@@ -386,3 +386,34 @@ def test_pages_render_empty_states(as_user, owner):
     assert b"No dead letters" in web.get(reverse("events"), {"status": "dead"}).content
     assert b"No events yet" in web.get(reverse("events")).content
 
+
+
+def _queries(web, url, params=None) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert web.get(url, params or {}).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_list_pages_query_count_does_not_grow_with_rows(as_user, owner, client_a, client_b):
+    # Given a few rows of each kind
+    hook = actions.create_webhook(actor=owner, name="Hook", url="https://h.test/", secret="s",
+                                  client=client_a)
+    for n in range(3):
+        actions.update_object(actor=owner, obj=client_a, notes=f"a{n}")
+        _dead_letter(client_a if n % 2 else client_b, handler=f"webhook:{hook.pk}")
+    web = as_user(owner)
+    pages = [reverse("audit_log"), reverse("events"), reverse("webhooks"),
+             reverse("webhook_detail", args=[hook.pk])]
+    few = {url: _queries(web, url) for url in pages}
+
+    # When there are ten times as many
+    for n in range(30):
+        actions.update_object(actor=owner, obj=client_b, notes=f"b{n}")
+        _dead_letter(client_b, handler=f"webhook:{hook.pk}")
+    actions.create_webhook(actor=owner, name="Hook 2", url="https://h2.test/", secret="s")
+
+    # Then each page runs the same number of queries
+    assert {url: _queries(web, url) for url in pages} == few
