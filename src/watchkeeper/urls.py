@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("watchkeeper.core.urls_ui")),
     path("", include("watchkeeper.core.urls_admin")),
     path("", include("watchkeeper.inventory.urls")),
+    path("", include("watchkeeper.agents.urls")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
     path("agent/v1/", include("watchkeeper.agents.urls_agent")),
 ]
