@@ -147,6 +147,18 @@ def test_search_by_phone(as_user, owner, client_a):
     assert [c.pk for c in results.contacts] == [contact.pk]
 
 
+def test_search_by_phone_ignores_punctuation(as_user, owner, client_a):
+    # Given a number stored with spaces and brackets
+    contact = _contact(owner, client_a, "Ola", phone="+47 (22) 33-44-55")
+    # When searching for it typed another way, then it is found
+    http = as_user(owner)
+    for query in ("22334455", "22 33 44 55", "+4722334455"):
+        results = http.get(reverse("search"), {"q": query}).context["results"]
+        assert [c.pk for c in results.contacts] == [contact.pk], query
+    # and a digits-only query that is not in the number finds nothing
+    assert http.get(reverse("search"), {"q": "99999"}).context["results"].contacts == []
+
+
 def test_search_typeahead_returns_partial(as_user, owner, client_a):
     # Given a client; when htmx asks for type-ahead results
     response = as_user(owner).get(reverse("search"), {"q": "Acme"}, HTTP_HX_REQUEST="true")

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Replace
 from django.utils import timezone
 
 from .choices import DeliveryStatus
@@ -250,9 +250,32 @@ def search(user, query: str, *, limit: int = 50) -> SearchResults:
         scoped(Site.objects.select_related("client"), user)
         .filter(Q(name__icontains=query) | Q(address__icontains=query))
         .order_by("client__name", "name")[:limit])
-    results.contacts = list(
-        scoped(Contact.objects.select_related("client"), user)
-        .filter(Q(name__icontains=query) | Q(email__icontains=query)
-                | Q(phone__icontains=query) | Q(title__icontains=query))
-        .order_by("client__name", "name")[:limit])
+    contact_match = (Q(name__icontains=query) | Q(email__icontains=query)
+                     | Q(phone__icontains=query) | Q(title__icontains=query))
+    contacts = scoped(Contact.objects.select_related("client"), user)
+    digits = _phone_digits(query)
+    if digits:
+        # "5550100" should find "+1 (555) 010-0" however the number was typed in.
+        contacts = contacts.annotate(phone_digits=_strip_phone_punctuation("phone"))
+        contact_match |= Q(phone_digits__contains=digits)
+    results.contacts = list(contacts.filter(contact_match).order_by("client__name", "name")[:limit])
     return results
+
+
+_PHONE_PUNCTUATION = (" ", "-", "(", ")", ".", "+", "/")
+
+
+def _phone_digits(query: str) -> str:
+    """The digits of a query that looks like a phone number (4+ digits, nothing else but
+    phone punctuation), else ''."""
+    if any(ch not in _PHONE_PUNCTUATION and not ch.isdigit() for ch in query):
+        return ""
+    digits = "".join(ch for ch in query if ch.isdigit())
+    return digits if len(digits) >= 4 else ""
+
+
+def _strip_phone_punctuation(column: str):
+    expr = F(column)
+    for ch in _PHONE_PUNCTUATION:
+        expr = Replace(expr, Value(ch), Value(""))
+    return expr
