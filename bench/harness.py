@@ -619,6 +619,39 @@ def versions(env: dict[str, str]) -> dict[str, str]:
     return info
 
 
+@contextlib.contextmanager
+def machine_lock(path: Path | None = None, wait: float = 1800) -> Iterator[None]:
+    """One benchmark run at a time on this machine: two runs would share the CPU (and, on
+    PostgreSQL, the one `watchkeeper_bench` database), so the second waits for the first."""
+    import fcntl
+
+    path = path or Path(tempfile.gettempdir()) / "watchkeeper-bench.lock"
+    with path.open("a+") as fh:
+        deadline = time.monotonic() + wait
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"another benchmark held {path} for {wait:g}s") from None
+                if not announced:
+                    fh.seek(0)
+                    print(f"waiting for another benchmark run ({fh.read().strip()})",
+                          file=sys.stderr, flush=True)
+                    announced = True
+                time.sleep(1)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}: {' '.join(sys.argv)}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 # --- A run --------------------------------------------------------------------------------
 
 @dataclass
@@ -919,7 +952,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
         try:
-            result = run_scenario(scenario, db, opts)
+            with machine_lock():
+                result = run_scenario(scenario, db, opts)
         except BenchError as exc:
             print(f"bench {scenario.name} on {db}: {exc}", file=sys.stderr)
             return 1

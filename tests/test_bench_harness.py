@@ -230,6 +230,21 @@ def test_write_docs_renders_each_stored_database_result(tmp_path):
     assert "on 2 cores" in text and "Django 5.2.19" in text
 
 
+# --- one run at a time ----------------------------------------------------------------------
+
+def test_machine_lock_makes_a_second_run_wait(tmp_path):
+    # Given a run holding the lock
+    lock = tmp_path / "bench.lock"
+    with harness.machine_lock(lock):
+        # When a second run asks for it without waiting
+        # Then it is refused instead of running beside the first
+        with pytest.raises(BenchError), harness.machine_lock(lock, wait=0):
+            pass
+    # And once the first run is done the lock is free again
+    with harness.machine_lock(lock, wait=0):
+        assert "pid" in lock.read_text()
+
+
 # --- the HTTP client, against a real server on loopback ------------------------------------
 
 class _Handler(BaseHTTPRequestHandler):
