@@ -295,6 +295,10 @@ def test_site_create_edit_delete(as_user, owner, client_a):
         "name": "Branch", "address": "3 High St", "timezone": "Europe/London", "notes": ""})
     site.refresh_from_db()
     assert site.address == "3 High St" and site.timezone == "Europe/London"
+    # and the site page shows its change log, newest first
+    history = http.get(reverse("site_detail", args=[site.pk])).context["history"]
+    assert [e.action for e in history] == ["update", "create"]
+    assert set(history[0].changes) == {"address", "timezone"}
     # Duplicate name within the client is an error on the form, not a crash
     actions.create_site(actor=owner, client=client_a, name="Other")
     dup = http.post(reverse("site_edit", args=[site.pk]), {"name": "Other", "timezone": ""})
@@ -324,6 +328,9 @@ def test_contact_create_edit_delete(as_user, owner, client_a, client_b):
     http.post(reverse("contact_edit", args=[contact.pk]), {"name": "Dana Smith", "site": ""})
     contact.refresh_from_db()
     assert contact.name == "Dana Smith" and contact.site is None and not contact.is_primary
+    page = http.get(reverse("contact_detail", args=[contact.pk]))
+    assert [e.action for e in page.context["history"]] == ["update", "create"]
+    assert 'id="history"' in page.content.decode()
     assert http.get(reverse("contact_delete", args=[contact.pk])).status_code == 200
     http.post(reverse("contact_delete", args=[contact.pk]))
     assert not Contact.objects.filter(pk=contact.pk).exists()

@@ -219,6 +219,13 @@ def client_activity(user, client: Client, limit: int = 25) -> list[AuditEntry]:
     return list(qs.order_by("-at", "-id")[:limit])
 
 
+def object_history(user, obj, limit: int = 20) -> list[AuditEntry]:
+    """The change log of one object, newest first."""
+    qs = scoped(AuditEntry.objects.all(), user).filter(
+        object_type=obj._meta.label_lower, object_id=str(obj.pk))
+    return list(qs.order_by("-at", "-id")[:limit])
+
+
 # --- Search ---------------------------------------------------------------------------
 
 @dataclass

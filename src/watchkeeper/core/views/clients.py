@@ -318,6 +318,7 @@ def site_detail(request, pk: int):
     return render(request, "core/clients/site_detail.html", {
         "site": site, "client": site.client, "contacts": contacts,
         "clock": client_clock(site.client, request.user, site.timezone or None),
+        "history": selectors.object_history(request.user, site),
         "crumbs": _client_crumbs(site.client, (site.name, "")),
     })
 
@@ -424,6 +425,7 @@ def contact_detail(request, pk: int):
     contact = _visible_contact(request, pk)
     return render(request, "core/clients/contact_detail.html", {
         "contact": contact, "client": contact.client,
+        "history": selectors.object_history(request.user, contact),
         "crumbs": _client_crumbs(contact.client, (contact.name, "")),
     })
 
