@@ -106,7 +106,7 @@ class DeviceList(Scenario):
         html = {"Cookie": seeded["cookie"], "Accept": "text/html"}
 
         def first_page(status, body):
-            _expect(body.decode(errors="replace"), f"{total} devices", "c001-")
+            _expect(body.decode(errors="replace"), f"{total} devices", "agent-001-1")
 
         def ip_search(status, body):
             _expect(body.decode(errors="replace"), "agent-007-3", "1 device")

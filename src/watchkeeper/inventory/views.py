@@ -70,6 +70,8 @@ def device_list(request):
         row["online"] = selectors.is_online(row["last_seen_at"])
     params = request.GET.copy()
     params.pop("page", None)
+    unsorted = params.copy()
+    unsorted.pop("sort", None)
     context = {
         "page": page, "rows": rows, "query": query, "cols": cols,
         "columns": selectors.COLUMNS, "page_sizes": PAGE_SIZES, "per_page": per_page,
@@ -80,6 +82,7 @@ def device_list(request):
         "saved_views": SavedView.objects.filter(Q(owner=user) | Q(shared=True))
         .select_related("owner"),
         "querystring": params.urlencode(),
+        "querystring_unsorted": unsorted.urlencode(),
         "filtered": any(getattr(query, f) for f in ("q", "client", "site", "kind", "status",
                                                      "os", "seen")),
         "can_change": has_capability(user, "devices.change"),
