@@ -119,8 +119,11 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------
 DATABASE_URL = env_str("WATCHKEEPER_DATABASE_URL", f"sqlite:///{DATA_DIR / 'watchkeeper.db'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int(
-    "WATCHKEEPER_DB_CONN_MAX_AGE", 60), conn_health_checks=True)}
+# Under ASGI every request's sync code runs on a fresh thread and Django connections are
+# per thread, so persistent connections (CONN_MAX_AGE > 0) are never reused and pile up until
+# PostgreSQL refuses new clients (measured: 99 connections and HTTP 500s at 16 concurrent
+# clients). We close per request and, on PostgreSQL, borrow from psycopg's pool instead.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the single writer; IMMEDIATE transactions take the write
     # lock up front so two writers queue on busy_timeout instead of failing with "locked".
@@ -131,7 +134,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
         ),
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0 if env_bool("WATCHKEEPER_TESTING") else 60
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "WATCHKEEPER_DB_POOL", True):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("WATCHKEEPER_DB_POOL_MIN", 2),
+        "max_size": env_int("WATCHKEEPER_DB_POOL_MAX", 10),
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Tasks --------------------------------------------------------------------------------
