@@ -4,7 +4,8 @@ TOTP step, and an axe-core check that fails on serious or critical findings.
 
 The Playwright sync API runs an asyncio loop in the test thread, and Django refuses ORM
 calls from a thread with a running loop unless DJANGO_ALLOW_ASYNC_UNSAFE is set; the ORM
-calls here are the test's own set-up, never concurrent with the loop.
+calls here are the test's own set-up, never concurrent with the loop. The variable is set
+only while a browser is open (per test module), so the rest of the suite keeps the check.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+import pyotp
+import pytest
 
-import pyotp  # noqa: E402
-import pytest  # noqa: E402
-
-from tests.factories import PASSWORD  # noqa: E402
+from tests.factories import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -40,15 +39,23 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                         args=LAUNCH_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
