@@ -203,3 +203,17 @@ def test_licence_seats_count_installs_and_key_is_encrypted(as_user, owner, clien
     assert actions.reveal_licence_key(actor=owner, licence=lic) == "AAAAA-BBBBB"
     body = web.get(reverse("inventory_licences")).content.decode()
     assert "over by" in body
+
+
+def test_search_tokens_become_filters(as_user, owner, client_a):
+    Device.objects.create(client=client_a, name="old-laptop", kind="laptop",
+                          last_seen_at=timezone.now() - timedelta(days=2))
+    Device.objects.create(client=client_a, name="new-laptop", kind="laptop",
+                          last_seen_at=timezone.now())
+    Device.objects.create(client=client_a, name="old-server", kind="server",
+                          last_seen_at=timezone.now() - timedelta(days=2))
+    body = as_user(owner).get(reverse("devices"), {"q": "is:offline kind:laptop"}
+                              ).content.decode()
+    assert "old-laptop" in body and "new-laptop" not in body and "old-server" not in body
+    body = as_user(owner).get(reverse("devices"), {"q": "kind:server old"}).content.decode()
+    assert "old-server" in body and "old-laptop" not in body

@@ -52,6 +52,9 @@ LIST_FIELDS = ("id", "name", "client__name", "site__name", "kind", "status", "os
                "warranty_end", "agent_ref", "client_id", "site_id")
 
 
+TOKENS = {"is": "seen", "kind": "kind", "status": "status", "os": "os"}
+
+
 @dataclass
 class DeviceQuery:
     q: str = ""
@@ -65,7 +68,23 @@ class DeviceQuery:
 
     @classmethod
     def from_params(cls, params) -> DeviceQuery:
-        return cls(**{k: (params.get(k) or "").strip()[:200] for k in cls.__dataclass_fields__})
+        query = cls(**{k: (params.get(k) or "").strip()[:200]
+                       for k in cls.__dataclass_fields__})
+        query.take_tokens()
+        return query
+
+    def take_tokens(self) -> None:
+        """`is:offline kind:laptop status:retired os:windows` typed in the search box become
+        filters; the rest of the text stays the search."""
+        words = []
+        for word in self.q.split():
+            key, sep, value = word.partition(":")
+            key = key.lower()
+            if sep and value and key in TOKENS:
+                setattr(self, TOKENS[key], value.lower() if key != "os" else value)
+            else:
+                words.append(word)
+        self.q = " ".join(words)
 
 
 def filter_devices(user, query: DeviceQuery, base: QuerySet | None = None) -> QuerySet:
