@@ -141,3 +141,32 @@ def test_concurrent_schedulers_on_postgresql_enqueue_once(probe_job):
     # then one of them enqueued it
     assert won == ["tests.probe"]
     assert enqueued_probes() == 1
+
+
+def test_outbox_sweep_enqueues_only_when_a_delivery_is_due(db):
+    # given the outbox sweep job and a probe on the configured task backend
+    from watchkeeper.core import events
+
+    queued = []
+
+    def on_enqueued(sender, task_result, **kwargs):
+        queued.append(task_result.task.module_path)
+
+    task_enqueued.connect(on_enqueued)
+    events.subscribe("test.sweep", name="tests.sweep")(lambda event, name: None)
+    try:
+        scheduler.ensure_rows()
+        # when it is due with an empty outbox, then nothing is enqueued
+        scheduler.run_due()
+        assert "watchkeeper.core.tasks.dispatch_outbox" not in queued
+
+        # when an event waits for delivery and the sweep is due again
+        events.emit("test.sweep")
+        row = ScheduledJob.objects.get(name="core.dispatch_outbox")
+        scheduler.run_due(now=row.next_run_at)
+
+        # then the dispatch is enqueued
+        assert queued.count("watchkeeper.core.tasks.dispatch_outbox") == 1
+    finally:
+        task_enqueued.disconnect(on_enqueued)
+        events._handlers.pop("tests.sweep", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,13 +36,18 @@ class PeriodicJob:
     name: str
     interval: timedelta
     task: Task
+    # Optional cheap check run by the scheduler: when it returns False the run is skipped
+    # (claimed, but nothing is enqueued), e.g. "is any outbox row due?".
+    when: Callable[[], bool] | None = None
 
 
 _registry: dict[str, PeriodicJob] = {}
 
 
-def register(name: str, interval: timedelta | float | int, task: Task) -> PeriodicJob:
-    """Run `task` (a django-tasks Task, no arguments) every `interval` (seconds or timedelta).
+def register(name: str, interval: timedelta | float | int, task: Task,
+             when: Callable[[], bool] | None = None) -> PeriodicJob:
+    """Run `task` (a django-tasks Task, no arguments) every `interval` (seconds or timedelta),
+    optionally only when `when()` is true at that moment.
 
     Registering the same name again replaces the job (its row and schedule are kept).
     """
@@ -51,7 +57,7 @@ def register(name: str, interval: timedelta | float | int, task: Task) -> Period
         raise ValueError(f"interval of {name!r} must be positive")
     if not isinstance(task, Task):
         raise TypeError(f"{name!r}: task must be a django-tasks Task (use @task())")
-    job = PeriodicJob(name=name, interval=interval, task=task)
+    job = PeriodicJob(name=name, interval=interval, task=task, when=when)
     _registry[name] = job
     return job
 
@@ -64,10 +70,19 @@ def registered() -> dict[str, PeriodicJob]:
     return dict(_registry)
 
 
+def _outbox_has_due_rows() -> bool:
+    from .choices import DeliveryStatus
+    from .models import EventDelivery
+
+    return EventDelivery.objects.filter(status=DeliveryStatus.PENDING,
+                                        next_attempt_at__lte=timezone.now()).exists()
+
+
 def _register_core_jobs() -> None:
     from . import tasks
 
-    register("core.dispatch_outbox", settings.OUTBOX_SWEEP_SECONDS, tasks.dispatch_outbox)
+    register("core.dispatch_outbox", settings.OUTBOX_SWEEP_SECONDS, tasks.dispatch_outbox,
+             when=_outbox_has_due_rows)
     register("core.prune_task_results", timedelta(days=1), tasks.prune_task_results)
     register("core.prune_login_attempts", timedelta(days=1), tasks.prune_login_attempts)
     register("core.prune_heartbeats", timedelta(days=1), tasks.prune_heartbeats)
@@ -129,6 +144,8 @@ def enqueue_claimed(rows: list[ScheduledJob], now=None) -> list[str]:
             continue  # another scheduler won this run
         job = _registry[row.name]
         try:
+            if job.when is not None and not job.when():
+                continue  # nothing to do this time; the claim moved the next run on
             job.task.enqueue()
         except Exception:
             log.exception("could not enqueue %s; retrying in %ss", job.name,
