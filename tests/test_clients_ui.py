@@ -378,3 +378,21 @@ def test_technician_cannot_add_or_delete_clients(as_user, tech_a, client_a):
     assert 'id="new-site"' in listing
     detail = http.get(reverse("client_detail", args=[client_a.pk])).content.decode()
     assert 'id="delete-client"' not in detail and 'id="edit-client"' in detail
+
+
+def test_site_and_contact_lists_sort_by_column(as_user, owner, client_a, client_b):
+    # Given sites and contacts at two clients
+    hq = actions.create_site(actor=owner, client=client_a, name="Zulu HQ")
+    actions.create_site(actor=owner, client=client_b, name="Alpha depot")
+    actions.create_contact(actor=owner, client=client_a, name="Yann", site=hq)
+    actions.create_contact(actor=owner, client=client_a, name="Ann", site=hq, email="z@a.test")
+    actions.create_contact(actor=owner, client=client_b, name="Ben", email="a@b.test")
+    http = as_user(owner)
+    # Then the default order is by client, and each sortable column orders both ways
+    assert _names(http.get(reverse("sites"))) == ["Zulu HQ", "Alpha depot"]
+    assert _names(http.get(reverse("sites"), {"sort": "name"})) == ["Alpha depot", "Zulu HQ"]
+    assert _names(http.get(reverse("sites"), {"sort": "-contacts"})) == ["Zulu HQ", "Alpha depot"]
+    assert _names(http.get(reverse("contacts"), {"sort": "-email"})) == ["Ann", "Ben", "Yann"]
+    assert _names(http.get(reverse("contacts"), {"sort": "-name"})) == ["Yann", "Ben", "Ann"]
+    # and a column that is not sortable falls back to the default
+    assert _names(http.get(reverse("contacts"), {"sort": "phone"})) == ["Ann", "Yann", "Ben"]

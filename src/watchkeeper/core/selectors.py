@@ -137,7 +137,8 @@ def client_list(base: QuerySet, params: ClientListParams) -> QuerySet:
             .order_by(ordering, "name", "pk"))
 
 
-def site_list(user, *, scope: Client | None, q: str = "") -> QuerySet:
+def site_list(user, *, scope: Client | None, q: str = "",
+              ordering: list[str] | None = None) -> QuerySet:
     qs = scoped(Site.objects.select_related("client"), user)
     if scope is not None:
         qs = qs.filter(client=scope)
@@ -145,17 +146,18 @@ def site_list(user, *, scope: Client | None, q: str = "") -> QuerySet:
         qs = qs.filter(Q(name__icontains=q) | Q(address__icontains=q)
                        | Q(client__name__icontains=q))
     return qs.annotate(contact_count=_child_count(Contact, "site")).order_by(
-        "client__name", "name", "pk")
+        *(ordering or []), "client__name", "name", "pk")
 
 
-def contact_list(user, *, scope: Client | None, q: str = "") -> QuerySet:
+def contact_list(user, *, scope: Client | None, q: str = "",
+                 ordering: list[str] | None = None) -> QuerySet:
     qs = scoped(Contact.objects.select_related("client", "site"), user)
     if scope is not None:
         qs = qs.filter(client=scope)
     if q:
         qs = qs.filter(Q(name__icontains=q) | Q(email__icontains=q) | Q(phone__icontains=q)
                        | Q(title__icontains=q) | Q(client__name__icontains=q))
-    return qs.order_by("client__name", "name", "pk")
+    return qs.order_by(*(ordering or []), "client__name", "name", "pk")
 
 
 # --- Dashboard ------------------------------------------------------------------------

@@ -31,12 +31,18 @@ from .client_forms import (
     SiteForm,
     apply_model_errors,
 )
-from .listing import PAGE_SIZES, page_window, paginate
+from .listing import PAGE_SIZES, page_window, paginate, sort_columns
 
 CLIENT_COLUMNS = [
     ("name", "Name"), ("status", "Status"), ("timezone", "Time zone"),
     ("sites", "Sites"), ("contacts", "Contacts"), ("created", "Created"),
 ]
+SITE_COLUMNS = [("name", "Site", "name", False), ("client", "Client", "client__name", False),
+                ("address", "Address", None, False),
+                ("contacts", "Contacts", "contact_count", True)]
+CONTACT_COLUMNS = [("name", "Name", "name", False), ("client", "Client", "client__name", False),
+                   ("title", "Title", "title", False), ("email", "Email", "email", False),
+                   ("phone", "Phone", None, False)]
 CLIENT_TABS = [("overview", "Overview"), ("sites", "Sites"), ("contacts", "Contacts"),
                ("activity", "Activity")]
 
@@ -115,7 +121,7 @@ def client_list(request):
         columns.append({
             "key": key, "label": label, "next_sort": next_sort,
             "aria_sort": ("descending" if params.descending else "ascending") if active else "",
-            "num": key in ("sites", "contacts"),
+            "num": key in ("sites", "contacts"), "sortable": True,
         })
     filtered = bool(params.q) or params.status != "all"
     return render(request, "core/clients/list.html", {
@@ -257,9 +263,12 @@ client_delete.wk_model = Client
 def site_list(request):
     q = (request.GET.get("q") or "").strip()[:200]
     scope = selectors.scope_client(request)
-    page = paginate(request, selectors.site_list(request.user, scope=scope, q=q))
+    ordering, columns = sort_columns(request, SITE_COLUMNS, "client")
+    page = paginate(request, selectors.site_list(request.user, scope=scope, q=q,
+                                                 ordering=ordering))
     return render(request, "core/clients/site_list.html", {
         "page_obj": page, "page_numbers": page_window(page), "q": q, "scope": scope,
+        "columns": columns, "sort": request.GET.get("sort", ""),
         "page_sizes": PAGE_SIZES, "per_page": page.paginator.per_page,
         "crumbs": [("Clients", reverse("clients")), ("Sites", "")],
     })
@@ -379,9 +388,12 @@ site_delete.wk_model = Site
 def contact_list(request):
     q = (request.GET.get("q") or "").strip()[:200]
     scope = selectors.scope_client(request)
-    page = paginate(request, selectors.contact_list(request.user, scope=scope, q=q))
+    ordering, columns = sort_columns(request, CONTACT_COLUMNS, "client")
+    page = paginate(request, selectors.contact_list(request.user, scope=scope, q=q,
+                                                    ordering=ordering))
     return render(request, "core/clients/contact_list.html", {
         "page_obj": page, "page_numbers": page_window(page), "q": q, "scope": scope,
+        "columns": columns, "sort": request.GET.get("sort", ""),
         "page_sizes": PAGE_SIZES, "per_page": page.paginator.per_page,
         "crumbs": [("Clients", reverse("clients")), ("Contacts", "")],
     })

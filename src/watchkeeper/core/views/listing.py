@@ -39,3 +39,27 @@ def page_window(page: Page, radius: int = 2) -> list[int | None]:
             out.append(None)
         out.append(n)
     return out
+
+
+def sort_columns(request, columns: list[tuple[str, str, str | None, bool]],
+                 default: str) -> tuple[list[str], list[dict]]:
+    """Ordering from `?sort=<key>` / `?sort=-<key>` and the header links for a table.
+
+    `columns` are (key, label, orm_field or None when not sortable, numeric). Unknown keys
+    fall back to `default`, so a crafted URL cannot order by an arbitrary field.
+    """
+    sortable = {key: field for key, _label, field, _num in columns if field}
+    sort = request.GET.get("sort") or default
+    if sort.lstrip("-") not in sortable:
+        sort = default
+    key, descending = sort.lstrip("-"), sort.startswith("-")
+    ordering = [f"-{sortable[key]}" if descending else sortable[key]]
+    headers = []
+    for col_key, label, field, numeric in columns:
+        active = col_key == key
+        headers.append({
+            "key": col_key, "label": label, "sortable": bool(field), "num": numeric,
+            "next_sort": f"-{col_key}" if active and not descending else col_key,
+            "aria_sort": ("descending" if descending else "ascending") if active else "",
+        })
+    return ordering, headers
