@@ -250,3 +250,16 @@ def test_dashboard_query_count_is_bounded(as_user, owner, django_assert_max_num_
         response = http.get(reverse("dashboard"))
     assert response.status_code == 200
     assert len(response.context["activity"]) == 12
+
+
+def test_scope_is_dropped_when_access_is_withdrawn(as_user, tech_a, client_a):
+    # Given a technician who scoped lists to their client
+    http = as_user(tech_a)
+    http.post(reverse("scope"), {"client": client_a.pk})
+    assert http.session[SCOPE_SESSION_KEY] == client_a.pk
+    # When they are unassigned from it
+    tech_a.assigned_clients.remove(client_a)
+    # Then the next page shows no chip and forgets the stale scope
+    html = http.get(reverse("clients")).content.decode()
+    assert 'id="scope-chip"' not in html
+    assert SCOPE_SESSION_KEY not in http.session
