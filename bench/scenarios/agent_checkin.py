@@ -1,0 +1,304 @@
+"""agent_checkin: agent check-in ingestion — N simulated agents, each POSTing signed metric
+batches (15 values, like the real agent's minute report) to /agent/v1/checkin, through the
+whole path: signature check, nonce insert, validation, idempotent seq claim, bulk metric
+insert, last-seen update, pending-command lookup, acknowledgement after commit.
+Target: 100,000 agents at a 60 s interval on one 2-core PostgreSQL node ≈ 1,700 check-ins/s.
+
+Run with `python -m bench.scenarios.agent_checkin [--db sqlite|postgres|both]` (signed,
+unique POSTs need their own load driver; `python -m bench run` only replays fixed GETs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.harness import (
+    BASELINE,
+    DOCS_FILE,
+    HOST,
+    PG_ADMIN_URL,
+    RESULTS_DIR,
+    BenchError,
+    LoadResult,
+    Peaks,
+    Scenario,
+    Server,
+    Target,
+    bench_env,
+    database,
+    drive,
+    end_marker,
+    machine_lock,
+    merge_loads,
+    python_cmd,
+    read_response,
+    replace_section,
+    run_step,
+    seed_in_subprocess,
+    summarize,
+    versions,
+)
+
+AGENTS = int(os.environ.get("BENCH_AGENTS", "1000"))
+CHECKIN = "/agent/v1/checkin"
+CHECKIN_TARGET = Target("POST /agent/v1/checkin (signed metrics batch)", CHECKIN)
+METRICS = ["cpu.percent", "mem.percent", "mem.used_bytes", "swap.percent", "load.1",
+           "load.5", "load.15", "disk.used_bytes:/", "disk.free_bytes:/",
+           "disk.used_percent:/", "net.rx_bps", "net.tx_bps", "uptime.seconds", "proc.count",
+           "disk.used_bytes:/home"]
+
+
+def agent_key(n: int):
+    """Deterministic key of simulated agent n: the seed and the load agree without a file."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"bench-agent-{n}".encode())
+                                                .digest())
+
+
+class AgentCheckin(Scenario):
+    name = "agent_checkin"
+    description = __doc__
+
+    def seed(self) -> dict:
+        from cryptography.hazmat.primitives import serialization
+
+        from watchkeeper.agents import actions
+        from watchkeeper.core import actions as core_actions
+
+        def raw_public(key) -> str:
+            return base64.b64encode(key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+
+        signer = agent_key(-1)
+        actions.register_signer_key(actor="bench", public_key_raw=base64.b64decode(
+            raw_public(signer)))
+        client = core_actions.create_client(actor=None, name="Bench Fleet Ltd")
+        site = core_actions.create_site(actor=None, client=client, name="Datacentre")
+        token, _ = actions.create_enrollment_token(actor="bench", client=client, site=site,
+                                                   auto_approve=True, hours=24)
+        uids = []
+        for n in range(AGENTS):
+            agent = actions.enroll_agent(token=token, public_key=raw_public(agent_key(n)),
+                                         facts={"hostname": f"host-{n:06d}"})
+            uids.append(str(agent.uid))
+        return {"agents": uids}
+
+    def targets(self, seeded: dict) -> list[Target]:
+        raise BenchError("agent_checkin needs its own driver: "
+                         "python -m bench.scenarios.agent_checkin")
+
+
+SCENARIO = AgentCheckin()
+
+
+class Fleet:
+    """The simulated agents: keys, sequence numbers, request bytes."""
+
+    def __init__(self, uids: list[str], port: int):
+        from watchkeeper.agents.protocol import canonical_request
+
+        self.canonical = canonical_request
+        self.uids = uids
+        self.keys = [agent_key(n) for n in range(len(uids))]
+        self.seq = [0] * len(uids)
+        self.port = port
+        self.next = 0
+
+    def request(self) -> bytes:
+        n = self.next % len(self.uids)
+        self.next += 1
+        self.seq[n] += 1
+        body = json.dumps({"seq": self.seq[n], "kind": "metrics", "agent_version": "bench",
+                           "metrics": {"ts": time.time(),
+                                       "values": {m: 12.5 + i for i, m in enumerate(METRICS)}},
+                           "dropped": {}}, separators=(",", ":")).encode()
+        ts, nonce = int(time.time()), secrets.token_hex(16)
+        signature = base64.b64encode(self.keys[n].sign(self.canonical(
+            method="POST", path=CHECKIN, timestamp=ts, nonce=nonce, body=body,
+            agent_id=self.uids[n]))).decode()
+        head = (f"POST {CHECKIN} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"X-WK-Agent: {self.uids[n]}\r\nX-WK-Timestamp: {ts}\r\n"
+                f"X-WK-Nonce: {nonce}\r\nX-WK-Signature: {signature}\r\n\r\n")
+        return head.encode("latin-1") + body
+
+
+def _stored(body: bytes) -> bool:
+    """A fresh batch the server stored (not a duplicate, not an error)."""
+    try:
+        return json.loads(body).get("duplicate") is False
+    except ValueError:
+        return False
+
+
+async def drive_checkins(fleet: Fleet, *, concurrency: int, duration: float) -> LoadResult:
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    state = {"errors": 0}
+    clock = time.perf_counter
+    deadline = clock() + duration
+
+    async def connection() -> None:
+        reader = writer = None
+        while clock() < deadline:
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(HOST, fleet.port)
+                request = fleet.request()
+                started = clock()
+                writer.write(request)
+                status, body, reusable = await read_response(reader)
+                elapsed = clock() - started
+            except (OSError, asyncio.IncompleteReadError, ValueError, BenchError) as exc:
+                statuses[type(exc).__name__] += 1
+                state["errors"] += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                continue
+            statuses[status] += 1
+            if status == 200 and _stored(body):
+                latencies.append(elapsed)
+            else:
+                state["errors"] += 1
+            if not reusable:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    cpu_before, started = time.process_time(), clock()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return LoadResult(latencies=latencies, errors=state["errors"], elapsed=clock() - started,
+                      statuses=statuses, client_cpu=time.process_time() - cpu_before)
+
+
+def stored_samples(env: dict[str, str]) -> int:
+    out = run_step(python_cmd("watchkeeper.cli", "shell", "-c",
+                              "from watchkeeper.agents.models import MetricSample;"
+                              "print(MetricSample.objects.count())"), env, "count samples")
+    return int(out.strip().splitlines()[-1])
+
+
+def run_db(db: str, args) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"wk-bench-agent-{db}-"))
+    (data_dir / "static").mkdir()
+    try:
+        with database(db, data_dir, PG_ADMIN_URL) as url:
+            env = bench_env(data_dir, url, {"WATCHKEEPER_TASKS_URL": "immediate",
+                                            "BENCH_AGENTS": str(args.agents)})
+            print(f"[{db}] migrate")
+            run_step(python_cmd("watchkeeper.cli", "migrate", "--noinput", "--skip-checks"),
+                     env, "migrate")
+            print(f"[{db}] seed {args.agents} agents")
+            uids = seed_in_subprocess(SCENARIO.name, env)["agents"]
+            info = versions(env)
+            with Server(env, data_dir / "server.log") as server:
+                fleet = Fleet(uids, server.port)
+                pg_url = PG_ADMIN_URL if db == "postgres" else None
+                asyncio.run(drive_checkins(fleet, concurrency=args.concurrency,
+                                           duration=args.warmup))
+                asyncio.run(drive(server.port, BASELINE, concurrency=args.concurrency,
+                                  duration=args.warmup, max_requests=10**9))
+                empty = LoadResult(latencies=[], errors=0, elapsed=0.0)
+                loads = {"base": (empty, 0.0, 0, 0), "checkin": (empty, 0.0, 0, 0)}
+                window = args.duration / args.rounds
+                for _ in range(args.rounds):
+                    for key in ("base", "checkin"):
+                        cpu = server.cpu_seconds()
+                        with Peaks(server, pg_url) as peaks:
+                            if key == "base":
+                                load = asyncio.run(drive(server.port, BASELINE,
+                                                         concurrency=args.concurrency,
+                                                         duration=window, max_requests=10**9))
+                            else:
+                                load = asyncio.run(drive_checkins(
+                                    fleet, concurrency=args.concurrency, duration=window))
+                        prev = loads[key]
+                        loads[key] = (merge_loads(prev[0], load),
+                                      prev[1] + server.cpu_seconds() - cpu,
+                                      max(prev[2], peaks.rss), max(prev[3], peaks.fds))
+            base = summarize(BASELINE, loads["base"][0], server_cpu=loads["base"][1],
+                             server_rss=loads["base"][2], server_fds=loads["base"][3],
+                             baseline_rps=None)
+            row = summarize(CHECKIN_TARGET, loads["checkin"][0],
+                            server_cpu=loads["checkin"][1], server_rss=loads["checkin"][2],
+                            server_fds=loads["checkin"][3], baseline_rps=base.rps)
+            sent = sum(fleet.seq)
+            samples = stored_samples(env)
+            meta = {"benchmark": SCENARIO.name, "db": db, "db_version": info["db_version"],
+                    "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                    "cores": os.cpu_count(), "loadavg": os.getloadavg()[0],
+                    "python": info.get("python", ""), "django": info["django"],
+                    "duration": args.duration, "rounds": args.rounds, "warmup": args.warmup,
+                    "concurrency": args.concurrency, "max_requests": 0, "env": {},
+                    "server": "watchkeeper web --workers 1", "agents": args.agents,
+                    "checkins_sent": sent, "samples_stored": samples,
+                    "samples_expected": sent * len(METRICS)}
+            return {"meta": meta, "rows": [asdict(base), asdict(row)]}
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def render(result: dict) -> str:
+    from bench.harness import render_run
+
+    meta = result["meta"]
+    meta.setdefault("python", "")
+    text = render_run(result)
+    rps = next(r for r in result["rows"] if r["target"] == CHECKIN_TARGET.label)["rps"]
+    return (f"{text}\n\n{meta['agents']:,} agents; {meta['checkins_sent']:,} check-ins sent, "
+            f"{meta['samples_stored']:,} metric rows stored of {meta['samples_expected']:,} "
+            f"expected (warm-up included). At 60 s per agent this rate sustains "
+            f"**{rps * 60:,.0f} agents** per web process.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import platform
+
+    parser = argparse.ArgumentParser(prog="python -m bench.scenarios.agent_checkin")
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--agents", type=int, default=AGENTS)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args(argv)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    results = []
+    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        with machine_lock():
+            result = run_db(db, args)
+        result["meta"]["python"] = platform.python_version()
+        result["meta"]["machine"] = f"{platform.system()} {platform.machine()}"
+        (RESULTS_DIR / f"{SCENARIO.name}-{db}.json").write_text(json.dumps(result, indent=2))
+        print(render(result))
+        results.append(result)
+    if args.write_docs:
+        stored = [json.loads(p.read_text()) for db in ("sqlite", "postgres")
+                  if (p := RESULTS_DIR / f"{SCENARIO.name}-{db}.json").exists()]
+        begin = (f"<!-- bench:{SCENARIO.name}:begin — generated by `python -m "
+                 f"bench.scenarios.agent_checkin --write-docs`; edit outside these markers -->")
+        body = "\n\n".join([begin, SCENARIO.description.split("\n\nRun")[0].strip(),
+                            *(render(r) for r in stored), end_marker(SCENARIO.name)])
+        DOCS_FILE.write_text(replace_section(DOCS_FILE.read_text(), SCENARIO.name, body))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
