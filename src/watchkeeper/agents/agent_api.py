@@ -117,12 +117,21 @@ def enroll(request):
 @require_POST
 @public
 def checkin(request):
+    # One transaction for the whole check-in (nonce, data, command hand-out): one commit per
+    # request, and the answer is built only after it committed.
     try:
         body = _read_body(request)
         with transaction.atomic():
             agent = authenticate(request, body)
+            answer = _checkin(request, agent, body)
     except AuthError as exc:
         return problem(exc.status, exc.detail, code=exc.code, path=request.path)
+    if isinstance(answer, JsonResponse):
+        return answer
+    return JsonResponse(answer)
+
+
+def _checkin(request, agent: Agent, body: bytes):
     if agent.status == AgentStatus.PENDING:
         return problem(403, "This agent waits for a technician's approval.", code="pending",
                        path=request.path)
@@ -136,7 +145,7 @@ def checkin(request):
         answer = ingest.ingest_checkin(agent, batch, ip=getattr(request, "client_ip", None))
     except ValueError as exc:
         # The inventory refused a section shape the validator let through: still the
-        # agent's payload, still a 4xx.
+        # agent's payload, still a 4xx (the ingest's savepoint rolled its writes back).
         _quarantine(request, agent, body, f"inventory: {exc}")
         return problem(400, f"The inventory was refused: {exc}", code="invalid",
                        path=request.path)
@@ -146,7 +155,7 @@ def checkin(request):
         "inventory_interval": settings.AGENT_INVENTORY_INTERVAL,
         "commands": ingest.pending_commands(agent),
     })
-    return JsonResponse(answer)
+    return answer
 
 
 @csrf_exempt
