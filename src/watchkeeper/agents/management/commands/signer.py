@@ -1,11 +1,14 @@
-"""`watchkeeper signer`: the only process that reads the command-signing key."""
+"""`watchkeeper signer`: the only process that reads the command-signing key. Runs until
+SIGTERM (`watchkeeper up` starts it as one of its roles); `--once` sweeps once."""
 
 from __future__ import annotations
 
 import logging
-import time
+import signal
+import threading
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from watchkeeper.agents import actions, signer
 
@@ -28,11 +31,23 @@ class Command(BaseCommand):
         if init:
             self.stdout.write("signer: key ready, public key published")
             return
-        while True:
-            result = signer.sign_pending(key)
-            if result["signed"] or result["expired"]:
-                log.info("signer: %s", result)
-            if once:
-                self.stdout.write(f"signer: {result}")
-                return
-            time.sleep(interval)
+        if once:
+            self.stdout.write(f"signer: {signer.sign_pending(key)}")
+            return
+        from watchkeeper.core.processes import Heartbeat
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        self.stdout.write("signer: signing queued commands")
+        with Heartbeat("signer"):
+            while not stop.is_set():
+                close_old_connections()
+                try:
+                    result = signer.sign_pending(key)
+                except Exception:  # a database hiccup must not end the only signer
+                    log.exception("signer sweep failed")
+                    result = {}
+                if result.get("signed") or result.get("expired"):
+                    log.info("signer: %s", result)
+                stop.wait(interval)
