@@ -69,3 +69,14 @@ def script_runs_for_device(device_id: int, limit: int = 50) -> list[Command]:
     return list(Command.objects.filter(agent__device_id=device_id)
                 .select_related("run__script_version__script", "run__requested_by")
                 .order_by("-created_at")[:limit])
+
+
+def agents_without_device(user) -> list[Agent]:
+    """Agents the user may see that have no inventory record yet (waiting for approval)."""
+    from watchkeeper.core.tenancy import scoped
+
+    from .choices import AgentStatus
+
+    return list(scoped(Agent.objects.filter(device__isnull=True,
+                                            status=AgentStatus.PENDING), user)
+                .order_by("created_at")[:500])
