@@ -31,12 +31,13 @@ from .client_forms import (
     SiteForm,
     apply_model_errors,
 )
-from .listing import PAGE_SIZES, page_window, paginate, sort_columns
+from .listing import PAGE_SIZES, page_window, paginate, resolve_sort, sort_columns
 
-CLIENT_COLUMNS = [
-    ("name", "Name"), ("status", "Status"), ("timezone", "Time zone"),
-    ("sites", "Sites"), ("contacts", "Contacts"), ("created", "Created"),
-]
+# (key, label, ORM field, numeric); the clients selector orders by the same keys.
+CLIENT_COLUMNS = [(key, label, selectors.CLIENT_SORTS[key], key in ("sites", "contacts"))
+                  for key, label in (("name", "Name"), ("status", "Status"),
+                                     ("timezone", "Time zone"), ("sites", "Sites"),
+                                     ("contacts", "Contacts"), ("created", "Created"))]
 SITE_COLUMNS = [("name", "Site", "name", False), ("client", "Client", "client__name", False),
                 ("address", "Address", None, False),
                 ("contacts", "Contacts", "contact_count", True)]
@@ -114,15 +115,7 @@ def client_list(request):
     counts = selectors.client_status_counts(ctx["base"])
     rows = selectors.client_list(ctx["base"], params)
     page = paginate(request, rows, count=counts[params.status])
-    columns = []
-    for key, label in CLIENT_COLUMNS:
-        active = params.sort_key == key
-        next_sort = f"-{key}" if active and not params.descending else key
-        columns.append({
-            "key": key, "label": label, "next_sort": next_sort,
-            "aria_sort": ("descending" if params.descending else "ascending") if active else "",
-            "num": key in ("sites", "contacts"), "sortable": True,
-        })
+    _ordering, columns = resolve_sort(params.sort, CLIENT_COLUMNS, "name")
     filtered = bool(params.q) or params.status != "all"
     return render(request, "core/clients/list.html", {
         "page_obj": page, "page_numbers": page_window(page), "columns": columns,

@@ -48,8 +48,12 @@ def sort_columns(request, columns: list[tuple[str, str, str | None, bool]],
     `columns` are (key, label, orm_field or None when not sortable, numeric). Unknown keys
     fall back to `default`, so a crafted URL cannot order by an arbitrary field.
     """
+    return resolve_sort(request.GET.get("sort") or default, columns, default)
+
+
+def resolve_sort(sort: str, columns: list[tuple[str, str, str | None, bool]],
+                 default: str) -> tuple[list[str], list[dict]]:
     sortable = {key: field for key, _label, field, _num in columns if field}
-    sort = request.GET.get("sort") or default
     if sort.lstrip("-") not in sortable:
         sort = default
     key, descending = sort.lstrip("-"), sort.startswith("-")
