@@ -109,6 +109,16 @@ def record_provenance(device: Device, values: dict[str, Any], *, source_kind: st
         )
 
 
+def _clip(field: str, value: Any) -> Any:
+    """A machine-reported value fitted to its column: text, at most the column's length."""
+    if field == "primary_ip":
+        return _valid_ip(value)
+    max_length = Device._meta.get_field(field).max_length
+    if max_length:
+        return as_text(value).strip()[:max_length]
+    return value
+
+
 def _owning_sources(device: Device, fields: Iterable[str]) -> dict[str, str]:
     """For each field, the authoritative source (manual/import) that set the device's current
     value, if any: its provenance value equals what the device holds now."""
@@ -132,7 +142,8 @@ def apply_observed_fields(device: Device, values: dict[str, Any], *, source_kind
     Returns the changed column names; the caller saves the device.
     """
     history_kinds = history_kinds or {}
-    wanted = {f: v for f, v in values.items() if v not in (None, "", UNKNOWN)}
+    clipped = {f: _clip(f, v) for f, v in values.items() if v is not None}
+    wanted = {f: v for f, v in clipped.items() if v not in (None, "", UNKNOWN)}
     owners = _owning_sources(device, wanted)
     changed, changes, conflicts = [], [], []
     for field, new in wanted.items():
@@ -306,8 +317,8 @@ def _apply_system(device, data, old, agent_ref, at) -> list[str]:
         device.reboot_required = reboot
         changed.append("reboot_required")
     pending = values.get("pending_update_count")
-    if isinstance(pending, int) and not isinstance(pending, bool) and pending >= 0 and (
-            pending != device.pending_updates):
+    if isinstance(pending, int) and not isinstance(pending, bool) and (
+            0 <= pending <= 1_000_000) and pending != device.pending_updates:
         device.pending_updates = pending
         changed.append("pending_updates")
     # Facts kept only in the section: their changes still go on the timeline.
@@ -434,8 +445,8 @@ def _apply_software(device, data, old, agent_ref, at) -> list[str]:
 
 
 def _apply_updates(device, data, old, agent_ref, at) -> list[str]:
-    if device.pending_updates != len(data):
-        device.pending_updates = len(data)
+    if device.pending_updates != min(len(data), 1_000_000):
+        device.pending_updates = min(len(data), 1_000_000)
         return ["pending_updates"]
     return []
 
