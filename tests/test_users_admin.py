@@ -255,3 +255,43 @@ def test_users_page_and_api_query_counts_do_not_grow_with_users(client, as_user,
     many = count(reverse("users")), count("/api/v1/users/")
     # Then listing them costs the same number of queries
     assert many == few
+
+
+def test_admin_resets_a_forgotten_password(client, as_user, admin_user, tech_a):
+    # Given a technician signed in elsewhere
+    from django.test import Client
+
+    from tests.conftest import sign_in
+
+    elsewhere = sign_in(Client(), tech_a)
+    # When an admin resets their password
+    as_user(admin_user)
+    response = client.post(reverse("user_edit", args=[tech_a.pk]), {"action": "reset_password"})
+    # Then a new one-time password is shown once, works, and must be changed
+    password = response.content.decode().split('id="one-time-password">')[1].split("<")[0]
+    tech_a.refresh_from_db()
+    assert tech_a.check_password(password) and tech_a.must_change_password
+    assert not tech_a.check_password(PASSWORD)
+    # And the running session elsewhere has ended
+    assert elsewhere.get(reverse("profile")).status_code == 302
+    entry = AuditEntry.objects.get(action=AuditAction.UPDATE, object_id=str(tech_a.pk))
+    assert entry.actor == admin_user and password not in str(entry.changes)
+    # And the new password passes the password step (the MFA code comes next)
+    fresh = Client()
+    response = fresh.post(reverse("login"), {"email": tech_a.email, "password": password})
+    assert response["Location"] == reverse("mfa_verify")
+
+
+def test_users_api_resets_a_password_and_refuses_owner_targets_for_admins(client, as_user,
+                                                                          admin_user, owner,
+                                                                          tech_a):
+    as_user(admin_user)
+    response = client.post(f"/api/v1/users/{tech_a.pk}/reset-password/")
+    assert response.status_code == 200
+    tech_a.refresh_from_db()
+    assert tech_a.check_password(response.json()["one_time_password"])
+    assert tech_a.must_change_password
+    response = client.post(f"/api/v1/users/{owner.pk}/reset-password/")
+    assert response.status_code == 403
+    owner.refresh_from_db()
+    assert owner.check_password(PASSWORD)

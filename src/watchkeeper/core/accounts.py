@@ -214,6 +214,26 @@ def change_password(*, actor, user: User, old_password: str | None, new_password
     return user
 
 
+def reset_password(*, actor, user: User) -> str:
+    """Give a user a new one-time password (forgotten password); they must change it at
+    next sign-in. Their sessions end, because the session hash follows the password."""
+    _check_role_grant(actor, user.role, target=user)
+    if _is_person(actor) and actor.pk == user.pk:
+        raise ValidationError("Change your own password on your profile instead.")
+    password = generate_password()
+    with transaction.atomic():
+        user.set_password(password)
+        user.must_change_password = True
+        user.failed_logins, user.locked_until = 0, None
+        user.save(update_fields=["password", "must_change_password", "failed_logins",
+                                 "locked_until"])
+        audit.record(actor=actor, action=AuditAction.UPDATE, obj=user, client_id=user.client_id,
+                     changes={"password": ["••••", "•••• (one-time)"],
+                              "must_change_password": [False, True]})
+        events.emit("user.password_reset", client=user.client_id, payload={"id": user.pk})
+    return password
+
+
 def set_role_policy(*, actor, role: str, mfa_required: bool) -> RolePolicy:
     """Turn the MFA requirement of a role on or off; the audit log keeps the history."""
     if role not in Role.values:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from .. import accounts
@@ -162,6 +163,20 @@ class UserViewSet(_DeclaredMethodsMixin, viewsets.ModelViewSet):
             accounts.deactivate_user(actor=self.request.user, user=instance)
         except DjangoPermissionDenied as exc:
             raise _as_drf(exc) from exc
+
+    @extend_schema(summary="Give a user a new one-time password (they must change it)",
+                   request=None, responses={200: UserCreatedSerializer})
+    @action(detail=True, methods=["post"], url_path="reset-password")
+    def reset_password(self, request, pk=None):
+        user = self.get_object()
+        try:
+            password = accounts.reset_password(actor=request.user, user=user)
+        except DjangoPermissionDenied as exc:
+            raise _as_drf(exc) from exc
+        user.refresh_from_db()
+        out = UserCreatedSerializer(user, context=self.get_serializer_context()).data
+        out["one_time_password"] = password
+        return Response(out)
 
 
 class MeView(_DeclaredMethodsMixin, generics.GenericAPIView):

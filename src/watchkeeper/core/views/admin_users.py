@@ -142,6 +142,10 @@ def user_edit(request, pk: int):
                 accounts.update_user(actor=request.user, user=target, is_active=True)
                 messages.success(request, f"{target.email} was reactivated.")
                 return redirect("user_edit", pk=target.pk)
+            if action == "reset_password":
+                password = accounts.reset_password(actor=request.user, user=target)
+                return render(request, "core/admin/user_created.html",
+                              {"new_user": target, "password": password, "reset": True})
             if action == "unlock":
                 accounts.unlock_user(actor=request.user, user=target)
                 messages.success(request, f"{target.email} was unlocked.")
