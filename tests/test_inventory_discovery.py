@@ -137,3 +137,31 @@ def test_discovery_pages_and_tenant_isolation(as_user, tech_a, owner, client_a, 
     theirs = DiscoveryRun.objects.create(client=client_b, subnet="10.2.0.0/24")
     assert web.get(reverse("inventory_discovery_run", args=[theirs.pk])).status_code == 404
     assert web.get(reverse("inventory_discovery_run", args=[run.pk])).status_code == 200
+
+
+def test_recovery_fails_stuck_runs_and_requeues_lost_ones(owner, client_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = timezone.now() - timedelta(hours=2)
+    stuck = DiscoveryRun.objects.create(client=client_a, subnet="192.0.2.0/30",
+                                        status=RunStatus.RUNNING, started_at=old)
+    lost = DiscoveryRun.objects.create(client=client_a, subnet="127.0.0.1/32", ports=[1],
+                                       status=RunStatus.QUEUED, created_at=old)
+    fresh = DiscoveryRun.objects.create(client=client_a, subnet="192.0.2.4/30",
+                                        status=RunStatus.RUNNING, started_at=timezone.now())
+    result = discovery.recover_discoveries.call()
+    assert result == {"failed": 1, "requeued": 1}
+    stuck.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stuck.status == RunStatus.FAILED and "stopped" in stuck.error
+    assert fresh.status == RunStatus.RUNNING
+    from django_tasks_db.models import DBTaskResult
+
+    from watchkeeper.core import scheduler
+
+    queued = DBTaskResult.objects.filter(task_path__endswith="discovery.run_discovery")
+    assert [r.args_kwargs["args"] for r in queued] == [[lost.pk]]
+    scheduler.discover()
+    assert "inventory.recover_discoveries" in scheduler.registered()

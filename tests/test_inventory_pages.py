@@ -202,7 +202,7 @@ def test_licence_seats_count_installs_and_key_is_encrypted(as_user, owner, clien
     assert lic.key_enc and "AAAAA" not in lic.key_enc
     assert actions.reveal_licence_key(actor=owner, licence=lic) == "AAAAA-BBBBB"
     body = web.get(reverse("inventory_licences")).content.decode()
-    assert "over by" in body
+    assert "over the 2 seats" in body
 
 
 def test_search_tokens_become_filters(as_user, owner, client_a):

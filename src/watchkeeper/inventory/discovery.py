@@ -337,3 +337,41 @@ def ignore_host(*, actor, host) -> None:
                          changes={"state": [ProposalState.PROPOSED, ProposalState.IGNORED]})
             events.emit("discovery.host_ignored", client=host.run.client_id,
                         payload={"id": host.pk})
+
+
+# A /22 with 13 ports is ~13,000 probes at 128 in flight and 1 s timeout: under 2 minutes.
+# A run still "running" after this long lost its worker.
+STUCK_AFTER_SECONDS = 30 * 60
+# A run still queued after this long missed its enqueue (e.g. the queue was down at commit).
+REQUEUE_AFTER_SECONDS = 5 * 60
+
+
+@task()
+def recover_discoveries() -> dict:
+    """Periodic: fail runs whose worker died, and enqueue runs whose enqueue was lost."""
+    from datetime import timedelta
+
+    from .choices import RunStatus
+    from .models import DiscoveryRun
+
+    now = timezone.now()
+    failed = 0
+    stuck = DiscoveryRun.objects.filter(
+        status=RunStatus.RUNNING, started_at__lt=now - timedelta(seconds=STUCK_AFTER_SECONDS)
+    ).order_by("pk").values_list("pk", "client_id")
+    for pk, client_id in stuck:
+        with transaction.atomic():
+            claimed = DiscoveryRun.objects.filter(pk=pk, status=RunStatus.RUNNING).update(
+                status=RunStatus.FAILED, finished_at=now,
+                error="The worker running this discovery stopped; start it again.")
+            if claimed:
+                failed += 1
+                events.emit("discovery.failed", client=client_id, payload={"id": pk})
+    requeued = 0
+    for pk in DiscoveryRun.objects.filter(
+            status=RunStatus.QUEUED,
+            created_at__lt=now - timedelta(seconds=REQUEUE_AFTER_SECONDS)
+    ).order_by("pk").values_list("pk", flat=True)[:100]:
+        run_discovery.enqueue(pk)  # idempotent: the run is claimed by one worker only
+        requeued += 1
+    return {"failed": failed, "requeued": requeued}

@@ -1,0 +1,7 @@
+"""Periodic jobs of the inventory (imported by core.scheduler.discover())."""
+
+from watchkeeper.core.scheduler import register
+
+from . import discovery
+
+register("inventory.recover_discoveries", 600, discovery.recover_discoveries)
