@@ -116,9 +116,11 @@ def test_nav_hides_admin_items_without_capability(as_user, tech_a):
 
 
 def test_sign_out_is_a_post_form(as_user, owner):
+    # Given a signed-in owner, the profile menu signs out with a POST (CSRF-protected) form
     html = as_user(owner).get(reverse("dashboard")).content.decode()
-    if 'id="sign-out"' in html:  # the logout route is built by the auth pages
-        assert 'method="post" action="' + reverse("logout") + '"' in html
+    assert 'id="sign-out"' in html
+    assert f'<form method="post" action="{reverse("logout")}">' in html
+    assert reverse("profile") in html and reverse("tokens") in html
 
 
 # --- search ---------------------------------------------------------------------------
