@@ -229,9 +229,11 @@ class LicenceSerializer(serializers.ModelSerializer):
         return bool(obj.key_enc)
 
     def get_seats_used(self, obj) -> int:
-        return (SoftwareInstall.objects.filter(device__client_id=obj.client_id,
-                                               name__icontains=obj.match)
-                .values("device_id").distinct().count())
+        used = getattr(obj, "used", None)
+        if used is None:
+            used = selectors.with_seat_usage(
+                SoftwareLicence.objects.filter(pk=obj.pk)).values_list("used", flat=True)[0]
+        return used
 
 
 class LicenceViewSet(ScopedMixin, viewsets.ModelViewSet):
@@ -239,6 +241,9 @@ class LicenceViewSet(ScopedMixin, viewsets.ModelViewSet):
     serializer_class = LicenceSerializer
     filter_backends: list = []
     permissions = CRUD
+
+    def get_queryset(self):
+        return selectors.with_seat_usage(super().get_queryset())
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from watchkeeper.core.tenancy import scoped
@@ -162,18 +163,22 @@ def is_online(last_seen_at) -> bool:
 
 # --- Licences ---------------------------------------------------------------------------
 
+def with_seat_usage(licences: QuerySet) -> QuerySet:
+    """Annotate `used`: devices of the licence's client with software whose name contains
+    the licence's match text (one correlated subquery, not a query per licence)."""
+    used = (SoftwareInstall.objects
+            .filter(device__client_id=OuterRef("client_id"), name__icontains=OuterRef("match"))
+            .order_by().values("device__client_id")
+            .annotate(n=Count("device_id", distinct=True)).values("n"))
+    return licences.annotate(used=Coalesce(Subquery(used), 0))
+
+
 def licences_with_usage(user, client_id: int | None = None) -> list[dict[str, Any]]:
-    """Each licence with the number of devices of its client that have matching software."""
-    licences = scoped(SoftwareLicence.objects.select_related("client"), user)
+    licences = with_seat_usage(scoped(SoftwareLicence.objects.select_related("client"), user))
     if client_id:
         licences = licences.filter(client_id=client_id)
-    result = []
-    for lic in licences:
-        used = (SoftwareInstall.objects
-                .filter(device__client_id=lic.client_id, name__icontains=lic.match)
-                .values("device_id").distinct().count())
-        result.append({"licence": lic, "used": used, "over": used > lic.seats})
-    return result
+    return [{"licence": lic, "used": lic.used, "over": lic.used > lic.seats}
+            for lic in licences]
 
 
 # --- Reconciliation ---------------------------------------------------------------------
