@@ -152,6 +152,30 @@ def test_revoked_or_deleted_agent_is_refused_at_once(make_agent):
     assert MetricSample.objects.count() == before
 
 
+def test_service_loop_checks_in_on_its_interval_and_stops_on_sigterm(make_agent, settings):
+    import signal
+    import subprocess
+
+    from tests.agent_harness import AGENT_BIN
+
+    # Given an approved agent told to check in every 2 seconds
+    settings.AGENT_INTERVAL = 2
+    settings.AGENT_INVENTORY_INTERVAL = 3600
+    cli, agent = make_agent()
+    # When its service loop runs for a while
+    proc = subprocess.Popen([AGENT_BIN, "--state-dir", str(cli.state_dir), "run"])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and metric_count(agent) < 3:
+            time.sleep(0.5)
+        # Then it reported repeatedly, and SIGTERM ends it promptly
+        assert metric_count(agent) >= 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert "running against" in (cli.state_dir / "agent.log").read_text()
+
+
 # --- spooling and replay ----------------------------------------------------------------------
 
 def test_outage_is_spooled_and_replayed_in_order_without_loss_or_duplicates(make_agent, server):

@@ -10,6 +10,7 @@ per check-in, peak and final RSS, check-ins sent. The first inventory collection
 list, `apt-get -s upgrade`) happens in the first minute and is reported apart.
 """
 
+# ruff: noqa: S603  (fixed argument lists of our own commands)
 from __future__ import annotations
 
 import argparse
@@ -106,11 +107,15 @@ def main() -> int:
             "spooled_left": status["spooled_batches"],
         }, indent=2))
     finally:
-        if agent_proc is not None:
-            agent_proc.terminate()
-            agent_proc.wait(10)
-        server.terminate()
-        server.wait(10)
+        for child in (agent_proc, server):
+            if child is None:
+                continue
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         shutil.rmtree(data, ignore_errors=True)
     return 0
 

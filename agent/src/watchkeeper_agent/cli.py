@@ -9,6 +9,7 @@ import logging.handlers
 import os
 import signal
 import sys
+import threading
 import time
 
 from .service import DEFAULT_SPOOL_BYTES, Agent, NotEnrolled
@@ -66,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                 summary = agent.run_once(inventory=inventory)
                 print(json.dumps(summary))
                 return 0 if summary["outcome"] == "ok" else 3
-            stopping = []
-            signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-            signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-            agent.run_forever(stop=lambda: bool(stopping))
+            stopping = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+            signal.signal(signal.SIGINT, lambda *_: stopping.set())
+            agent.run_forever(stop=stopping)
             return 0
         if args.command == "status":
             info = agent.status()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -208,12 +209,15 @@ class Agent:
             summary["spooled"] = second["spooled"]
         return summary
 
-    def run_forever(self, stop=lambda: False) -> None:
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Until `stop` is set (the CLI sets it on SIGTERM/SIGINT); waits on the event, so
+        a stop request ends the loop at once rather than after the current interval."""
+        stop = stop or threading.Event()
         enrollment = self._enrollment()
         log.info("agent %s running against %s", enrollment.agent_id, enrollment.server)
         next_metrics = time.monotonic() + random.uniform(0, min(enrollment.interval, 10))
         next_inventory = time.monotonic() + random.uniform(0, 30)
-        while not stop():
+        while not stop.is_set():
             now = time.monotonic()
             if now >= next_inventory:
                 try:
@@ -234,7 +238,7 @@ class Agent:
                     log.exception("check-in failed")
                 enrollment = self._enrollment()
                 next_metrics = now + enrollment.interval * random.uniform(0.9, 1.1)
-            time.sleep(max(0.2, min(next_metrics, next_inventory) - time.monotonic()))
+            stop.wait(max(0.2, min(next_metrics, next_inventory) - time.monotonic()))
 
     def status(self) -> dict[str, Any]:
         enrollment = self.state.enrollment()
