@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -37,8 +39,14 @@ def test_dashboard_renders_shell_for_owner(as_user, owner, client_a):
     assert 'id="shortcut-help"' in html
     assert 'id="tile-clients"' in html and 'id="tile-dead"' in html
     assert response.context["stats"].clients_active == 1
-    # and future modules show as disabled "soon" items, not links
-    assert "Tickets <span class=\"soon\">soon</span>" in html
+    # and modules not built yet show as disabled "soon" items, never as dead links
+    nav = html[html.index('id="sidenav"'):html.index("</nav>", html.index('id="sidenav"'))]
+    soon_items = re.findall(r'<span class="nav-disabled" aria-disabled="true">(\w+) '
+                            r'<span class="soon">soon</span></span>', nav)
+    assert nav.count('class="soon"') == len(soon_items)
+    assert not re.search(r"<a [^>]*>[^<]*<span class=\"soon\"", nav)
+    for module in ("Tickets", "Alerts", "Schedule", "Automation", "Reports", "Knowledge"):
+        assert module in soon_items or f">{module}</a>" in nav, module
     # and the owner has no "getting started" state since a client exists
     assert 'id="getting-started"' not in html
 
