@@ -112,8 +112,8 @@ def signed_in_page(page):
     return _sign_in
 
 
-def axe_check(page, label: str = "") -> list[dict]:
-    """Run axe-core on the current page; fail on any serious or critical violation."""
+def axe_violations(page) -> list[dict]:
+    """Serious and critical axe-core violations on the current page."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE_JS))
     result = page.evaluate("""async () => {
@@ -122,17 +122,24 @@ def axe_check(page, label: str = "") -> list[dict]:
             nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' +
                                                  (n.failureSummary || ''))}));
     }""")
-    blocking = [v for v in result if v["impact"] in BLOCKING_IMPACTS]
+    return [v for v in result if v["impact"] in BLOCKING_IMPACTS]
+
+
+def describe_violations(blocking: list[dict], label: str) -> str:
+    lines = [f"axe found {len(blocking)} serious/critical violation(s) on {label}:"]
+    for v in blocking:
+        lines.append(f"  [{v['impact']}] {v['id']}: {v['help']}")
+        lines.extend(f"      {n}" for n in v["nodes"])
+    return "\n".join(lines)
+
+
+def axe_check(page, label: str = "") -> None:
+    """Run axe-core on the current page; fail on any serious or critical violation."""
+    blocking = axe_violations(page)
     if blocking:
-        lines = [f"axe found {len(blocking)} serious/critical violation(s) on "
-                 f"{label or page.url}:"]
-        for v in blocking:
-            lines.append(f"  [{v['impact']}] {v['id']}: {v['help']}")
-            lines.extend(f"      {n}" for n in v["nodes"])
-        message = "\n".join(lines)
+        message = describe_violations(blocking, label or page.url)
         print(message)
         pytest.fail(message)
-    return result
 
 
 def screenshot(page, name: str) -> Path:

@@ -1,0 +1,76 @@
+"""Browser: every server-rendered page of the project, as the owner, filled with real objects,
+loads without a JavaScript error and passes axe-core (no serious or critical finding).
+
+The route walk is the one the tenant-isolation tests use, so a page added anywhere in the
+project is checked here without anyone listing it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tenancy_fixtures import build_world, view_model, walk
+from watchkeeper.core.permissions import has_capability
+
+from .conftest import axe_violations, describe_violations
+
+pytestmark = pytest.mark.browser
+
+# Pages that must be among those checked: guards against a walk that silently skips.
+MUST_VISIT = {
+    "dashboard", "clients", "client_detail", "client_edit", "client_create", "sites",
+    "site_detail", "contacts", "contact_detail", "search", "profile", "tokens", "users",
+    "roles", "audit_log", "audit_entry", "events", "event_detail", "webhooks",
+    "webhook_create", "webhook_detail", "webhook_edit", "webhook_delete", "devices", "device",
+}
+# GET on these changes state or leaves the session: never visited by the walk.
+NEVER_VISIT = {"logout"}
+
+
+def _html_get_routes(world, user):
+    for route in walk():
+        decl = route.permission
+        if route.is_api or isinstance(decl, dict) or route.is_public("GET") or decl is None:
+            continue  # API (JSON), agent protocol, public pages (login: tested on its own)
+        if not has_capability(user, decl):
+            continue  # the portal: client users only (test_accounts_browser)
+        if route.label in NEVER_VISIT:
+            continue
+        if not route.params:
+            yield route, route.url()
+            continue
+        target = world.get(view_model(route.callback))
+        if target is None:
+            continue  # keyed by something other than a tenant-owned row (role, token)
+        yield route, route.url(**{p: target.pk for p in route.params})
+
+
+def test_every_page_loads_and_passes_axe(signed_in_page, owner, client_a):
+    # Given one object of every tenant-owned model, and the owner signed in
+    world = build_world(client_a, "Alpha")
+    page = signed_in_page(owner)
+    visited, findings, broken = set(), [], []
+
+    # When every page is opened
+    for route, url in _html_get_routes(world, owner):
+        # Ask first with the page's own cookies: POST-only routes (405), CSV downloads and
+        # JSON endpoints are not pages to render.
+        probe = page.request.get(url, max_redirects=0)
+        if probe.status in (404, 405) or 300 <= probe.status < 400:
+            continue  # POST-only action, a parameter that is not a row id, or a redirect
+        if probe.status >= 400:
+            broken.append(f"{route.label} {url}: HTTP {probe.status}")
+            continue
+        if not probe.headers.get("content-type", "").startswith("text/html"):
+            continue
+        page.goto(url)
+        visited.add(route.label)
+        blocking = axe_violations(page)
+        if blocking:
+            findings.append(describe_violations(blocking, f"{route.label} ({url})"))
+
+    # Then none fails, none has a serious accessibility problem, and the walk reached them
+    assert not broken, "pages that fail:\n" + "\n".join(broken)
+    assert not page.js_errors, f"JavaScript errors: {page.js_errors}"
+    assert not findings, "\n\n".join(findings)
+    assert MUST_VISIT <= visited, f"pages the walk did not reach: {MUST_VISIT - visited}"
