@@ -100,3 +100,19 @@ def test_other_platforms_degrade_to_unknown_here(platform_name):
     assert "software" not in inventory and "users" not in inventory
     assert isinstance(inventory["interfaces"], list)
     assert metrics["cpu.percent"] >= 0 and "mem.percent" in metrics
+
+
+def test_a_timed_out_script_is_killed_with_its_background_children(tmp_path):
+    import psutil
+
+    from watchkeeper_agent.commands import _run
+
+    # Given a script that leaves a background child holding the output pipes
+    pidfile = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pidfile}; echo started; sleep 300"
+    # When it runs past its timeout
+    code, out, _, status = _run(["bash", "-c", script], cwd=str(tmp_path), timeout=1)
+    # Then it is reported as timed out with its output so far, and the child is gone too
+    assert status == "timeout" and code is None and b"started" in out
+    child = int(pidfile.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"

@@ -86,6 +86,42 @@ def _cap(data: bytes, cap: int) -> tuple[str, bool]:
     return data[:cap].decode("utf-8", errors="replace"), truncated
 
 
+def _run(argv: list[str], *, cwd: str, timeout: int) -> tuple[int | None, bytes, bytes, str]:
+    """Run in a session of its own so a timeout kills the whole process group: a script's
+    background children would otherwise hold the output pipes open and hang the agent."""
+    popen_kwargs: dict[str, Any] = {}
+    if os.name == "posix":
+        popen_kwargs["start_new_session"] = True
+    else:
+        popen_kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,  # noqa: S603
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_kwargs)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        return proc.returncode, stdout, stderr, "ok"
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            stdout, stderr = b"", b""
+        return None, stdout or b"", stderr or b"", "timeout"
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    if os.name == "posix":
+        import signal
+
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    else:
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)],  # noqa: S603, S607
+                       capture_output=True, check=False)
+        proc.kill()
+
+
 def execute(envelope: dict[str, Any], *, state: State, agent_id: str) -> dict[str, Any]:
     """Verify then run one command; always returns a result to report (ran or refused)."""
     command_id = str(envelope.get("id", ""))
@@ -111,14 +147,8 @@ def execute(envelope: dict[str, Any], *, state: State, agent_id: str) -> dict[st
         with open(script, "w", encoding="utf-8") as fh:
             fh.write(str(payload.get("body", "")))
         os.chmod(script, 0o700)
-        try:
-            proc = subprocess.run([*argv, script, *args], cwd=work, capture_output=True,  # noqa: S603
-                                  timeout=timeout, check=False, stdin=subprocess.DEVNULL)
-            exit_code: int | None = proc.returncode
-            stdout, stderr, status = proc.stdout, proc.stderr, "ok"
-        except subprocess.TimeoutExpired as exc:
-            exit_code, status = None, "timeout"
-            stdout, stderr = exc.stdout or b"", exc.stderr or b""
+        exit_code, stdout, stderr, status = _run(
+            [*argv, script, *args], cwd=work, timeout=timeout)
     out, out_cut = _cap(stdout, cap)
     err, err_cut = _cap(stderr, cap)
     log.info("ran command %s: status %s exit %s", command_id, status, exit_code)
