@@ -104,7 +104,6 @@ def test_other_platforms_degrade_to_unknown_here(platform_name):
 
 def test_a_timed_out_script_is_killed_with_its_background_children(tmp_path):
     import psutil
-
     from watchkeeper_agent.commands import _run
 
     # Given a script that leaves a background child holding the output pipes
