@@ -273,3 +273,28 @@ def test_scope_is_dropped_when_access_is_withdrawn(as_user, tech_a, client_a):
     html = http.get(reverse("clients")).content.decode()
     assert 'id="scope-chip"' not in html
     assert SCOPE_SESSION_KEY not in http.session
+
+
+def test_times_are_shown_in_the_viewers_time_zone(owner):
+    """Given an owner whose profile zone is Asia/Tokyo, when a page renders a time,
+    then Django's current time zone is the viewer's, not UTC."""
+    from django.test import RequestFactory
+    from django.utils import timezone as djtz
+
+    from watchkeeper.core.middleware import RequestContextMiddleware
+
+    owner.timezone = "Asia/Tokyo"
+    owner.save(update_fields=["timezone"])
+    seen = {}
+
+    def view(request):
+        seen["tz"] = djtz.get_current_timezone_name()
+        from django.http import HttpResponse
+
+        return HttpResponse("ok")
+
+    request = RequestFactory().get("/")
+    request.user = owner
+    RequestContextMiddleware(view)(request)
+    assert seen["tz"] == "Asia/Tokyo"
+    assert djtz.get_current_timezone_name() == "UTC"  # reset after the request

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
 from django.http import HttpResponseForbidden
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 from .context import client_ip, current_ip
 from .permissions import AUTHENTICATED, PUBLIC, declared_permission, has_capability
@@ -18,10 +21,19 @@ class RequestContextMiddleware:
     def __call__(self, request):
         request.client_ip = client_ip(request)
         token = current_ip.set(request.client_ip)
+        # Times are stored in UTC and shown in the viewer's own zone (profile setting).
+        user = getattr(request, "user", None)
+        tzname = getattr(user, "timezone", None) if user is not None and (
+            user.is_authenticated) else None
+        try:
+            timezone.activate(ZoneInfo(tzname)) if tzname else timezone.deactivate()
+        except (ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()
         try:
             return self.get_response(request)
         finally:
             current_ip.reset(token)
+            timezone.deactivate()
 
 
 class PermissionMiddleware:
