@@ -207,7 +207,10 @@ def run_db(db: str, args) -> dict:
             print(f"[{db}] seed {args.agents} agents")
             uids = seed_in_subprocess(SCENARIO.name, env)["agents"]
             info = versions(env)
-            with Server(env, data_dir / "server.log") as server:
+            server = Server(env, data_dir / "server.log")
+            if "--workers" in server.command:
+                server.command[server.command.index("--workers") + 1] = str(args.workers)
+            with server:
                 fleet = Fleet(uids, server.port)
                 pg_url = PG_ADMIN_URL if db == "postgres" else None
                 asyncio.run(drive_checkins(fleet, concurrency=args.concurrency,
@@ -246,7 +249,8 @@ def run_db(db: str, args) -> dict:
                     "python": info.get("python", ""), "django": info["django"],
                     "duration": args.duration, "rounds": args.rounds, "warmup": args.warmup,
                     "concurrency": args.concurrency, "max_requests": 0, "env": {},
-                    "server": "watchkeeper web --workers 1", "agents": args.agents,
+                    "server": f"watchkeeper web --workers {args.workers}",
+                    "agents": args.agents,
                     "checkins_sent": sent, "samples_stored": samples,
                     "samples_expected": sent * len(METRICS)}
             return {"meta": meta, "rows": [asdict(base), asdict(row)]}
@@ -264,7 +268,7 @@ def render(result: dict) -> str:
     return (f"{text}\n\n{meta['agents']:,} agents; {meta['checkins_sent']:,} check-ins sent, "
             f"{meta['samples_stored']:,} metric rows stored of {meta['samples_expected']:,} "
             f"expected (warm-up included). At 60 s per agent this rate sustains "
-            f"**{rps * 60:,.0f} agents** per web process.")
+            f"**{rps * 60:,.0f} agents** with `{meta['server']}`.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="web worker processes")
+    parser.add_argument("--tag", default="", help="keep results apart (not rendered)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args(argv)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -286,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             result = run_db(db, args)
         result["meta"]["python"] = platform.python_version()
         result["meta"]["machine"] = f"{platform.system()} {platform.machine()}"
-        (RESULTS_DIR / f"{SCENARIO.name}-{db}.json").write_text(json.dumps(result, indent=2))
+        stem = f"{SCENARIO.name}-{db}" + (f"-{args.tag}" if args.tag else "")
+        (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(result, indent=2))
         print(render(result))
         results.append(result)
     if args.write_docs:
