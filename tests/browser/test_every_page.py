@@ -1,5 +1,6 @@
-"""Browser: every server-rendered page of the project, as the owner, filled with real objects,
-loads without a JavaScript error and passes axe-core (no serious or critical finding).
+"""Browser: every server-rendered page of the project, as the owner and as a technician of
+client A, filled with real objects, loads without a JavaScript error and passes axe-core
+(no serious or critical finding).
 
 The route walk is the one the tenant-isolation tests use, so a page added anywhere in the
 project is checked here without anyone listing it.
@@ -33,7 +34,7 @@ def _html_get_routes(world, user):
         if route.is_api or isinstance(decl, dict) or route.is_public("GET") or decl is None:
             continue  # API (JSON), agent protocol, public pages (login: tested on its own)
         if not has_capability(user, decl):
-            continue  # the portal: client users only (test_accounts_browser)
+            continue  # refused by role (portal for staff, admin pages for technicians)
         if route.label in NEVER_VISIT:
             continue
         if not route.params:
@@ -45,19 +46,21 @@ def _html_get_routes(world, user):
         yield route, route.url(**{p: target.pk for p in route.params})
 
 
-def test_every_page_loads_and_passes_axe(signed_in_page, owner, client_a):
-    # Given one object of every tenant-owned model, and the owner signed in
+@pytest.mark.parametrize("persona", ["owner", "tech_a"])
+def test_every_page_loads_and_passes_axe(request, signed_in_page, persona, client_a):
+    # Given one object of every tenant-owned model (of client A, which both personas see)
     world = build_world(client_a, "Alpha")
-    page = signed_in_page(owner)
+    user = request.getfixturevalue(persona)
+    page = signed_in_page(user)
     visited, findings, broken = set(), [], []
 
     # When every page is opened
-    for route, url in _html_get_routes(world, owner):
+    for route, url in _html_get_routes(world, user):
         # Ask first with the page's own cookies: POST-only routes (405), CSV downloads and
         # JSON endpoints are not pages to render.
         probe = page.request.get(url, max_redirects=0)
-        if probe.status in (404, 405) or 300 <= probe.status < 400:
-            continue  # POST-only action, a parameter that is not a row id, or a redirect
+        if probe.status in (403, 404, 405) or 300 <= probe.status < 400:
+            continue  # refused inside the view, POST-only, not a row id, or a redirect
         if probe.status >= 400:
             broken.append(f"{route.label} {url}: HTTP {probe.status}")
             continue
@@ -73,4 +76,8 @@ def test_every_page_loads_and_passes_axe(signed_in_page, owner, client_a):
     assert not broken, "pages that fail:\n" + "\n".join(broken)
     assert not page.js_errors, f"JavaScript errors: {page.js_errors}"
     assert not findings, "\n\n".join(findings)
-    assert MUST_VISIT <= visited, f"pages the walk did not reach: {MUST_VISIT - visited}"
+    if persona == "owner":
+        assert MUST_VISIT <= visited, f"pages the walk did not reach: {MUST_VISIT - visited}"
+    else:  # a technician of A reaches A's pages, not the admin ones
+        assert {"dashboard", "clients", "client_detail", "devices", "device"} <= visited
+        assert not visited & {"audit_log", "users", "events", "webhook_create"}
