@@ -81,6 +81,10 @@ class Contact(models.Model):
     phone = models.CharField(max_length=50, blank=True)
     title = models.CharField(max_length=200, blank=True)
     is_primary = models.BooleanField(default=False)
+    # Counted by per-user managed-services contracts (helpdesk billing) until an identity
+    # directory supplies the users.
+    is_user = models.BooleanField(default=False, help_text="Counts as a user for per-user "
+                                                           "contracts.")
     created_at = models.DateTimeField(default=now)
 
     class Meta:

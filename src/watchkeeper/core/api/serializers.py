@@ -101,7 +101,7 @@ class ContactSerializer(serializers.ModelSerializer):
     class Meta:
         model = Contact
         fields = ["id", "client", "client_name", "site", "site_name", "name", "email",
-                  "phone", "title", "is_primary", "created_at"]
+                  "phone", "title", "is_primary", "is_user", "created_at"]
         read_only_fields = ["id", "created_at"]
 
     def validate_client(self, client):

@@ -140,8 +140,10 @@ class ContactForm(forms.Form):
                                   empty_label="No particular site")
     is_primary = forms.BooleanField(required=False, label="Primary contact",
                                     help_text="Receives notices and reports for the client.")
+    is_user = forms.BooleanField(required=False, label="Counts as a user",
+                                 help_text="Billed by per-user contracts.")
 
-    FIELDS = ("name", "title", "email", "phone", "site", "is_primary")
+    FIELDS = ("name", "title", "email", "phone", "site", "is_primary", "is_user")
 
     def __init__(self, *args, sites=None, **kwargs):
         super().__init__(*args, **kwargs)

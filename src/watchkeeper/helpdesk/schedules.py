@@ -1,0 +1,8 @@
+"""Periodic jobs of the helpdesk (imported by the scheduler's discover())."""
+
+from watchkeeper.core.scheduler import register
+
+from . import sla, tasks_sla
+
+# Every minute; the scheduler enqueues the sweep only when a warning or breach is due.
+register("helpdesk.sla_sweep", 60, tasks_sla.sla_sweep, when=sla.has_due_work)

@@ -1,0 +1,261 @@
+"""SLA clocks on business hours: pause while waiting on the client and resume, warnings and
+breaches announced once even by two sweeps racing, escalation, late first responses,
+breach reasons, and which policy applies."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import ValidationError
+from freezegun import freeze_time
+
+from watchkeeper.core import events
+from watchkeeper.core.models import AuditEntry, Event
+from watchkeeper.helpdesk import actions, sla
+from watchkeeper.helpdesk.choices import Status
+from watchkeeper.helpdesk.choices_sla import ClockState, Metric
+from watchkeeper.helpdesk.models import Contract, Holiday, SlaClock, TicketEntry
+
+pytestmark = pytest.mark.django_db
+
+LONDON = ZoneInfo("Europe/London")
+NINE_TO_FIVE = {str(d): [["09:00", "17:00"]] for d in range(1, 6)}
+TARGETS = {"p3": {"first_response": 60, "resolution": 480},
+           "p1": {"first_response": 15, "resolution": 120}}
+
+
+def london(*args) -> datetime:
+    return datetime(*args, tzinfo=LONDON)
+
+
+@pytest.fixture
+def office(client_a):
+    client_a.timezone = "Europe/London"
+    client_a.business_hours = NINE_TO_FIVE
+    client_a.save()
+    return client_a
+
+
+@pytest.fixture
+def policy(owner):
+    return sla.save_policy(actor=owner, name="Standard", targets=TARGETS)
+
+
+def clock(ticket, metric=Metric.RESOLUTION) -> SlaClock:
+    return SlaClock.objects.get(ticket=ticket, metric=metric)
+
+
+def deliver():
+    """Run the outbox as a worker would (the SLA handler recomputes the clocks)."""
+    events.dispatch_due()
+
+
+def kinds(kind: str) -> list[Event]:
+    return list(Event.objects.filter(kind=kind))
+
+
+def test_clock_pauses_while_waiting_on_client_and_resumes(office, policy, tech_a):
+    # Given a P3 ticket opened Monday 09:00 London (8 business hours to resolve)
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Printer jammed", client=office)
+        deliver()
+    assert clock(ticket).due_at == london(2025, 7, 7, 17, 0)
+
+    # When at 10:00 it waits on the client until the client answers Tuesday 11:00
+    with freeze_time(london(2025, 7, 7, 10, 0)):
+        actions.change_ticket(actor=tech_a, ticket=ticket, status=Status.WAITING_CLIENT)
+        deliver()
+    paused = clock(ticket)
+    with freeze_time(london(2025, 7, 8, 11, 0)):
+        actions.add_entry(actor=None, ticket=ticket, body="Here is the info", public=True,
+                          author_label="Client")
+        deliver()
+    resumed = clock(ticket)
+
+    # Then while paused the clock had no due time and one business hour used
+    assert paused.state == ClockState.PAUSED and paused.due_at is None
+    assert paused.elapsed_seconds == 3600
+    # and on resuming the 7 hours left run from Tuesday 11:00: 6 that day, 1 on Wednesday
+    assert resumed.state == ClockState.RUNNING
+    assert resumed.due_at == london(2025, 7, 9, 10, 0)
+    # and the warning (75 % = 6 h used) falls on Tuesday 16:00
+    assert resumed.warning_at == london(2025, 7, 8, 16, 0)
+
+
+def test_first_response_stops_the_clock_and_a_late_one_is_a_breach(office, policy, tech_a):
+    # Given a P3 ticket Monday 09:00 (first response within 1 business hour)
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="VPN down", client=office)
+        deliver()
+
+    # When the first public reply comes at 10:30
+    with freeze_time(london(2025, 7, 7, 10, 30)):
+        actions.add_entry(actor=tech_a, ticket=ticket, body="Looking now", public=True)
+        deliver()
+        deliver()
+
+    # Then the first-response clock stopped, late: breached at 10:00, announced once
+    first = clock(ticket, Metric.FIRST_RESPONSE)
+    assert first.state == ClockState.MET
+    assert first.met_at == london(2025, 7, 7, 10, 30)
+    assert first.breached_at == london(2025, 7, 7, 10, 0)
+    breached = kinds("sla.breached")
+    assert len(breached) == 1 and breached[0].payload["late"] is True
+    assert breached[0].payload["metric"] == "first_response"
+    # and the resolution clock still runs
+    assert clock(ticket).state == ClockState.RUNNING and clock(ticket).breached_at is None
+
+
+def test_warning_and_breach_are_announced_once_when_two_sweeps_race(office, owner, tech_a):
+    # Given a policy that escalates to the owner, and a P3 ticket Monday 09:00
+    sla.save_policy(actor=owner, name="Escalating", targets=TARGETS, escalate_to=owner)
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Email slow", client=office,
+                                       assignee=tech_a)
+        actions.add_entry(actor=tech_a, ticket=ticket, body="On it", public=True)
+        deliver()
+
+    # When two sweeps both find the due warning at 15:30 before either claims it
+    now = london(2025, 7, 7, 15, 30)
+    first_sweep, second_sweep = sla.due_warnings(now), sla.due_warnings(now)
+    assert first_sweep == second_sweep == [clock(ticket).pk]
+    won = [sla.claim_warning(i, now) for i in first_sweep + second_sweep]
+
+    # Then exactly one claim wins and one sla.warning is emitted
+    assert won == [True, False]
+    assert len(kinds("sla.warning")) == 1
+    assert kinds("sla.warning")[0].payload["ticket"] == ticket.pk
+
+    # When both sweeps run again after the 17:00 deadline
+    with freeze_time(london(2025, 7, 7, 17, 30)):
+        later = london(2025, 7, 7, 17, 30)
+        found = sla.due_breaches(later), sla.due_breaches(later)
+        results = [sla.sweep(later), sla.sweep(later)]
+        deliver()
+
+    # Then both saw the same breach, one announced it, and the warning was not repeated
+    assert found[0] == found[1] == [clock(ticket).pk]
+    assert results == [{"warned": 0, "breached": 1}, {"warned": 0, "breached": 0}]
+    assert len(kinds("sla.breached")) == 1 and len(kinds("sla.warning")) == 1
+    resolution = clock(ticket)
+    assert resolution.breached_at == london(2025, 7, 7, 17, 0)
+    # and the ticket was escalated to the policy's owner, with a note on the timeline
+    ticket.refresh_from_db()
+    assert ticket.assignee == owner and resolution.escalated_to == owner
+    assert TicketEntry.objects.filter(ticket=ticket, body__contains="escalated").exists()
+
+
+def test_sweep_needs_no_recompute_and_ignores_paused_and_met_clocks(office, policy, tech_a):
+    # Given three P3 tickets Monday 09:00: one left alone, one waiting on the client from
+    # 09:30, one resolved at 09:45
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        alone = actions.create_ticket(actor=tech_a, subject="A", client=office)
+        waiting = actions.create_ticket(actor=tech_a, subject="B", client=office)
+        done = actions.create_ticket(actor=tech_a, subject="C", client=office)
+    with freeze_time(london(2025, 7, 7, 9, 30)):
+        actions.change_ticket(actor=tech_a, ticket=waiting, status=Status.WAITING_CLIENT)
+    with freeze_time(london(2025, 7, 7, 9, 45)):
+        actions.change_ticket(actor=tech_a, ticket=done, status=Status.RESOLVED)
+        deliver()
+
+    # When the sweep runs on Tuesday
+    with freeze_time(london(2025, 7, 8, 12, 0)):
+        result = sla.sweep()
+
+    # Then only the ticket left alone breached (first response and resolution)
+    assert result == {"warned": 0, "breached": 2}
+    assert {e.payload["ticket"] for e in kinds("sla.breached")} == {alone.pk}
+    assert clock(waiting).state == ClockState.PAUSED
+    assert clock(done).state == ClockState.MET and clock(done).breached_at is None
+
+
+def test_recompute_is_idempotent(office, policy, tech_a):
+    # Given a ticket whose clocks were computed
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Idem", client=office)
+        deliver()
+        audits = AuditEntry.objects.filter(object_type="helpdesk.slaclock").count()
+
+        # When the same event is handled again
+        sla.recompute_ticket(ticket.pk)
+        sla.recompute_ticket(ticket.pk)
+
+    # Then nothing changes and no further audit rows appear
+    assert AuditEntry.objects.filter(object_type="helpdesk.slaclock").count() == audits == 2
+    assert SlaClock.objects.filter(ticket=ticket).count() == 2
+
+
+def test_holidays_of_the_client_stop_the_clock(office, policy, tech_a, owner):
+    # Given Tuesday 2025-07-08 is a holiday of the client
+    Holiday.objects.create(client=office, date=date(2025, 7, 8), name="Founders' day")
+
+    # When a P3 ticket opens Monday 16:00
+    with freeze_time(london(2025, 7, 7, 16, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Late one", client=office)
+        deliver()
+
+    # Then one hour runs Monday and the other seven on Wednesday
+    assert clock(ticket).due_at == london(2025, 7, 9, 16, 0)
+
+
+def test_policy_precedence_contract_client_default_and_versions(office, owner, tech_a):
+    # Given a default policy, a client policy and a contract policy for the client
+    sla.save_policy(actor=owner, name="Default", targets={"p3": {"resolution": 600}})
+    client_policy = sla.save_policy(actor=owner, name="Acme", client=office,
+                                    targets={"p3": {"resolution": 300}})
+    contract = Contract.objects.create(client=office, name="Gold", kind="time_materials",
+                                       starts_on=date(2025, 1, 1))
+    gold = sla.save_policy(actor=owner, name="Gold SLA", contract=contract,
+                           targets={"p3": {"resolution": 120}})
+
+    # When a ticket opens
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Which", client=office)
+        deliver()
+
+    # Then the contract's policy applies
+    assert clock(ticket).policy == gold
+    assert clock(ticket).due_at == london(2025, 7, 7, 11, 0)
+    assert client_policy.scope == f"client:{office.pk}"
+
+    # When the contract policy gets a new version
+    newer = sla.save_policy(actor=owner, name="Gold SLA", contract=contract,
+                            targets={"p3": {"resolution": 60}})
+
+    # Then the old version is no longer current, the running clock keeps its version,
+    # and a new ticket gets the new one
+    gold.refresh_from_db()
+    assert not gold.is_current and newer.version == 2
+    with freeze_time(london(2025, 7, 7, 9, 30)):
+        sla.recompute_ticket(ticket.pk)
+        second = actions.create_ticket(actor=tech_a, subject="Newer", client=office)
+        deliver()
+    assert clock(ticket).policy == gold
+    assert clock(second).policy == newer
+
+
+def test_breach_reason_is_recorded_only_for_a_breach(office, policy, tech_a):
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Why", client=office)
+        deliver()
+    running = clock(ticket)
+    with pytest.raises(ValidationError):
+        sla.record_breach_reason(actor=tech_a, clock=running, reason="Too busy")
+
+    with freeze_time(london(2025, 7, 8, 9, 0)):
+        sla.sweep()
+    breached = sla.record_breach_reason(actor=tech_a, clock=clock(ticket),
+                                        reason="Waiting for a part from the vendor")
+    assert breached.breach_reason == "Waiting for a part from the vendor"
+    assert breached.breach_reason_by == tech_a
+    assert AuditEntry.objects.filter(object_type="helpdesk.slaclock",
+                                     changes__has_key="breach_reason").exists()
+
+
+def test_policy_targets_are_validated(owner):
+    for bad in ({}, {"p9": {"resolution": 10}}, {"p1": {"resolution": 0}},
+                {"p1": {"reply": 5}}, {"p1": {"resolution": "soon"}}):
+        with pytest.raises(ValidationError):
+            sla.save_policy(actor=owner, name="Bad", targets=bad)
