@@ -417,3 +417,13 @@ def test_list_pages_query_count_does_not_grow_with_rows(as_user, owner, client_a
 
     # Then each page runs the same number of queries
     assert {url: _queries(web, url) for url in pages} == few
+
+
+def test_webhook_created_disabled_is_one_audited_write(as_user, owner):
+    before = AuditEntry.objects.count()
+    as_user(owner).post(reverse("webhook_create"), {
+        "name": "Paused", "url": "https://p.test/",
+    })
+    endpoint = WebhookEndpoint.objects.get(name="Paused")
+    assert endpoint.is_active is False and endpoint.client is None
+    assert AuditEntry.objects.count() == before + 1

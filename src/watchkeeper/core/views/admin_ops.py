@@ -308,9 +308,8 @@ def webhook_create(request):
         endpoint = actions.create_webhook(
             actor=request.user, name=form.cleaned_data["name"], url=form.cleaned_data["url"],
             client=form.cleaned_data["client"], event_kinds=form.kinds(), secret=secret,
+            is_active=form.cleaned_data["is_active"],
         )
-        if not form.cleaned_data["is_active"]:
-            actions.update_object(actor=request.user, obj=endpoint, is_active=False)
         # Rendered in the POST answer itself, never stored in clear: this is the only time
         # anyone sees the secret.
         response = render(request, "core/ops/webhook_created.html",
