@@ -165,3 +165,19 @@ def test_second_up_on_the_same_data_creates_no_second_owner(run_up, tmp_path):
 
     # then no new owner password is printed
     assert "password:" not in second.output
+
+
+def test_children_do_not_outlive_a_killed_up(run_up):
+    # given a running `watchkeeper up`
+    up = run_up()
+    up.wait_for("/healthz")
+    children = psutil.Process(up.proc.pid).children(recursive=True)
+    assert len(children) >= 3
+
+    # when it is killed outright (no chance to stop its children itself)
+    up.proc.kill()
+    up.proc.wait(timeout=10)
+
+    # then the kernel's parent-death signal stops every child as well
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == [], [p.cmdline() for p in alive]

@@ -111,16 +111,25 @@ def up_roles() -> list[str]:
     return list(_up_roles)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Linux: ask the kernel to SIGTERM this child if its parent dies (even by SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _death_signal_setter():
+    """Linux: a function that asks the kernel to SIGTERM the calling process when its parent
+    dies (even by SIGKILL), so children of `up` are never orphaned. Resolved in the parent:
+    the forked child must not import or allocate before exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        pr_set_pdeathsig = 1
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-        except OSError:
-            pass
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    signum = int(signal.SIGTERM)
+
+    def set_death_signal() -> None:  # pragma: no cover - runs in the forked child
+        prctl(pr_set_pdeathsig, signum)
+
+    return set_death_signal
 
 
 @dataclass
@@ -156,10 +165,11 @@ class Supervisor:
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        preexec = _death_signal_setter()
         for child in self.children:
             child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                 child.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                stdin=subprocess.DEVNULL, env=env, preexec_fn=preexec,
             )
             child.reader = threading.Thread(target=self._pump, args=(child,), daemon=True)
             child.reader.start()
