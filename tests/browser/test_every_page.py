@@ -1,6 +1,6 @@
-"""Browser: every server-rendered page of the project, as the owner and as a technician of
-client A, filled with real objects, loads without a JavaScript error and passes axe-core
-(no serious or critical finding).
+"""Browser: every server-rendered page of the project, as the owner, a technician of client
+A and a portal user of client B, filled with real objects, loads without a JavaScript error
+and passes axe-core (no serious or critical finding).
 
 The route walk is the one the tenant-isolation tests use, so a page added anywhere in the
 project is checked here without anyone listing it.
@@ -46,10 +46,11 @@ def _html_get_routes(world, user):
         yield route, route.url(**{p: target.pk for p in route.params})
 
 
-@pytest.mark.parametrize("persona", ["owner", "tech_a"])
-def test_every_page_loads_and_passes_axe(request, signed_in_page, persona, client_a):
-    # Given one object of every tenant-owned model (of client A, which both personas see)
-    world = build_world(client_a, "Alpha")
+@pytest.mark.parametrize("persona,tenant", [("owner", "client_a"), ("tech_a", "client_a"),
+                                            ("portal_b", "client_b")])
+def test_every_page_loads_and_passes_axe(request, signed_in_page, persona, tenant):
+    # Given one object of every tenant-owned model, of a client the persona sees
+    world = build_world(request.getfixturevalue(tenant), "Alpha")
     user = request.getfixturevalue(persona)
     page = signed_in_page(user)
     visited, findings, broken = set(), [], []
@@ -78,6 +79,9 @@ def test_every_page_loads_and_passes_axe(request, signed_in_page, persona, clien
     assert not findings, "\n\n".join(findings)
     if persona == "owner":
         assert MUST_VISIT <= visited, f"pages the walk did not reach: {MUST_VISIT - visited}"
-    else:  # a technician of A reaches A's pages, not the admin ones
+    elif persona == "tech_a":  # a technician of A reaches A's pages, not the admin ones
         assert {"dashboard", "clients", "client_detail", "devices", "device"} <= visited
         assert not visited & {"audit_log", "users", "events", "webhook_create"}
+    else:  # a client user reaches the portal and their profile, no staff page
+        assert {"portal", "profile"} <= visited
+        assert not visited & {"dashboard", "clients", "devices", "audit_log"}
