@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "watchkeeper.core",
     "watchkeeper.inventory",
     "watchkeeper.agents",
+    "watchkeeper.helpdesk",
 ]
 
 MIDDLEWARE = [
@@ -284,3 +285,26 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("WATCHKEEPER_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Helpdesk (docs/helpdesk.md): inbound mail, IMAP polling, outgoing notifications.
+MAIL_IN_HOST = env_str("WATCHKEEPER_MAIL_IN_HOST", "127.0.0.1")
+MAIL_IN_PORT = env_int("WATCHKEEPER_MAIL_IN_PORT", 2525)
+MAIL_MAX_BYTES = env_int("WATCHKEEPER_MAIL_MAX_BYTES", 30 * 1024 * 1024)
+MAIL_DOMAIN = env_str("WATCHKEEPER_MAIL_DOMAIN", "watchkeeper.localhost")
+MAIL_FROM = env_str("WATCHKEEPER_MAIL_FROM", f"helpdesk@{MAIL_DOMAIN}")
+MAIL_SENDER_RATE = env_int("WATCHKEEPER_MAIL_SENDER_RATE", 20)  # messages per sender per hour
+ATTACHMENT_MAX_BYTES = env_int("WATCHKEEPER_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
+IMAP_HOST = env_str("WATCHKEEPER_IMAP_HOST", "")
+IMAP_PORT = env_int("WATCHKEEPER_IMAP_PORT", 993)
+IMAP_SSL = env_bool("WATCHKEEPER_IMAP_SSL", True)
+IMAP_USER = env_str("WATCHKEEPER_IMAP_USER", "")
+IMAP_PASSWORD = env_str("WATCHKEEPER_IMAP_PASSWORD", "")
+IMAP_FOLDER = env_str("WATCHKEEPER_IMAP_FOLDER", "INBOX")
+IMAP_INTERVAL = env_int("WATCHKEEPER_IMAP_INTERVAL", 60)
+SMTP_HOST = env_str("WATCHKEEPER_SMTP_HOST", "")
+SMTP_PORT = env_int("WATCHKEEPER_SMTP_PORT", 25)
+SMTP_USER = env_str("WATCHKEEPER_SMTP_USER", "")
+SMTP_PASSWORD = env_str("WATCHKEEPER_SMTP_PASSWORD", "")
+SMTP_STARTTLS = env_bool("WATCHKEEPER_SMTP_STARTTLS", False)
+SMTP_TIMEOUT = env_int("WATCHKEEPER_SMTP_TIMEOUT", 20)
+HELPDESK_ALERT_AUTORESOLVE = env_bool("WATCHKEEPER_HELPDESK_ALERT_AUTORESOLVE", True)

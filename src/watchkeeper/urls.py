@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("watchkeeper.core.urls_admin")),
     path("", include("watchkeeper.inventory.urls")),
     path("", include("watchkeeper.agents.urls")),
+    path("", include("watchkeeper.helpdesk.urls")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
     path("agent/v1/", include("watchkeeper.agents.urls_agent")),
 ]

@@ -34,6 +34,9 @@ CAPABILITIES = {
     "scripts.change": "Write and edit scripts in the library",
     "scripts.run": "Run scripts on devices, sites and clients",
     "scripts.approve": "Approve large script jobs (second person); use the kill switch",
+    "tickets.view": "See tickets, queues and the helpdesk timeline",
+    "tickets.change": "Create, reply to, assign and change tickets",
+    "tickets.admin": "Manage queues, routing rules, templates, canned responses, quarantine",
 }
 
 _STAFF_READ = {"dashboard.view", "clients.view", "profile", "devices.view"}
@@ -43,11 +46,13 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset(CAPABILITIES) - {"portal.view"},
     Role.TECHNICIAN: frozenset(_STAFF_READ | {"clients.change", "webhooks.view",
                                                 "devices.change"}
+                               | {"tickets.view", "tickets.change"}
                                | {"agents.view", "agents.manage", "scripts.view",
                                   "scripts.change", "scripts.run"}),
-    Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"} | {"agents.view", "scripts.view"}),
+    Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"} | {"agents.view", "scripts.view"}
+                               | {"tickets.view", "tickets.change", "tickets.admin"}),
     Role.READONLY: frozenset(_STAFF_READ | {"users.view", "webhooks.view", "events.view"}
-                             | {"agents.view", "scripts.view"}),
+                             | {"agents.view", "scripts.view"} | {"tickets.view"}),
     Role.CLIENT_USER: frozenset({"portal.view", "profile"}),
 }
 

@@ -68,7 +68,8 @@ class Command(BaseCommand):
             ("scheduler", [*me, "scheduler"]),
         ]
         available = get_commands()
-        children += [(role, [*me, role]) for role in up_roles() if role in available]
+        children += [(role, [*me, role]) for role in up_roles()
+                     if role in available or role.replace("-", "_") in available]
         supervisor = Supervisor(children, out=sys.stdout)
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class HelpdeskConfig(AppConfig):
+    name = "watchkeeper.helpdesk"
+    label = "helpdesk"
+    verbose_name = "Helpdesk"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import handlers  # noqa: F401  (registers the outbox subscriptions)

@@ -1,0 +1,107 @@
+"""Attachment storage: size limit, content type sniffed from the bytes (the declared type is
+only recorded), files kept under DATA_DIR/attachments/<sha256 prefix>/<sha256>, and
+responses that always download (never inline, never rendered as HTML by a browser)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, Http404
+
+# Magic numbers of the formats we recognise; anything else is text/plain when it decodes as
+# UTF-8 without control characters, else application/octet-stream.
+_MAGIC: list[tuple[bytes, str]] = [
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"PK\x03\x04", "application/zip"),
+    (b"\x1f\x8b", "application/gzip"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage"),
+    (b"MZ", "application/x-msdownload"),
+    (b"\x7fELF", "application/x-executable"),
+]
+_MARKUP = re.compile(rb"^\s*(<!doctype html|<html|<head|<body|<script|<svg|<\?xml)", re.I)
+# Types a browser could execute or render as a document: served as octet-stream.
+_ACTIVE = {"text/html", "image/svg+xml", "application/xhtml+xml", "text/xml",
+           "application/xml", "text/javascript", "application/javascript"}
+
+
+class AttachmentRefused(ValueError):
+    pass
+
+
+def sniff(data: bytes) -> str:
+    head = data[:512]
+    for magic, ctype in _MAGIC:
+        if head.startswith(magic):
+            return ctype
+    if head[4:12] == b"ftypisom" or head[4:8] == b"ftyp":
+        return "video/mp4"
+    if _MARKUP.match(head):
+        return "text/html"
+    try:
+        text = data[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    if any(ord(ch) < 9 or 13 < ord(ch) < 32 for ch in text):
+        return "application/octet-stream"
+    return "text/plain"
+
+
+def safe_filename(name: str | None) -> str:
+    name = os.path.basename((name or "").replace("\\", "/")).strip()
+    name = re.sub(r"[\x00-\x1f\x7f\"]", "", name)[:200]
+    return name or "attachment.bin"
+
+
+def root() -> Path:
+    return Path(settings.DATA_DIR) / "attachments"
+
+
+def path_for(sha256: str) -> Path:
+    return root() / sha256[:2] / sha256
+
+
+def store(data: bytes) -> tuple[str, str]:
+    """Write the bytes durably (fsync, atomic rename); return (sha256, sniffed type)."""
+    limit = settings.ATTACHMENT_MAX_BYTES
+    if len(data) > limit:
+        raise AttachmentRefused(f"{len(data)} bytes is over the {limit}-byte limit")
+    digest = hashlib.sha256(data).hexdigest()
+    target = path_for(digest)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return digest, sniff(data)
+
+
+def served_type(content_type: str) -> str:
+    return "application/octet-stream" if content_type in _ACTIVE else content_type
+
+
+def response(attachment) -> FileResponse:
+    path = path_for(attachment.sha256)
+    if not path.exists():
+        raise Http404("attachment file is missing")
+    resp = FileResponse(path.open("rb"), as_attachment=True, filename=attachment.filename,
+                        content_type=served_type(attachment.content_type))
+    resp["X-Content-Type-Options"] = "nosniff"
+    resp["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    resp["Cache-Control"] = "private, no-store"
+    return resp

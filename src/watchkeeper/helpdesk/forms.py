@@ -1,0 +1,58 @@
+"""Forms of the helpdesk pages (validation only; writes go through actions)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from watchkeeper.core.models import Client, Contact
+from watchkeeper.core.tenancy import scoped
+
+from .choices import Level, Priority, Status, TicketType
+from .models import Queue
+
+
+class TicketForm(forms.Form):
+    """A technician logging a call (or creating a ticket by hand)."""
+
+    client = forms.ModelChoiceField(queryset=Client.objects.none())
+    contact = forms.ModelChoiceField(queryset=Contact.objects.none(), required=False)
+    subject = forms.CharField(max_length=300)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
+    type = forms.ChoiceField(choices=TicketType.choices, initial=TicketType.INCIDENT)
+    impact = forms.ChoiceField(choices=Level.choices, initial=Level.MEDIUM)
+    urgency = forms.ChoiceField(choices=Level.choices, initial=Level.MEDIUM)
+    queue = forms.ModelChoiceField(queryset=Queue.objects.all(), required=False)
+    source = forms.ChoiceField(choices=[("phone", "Phone / logged call"), ("api", "Other")],
+                               initial="phone")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = scoped(Client.objects.filter(is_active=True), user)
+        self.fields["contact"].queryset = scoped(Contact.objects.select_related("client"),
+                                                 user)
+
+    def clean(self):
+        data = super().clean()
+        contact, client = data.get("contact"), data.get("client")
+        if contact and client and contact.client_id != client.pk:
+            self.add_error("contact", "This contact belongs to another client.")
+        return data
+
+
+class PortalTicketForm(forms.Form):
+    subject = forms.CharField(max_length=300)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}),
+                                  label="What happened?")
+    urgency = forms.ChoiceField(choices=Level.choices, initial=Level.MEDIUM,
+                                label="How urgent is it for you?")
+
+
+class SurveyForm(forms.Form):
+    score = forms.TypedChoiceField(choices=[(i, str(i)) for i in range(5, 0, -1)],
+                                   coerce=int, widget=forms.RadioSelect,
+                                   label="How satisfied are you with how we handled it?")
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+
+STATUS_CHOICES = [("", "—")] + list(Status.choices)
+PRIORITY_CHOICES = [("", "—")] + list(Priority.choices)

@@ -1,0 +1,142 @@
+"""Reads of the helpdesk, always through core.tenancy.scoped()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Avg, Count, Q, QuerySet
+
+from watchkeeper.core.choices import Role
+from watchkeeper.core.models import User
+from watchkeeper.core.tenancy import scoped, visible_client_ids
+
+from .choices import OPEN_STATUSES, Status
+from .models import REFERENCE_PREFIX, CsatSurvey, Ticket
+
+SORTS = {
+    "created": "created_at", "-created": "-created_at",
+    "updated": "updated_at", "-updated": "-updated_at",
+    "priority": "priority", "-priority": "-priority",
+    "status": "status", "-status": "-status",
+    "subject": "subject", "-subject": "-subject",
+}
+
+
+@dataclass
+class TicketQuery:
+    q: str = ""
+    status: list[str] = field(default_factory=list)  # statuses, or ["open"] for all open
+    queue: str = ""  # id, "none" or "triage"
+    assignee: str = ""  # id, "me" or "none"
+    client: str = ""
+    priority: str = ""
+    type: str = ""
+    tag: str = ""
+    sort: str = "-created"
+
+    @classmethod
+    def from_params(cls, params) -> TicketQuery:
+        get = params.get
+        status = [s for s in params.getlist("status") if s] if hasattr(params, "getlist") \
+            else ([get("status")] if get("status") else [])
+        sort = get("sort") or "-created"
+        return cls(q=(get("q") or "").strip()[:200], status=status, queue=get("queue") or "",
+                   assignee=get("assignee") or "", client=get("client") or "",
+                   priority=get("priority") or "", type=get("type") or "",
+                   tag=(get("tag") or "").strip(), sort=sort if sort in SORTS else "-created")
+
+
+def visible_tickets(user) -> QuerySet:
+    return scoped(Ticket.objects.all(), user)
+
+
+def filter_tickets(user, query: TicketQuery) -> QuerySet:
+    qs = visible_tickets(user).select_related("client", "queue", "assignee", "contact")
+    if query.q:
+        text = query.q
+        cond = Q(subject__icontains=text) | Q(requester_email__icontains=text)
+        ref = text.upper().removeprefix(REFERENCE_PREFIX).lstrip("0")
+        if ref.isdigit():
+            cond |= Q(pk=int(ref))
+        qs = qs.filter(cond)
+    if query.status:
+        wanted = set()
+        for s in query.status:
+            if s == "open":
+                wanted |= set(OPEN_STATUSES)
+            elif s in Status.values:
+                wanted.add(s)
+        qs = qs.filter(status__in=wanted)
+    if query.queue == "none":
+        qs = qs.filter(queue__isnull=True)
+    elif query.queue == "triage":
+        qs = qs.filter(queue__is_triage=True)
+    elif query.queue.isdigit():
+        qs = qs.filter(queue_id=int(query.queue))
+    if query.assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif query.assignee == "me":
+        qs = qs.filter(assignee_id=user.pk)
+    elif query.assignee.isdigit():
+        qs = qs.filter(assignee_id=int(query.assignee))
+    if query.client.isdigit():
+        qs = qs.filter(client_id=int(query.client))
+    if query.priority:
+        qs = qs.filter(priority=query.priority)
+    if query.type:
+        qs = qs.filter(type=query.type)
+    if query.tag:
+        qs = qs.filter(tags__contains=query.tag) if _json_contains_ok() else \
+            qs.filter(tags__icontains=f'"{query.tag}"')
+    return qs.order_by(SORTS[query.sort], "-id")
+
+
+def _json_contains_ok() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def technicians(user) -> QuerySet:
+    """Staff who can be assigned tickets, as the user may see them."""
+    return User.objects.filter(is_active=True, role__in=[Role.OWNER, Role.ADMIN,
+                                                         Role.TECHNICIAN, Role.DISPATCHER])
+
+
+def can_work_on(technician, ticket: Ticket) -> bool:
+    ids = visible_client_ids(technician)
+    return ids is None or (ticket.client_id is not None and ticket.client_id in ids)
+
+
+def workload(user) -> list[dict]:
+    """Open tickets per technician (of the tickets `user` can see), busiest first."""
+    open_qs = visible_tickets(user).filter(status__in=OPEN_STATUSES)
+    counts = {row["assignee"]: row for row in open_qs.values("assignee").annotate(
+        total=Count("id"), p1=Count("id", filter=Q(priority="p1")),
+        waiting=Count("id", filter=Q(status__in=[Status.WAITING_CLIENT,
+                                                  Status.WAITING_THIRD_PARTY])))}
+    rows = []
+    for tech in technicians(user).order_by("name", "email"):
+        row = counts.get(tech.pk, {})
+        rows.append({"user": tech, "total": row.get("total", 0), "p1": row.get("p1", 0),
+                     "waiting": row.get("waiting", 0)})
+    rows.sort(key=lambda r: (-r["total"], r["user"].display_name.lower()))
+    unassigned = counts.get(None, {}).get("total", 0)
+    return rows, unassigned
+
+
+def csat_results(user) -> dict:
+    answered = scoped(CsatSurvey.objects.filter(answered_at__isnull=False), user)
+    per_tech = list(answered.values("technician", "technician__email", "technician__name")
+                    .annotate(n=Count("id"), avg=Avg("score")).order_by("-n"))
+    per_client = list(answered.values("client", "client__name")
+                      .annotate(n=Count("id"), avg=Avg("score")).order_by("-n"))
+    overall = answered.aggregate(n=Count("id"), avg=Avg("score"))
+    return {"overall": overall, "technicians": per_tech, "clients": per_client}
+
+
+def timeline(ticket: Ticket, *, public_only: bool = False) -> QuerySet:
+    qs = ticket.entries.select_related("author").prefetch_related("attachments")
+    if public_only:
+        qs = qs.filter(is_public=True)
+    return qs.order_by("created_at", "id")

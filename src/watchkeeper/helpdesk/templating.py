@@ -1,0 +1,158 @@
+"""Client notification templates: validated against the variables they use when saved, and
+rendered in a sandbox.
+
+The sandbox is a Django template engine with no loaders and no tag libraries beyond the
+built-in ones, a short allowlist of tags, and a context of plain dicts built here (never a
+model instance), so a template can read exactly the variables in VARIABLES and nothing else.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import FilterExpression, Node, TextNode, Variable, VariableNode
+from django.template.defaulttags import (
+    AutoEscapeControlNode,
+    CommentNode,
+    FirstOfNode,
+    ForNode,
+    IfNode,
+    SpacelessNode,
+)
+
+# name -> allowed keys (None: a plain value).
+VARIABLES: dict[str, frozenset[str] | None] = {
+    "ticket": frozenset({"reference", "subject", "status", "priority", "type", "url",
+                         "created_at"}),
+    "client": frozenset({"name"}),
+    "requester": frozenset({"name", "email"}),
+    "message": frozenset({"body", "author"}),
+    "technician": frozenset({"name"}),
+    "survey_url": None,
+    "msp_name": None,
+}
+ALLOWED_NODES = (TextNode, VariableNode, IfNode, ForNode, CommentNode, AutoEscapeControlNode,
+                 SpacelessNode, FirstOfNode)
+
+_engine = Engine(debug=False, loaders=[], libraries={}, autoescape=False,
+                 string_if_invalid="")
+
+DEFAULTS = {
+    "created": ("[{{ ticket.reference }}] {{ ticket.subject }}",
+                "Hello {{ requester.name|default:requester.email }},\n\n"
+                "We have received your request and opened ticket {{ ticket.reference }}.\n"
+                "Reply to this email to add information.\n\n{{ msp_name }} service desk\n"),
+    "replied": ("Re: [{{ ticket.reference }}] {{ ticket.subject }}",
+                "{{ message.body }}\n\n-- \n{{ message.author }}, {{ msp_name }}\n"
+                "Reply to this email to answer.\n"),
+    "resolved": ("[{{ ticket.reference }}] resolved: {{ ticket.subject }}",
+                 "Hello {{ requester.name|default:requester.email }},\n\n"
+                 "Ticket {{ ticket.reference }} is resolved. Reply to this email if the "
+                 "problem is still there.\n{% if survey_url %}\nHow did we do? "
+                 "{{ survey_url }}\n{% endif %}\n{{ msp_name }} service desk\n"),
+}
+
+
+def _expressions(obj, depth: int = 0):
+    """Every FilterExpression reachable from a node's attributes (if/for conditions too)."""
+    if depth > 6 or obj is None:
+        return
+    if isinstance(obj, FilterExpression):
+        yield obj
+        return
+    if isinstance(obj, Node) and depth > 0:
+        return  # child nodes are visited by the node walk
+    if isinstance(obj, list | tuple):
+        for item in obj:
+            yield from _expressions(item, depth + 1)
+        return
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        for key, value in vars(obj).items():
+            if key in ("token", "origin", "nodelist"):
+                continue
+            yield from _expressions(value, depth + 1)
+
+
+def _walk(nodelist):
+    for node in nodelist:
+        yield node
+        for attr in getattr(node, "child_nodelists", ()):
+            child = getattr(node, attr, None)
+            if child:
+                yield from _walk(child)
+        if isinstance(node, IfNode):
+            for _cond, child in node.conditions_nodelists:
+                yield from _walk(child)
+
+
+def _check_variable(var: Variable, loopvars: set[str], errors: list[str],
+                    custom_keys: frozenset[str]) -> str | None:
+    if var.lookups is None:
+        return None  # a literal
+    name = var.lookups[0]
+    if name in loopvars or name == "forloop":
+        return name
+    if name == "custom":  # custom ticket fields: custom.<key> of a current definition
+        if len(var.lookups) != 2 or var.lookups[1] not in custom_keys:
+            errors.append(f"{'.'.join(var.lookups)!r} is not a current custom field")
+        return name
+    if name not in VARIABLES:
+        errors.append(f"unknown variable {name!r}")
+        return name
+    keys = VARIABLES[name]
+    rest = var.lookups[1:]
+    if keys is None and rest:
+        errors.append(f"{name!r} has no attribute {rest[0]!r}")
+    elif keys is not None and not rest:
+        errors.append(f"use one of {name}.{{{', '.join(sorted(keys))}}}, not {name!r} itself")
+    elif keys is not None and rest[0] not in keys:
+        errors.append(f"{name!r} has no attribute {rest[0]!r}")
+    elif len(rest) > 1:
+        errors.append(f"{'.'.join(var.lookups)!r} goes too deep")
+    return name
+
+
+def validate(*sources: str, custom_keys: frozenset[str] = frozenset()) -> list[str]:
+    """The variables the templates use; ValidationError listing every problem otherwise."""
+    errors: list[str] = []
+    used: set[str] = set()
+    for source in sources:
+        try:
+            template = _engine.from_string(source)
+        except TemplateSyntaxError as exc:
+            raise ValidationError(f"Template syntax error: {exc}") from exc
+        loopvars: set[str] = set()
+        for node in _walk(template.nodelist):
+            if not isinstance(node, ALLOWED_NODES):
+                errors.append(f"tag {type(node).__name__.removesuffix('Node').lower()!r} "
+                              f"is not allowed")
+                continue
+            if isinstance(node, ForNode):
+                loopvars.update(node.loopvars)
+            for expr in _expressions(node):
+                candidates = [expr.var] + [arg for _f, args in expr.filters
+                                           for _lookup, arg in args]
+                for var in candidates:
+                    if isinstance(var, Variable):
+                        name = _check_variable(var, loopvars, errors, custom_keys)
+                        if name and (name in VARIABLES or name == "custom"):
+                            used.add(name)
+    if errors:
+        raise ValidationError(sorted(set(errors)))
+    return sorted(used)
+
+
+def render(source: str, context: dict) -> str:
+    """Render with only the allowlisted names of `context` (plain values and dicts)."""
+    clean = {k: v for k, v in context.items() if k in VARIABLES or k == "custom"}
+    for key, value in clean.items():
+        if key == "custom":
+            clean[key] = {str(k): ("" if v is None else str(v)) for k, v in
+                          (value or {}).items()}
+        elif isinstance(value, dict):
+            allowed = VARIABLES[key] or frozenset()
+            clean[key] = {k: ("" if v is None else str(v)) for k, v in value.items()
+                          if k in allowed}
+        else:
+            clean[key] = "" if value is None else str(value)
+    return _engine.from_string(source).render(Context(clean, autoescape=False))

@@ -1,0 +1,37 @@
+from django.urls import path
+
+from . import views, views_portal
+
+urlpatterns = [
+    path("tickets/", views.ticket_list, name="tickets"),
+    path("tickets/mine/", views.ticket_list, {"preset": "mine"}, name="tickets_mine"),
+    path("tickets/triage/", views.ticket_list, {"preset": "triage"}, name="tickets_triage"),
+    path("tickets/new", views.ticket_create, name="ticket_create"),
+    path("tickets/bulk", views.ticket_bulk, name="ticket_bulk"),
+    path("tickets/dispatch/", views.dispatch, name="ticket_dispatch"),
+    path("tickets/<int:pk>/", views.ticket_detail, name="ticket"),
+    path("tickets/<int:pk>/reply", views.ticket_reply, name="ticket_reply"),
+    path("tickets/<int:pk>/update", views.ticket_update, name="ticket_update"),
+    path("tickets/<int:pk>/watch", views.ticket_watch, name="ticket_watch"),
+    path("tickets/<int:pk>/merge", views.ticket_merge, name="ticket_merge"),
+    path("tickets/<int:pk>/assign", views.dispatch_assign, name="ticket_assign"),
+    path("tickets/attachments/<int:pk>", views.attachment_download, name="ticket_attachment"),
+    path("tickets/inbound/", views.inbound_list, name="ticket_inbound"),
+    path("tickets/inbound/<int:pk>/", views.inbound_detail, name="ticket_inbound_detail"),
+    path("tickets/inbound/<int:pk>/reprocess", views.inbound_reprocess,
+         name="ticket_inbound_reprocess"),
+    path("tickets/rules/", views.rule_list, name="ticket_rules"),
+    path("tickets/rules/new", views.rule_edit, name="ticket_rule_create"),
+    path("tickets/rules/<int:pk>/", views.rule_edit, name="ticket_rule"),
+    path("tickets/rules/<int:pk>/delete", views.rule_delete, name="ticket_rule_delete"),
+    path("tickets/canned/", views.canned_list, name="ticket_canned"),
+    path("tickets/canned/new", views.canned_create, name="ticket_canned_create"),
+    path("tickets/csat/", views.csat_results, name="ticket_csat"),
+    path("portal/tickets/", views_portal.portal_tickets, name="portal_tickets"),
+    path("portal/tickets/new", views_portal.portal_ticket_new, name="portal_ticket_new"),
+    path("portal/tickets/<int:pk>/", views_portal.portal_ticket, name="portal_ticket"),
+    path("portal/tickets/<int:pk>/reply", views_portal.portal_reply, name="portal_reply"),
+    path("portal/attachments/<int:pk>", views_portal.portal_attachment,
+         name="portal_attachment"),
+    path("survey/", views_portal.csat_survey, name="csat_survey"),
+]
