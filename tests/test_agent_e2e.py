@@ -284,6 +284,7 @@ def test_signed_script_runs_with_arguments_never_through_a_shell(make_agent, scr
     assert run.status == RunStatus.DONE
     # And it is never run twice, even when delivered again
     Command.objects.filter(pk=command.pk).update(status=CommandStatus.DELIVERED)
+    Agent.objects.filter(pk=agent.pk).update(commands_waiting=True)
     again = cli.once()
     assert again.json["commands"] == 1
     command.refresh_from_db()
@@ -303,6 +304,8 @@ def _forge(command: Command, agent_uid: str, *, key=None, expires_in: int = 600,
     Command.objects.filter(pk=command.pk).update(status=CommandStatus.SIGNED, payload=payload,
                                                  signature=signature,
                                                  signed_at=timezone.now())
+    # What the signer does after signing: tell the check-in there is something to hand out.
+    Agent.objects.filter(pk=command.agent_id).update(commands_waiting=True)
 
 
 @pytest.mark.parametrize("attack,reason", [
@@ -337,6 +340,7 @@ def test_agent_refuses_commands_that_do_not_verify(make_agent, signer_key, tmp_p
         Command.objects.filter(pk=replay.pk).update(
             status=CommandStatus.SIGNED, payload=payload,
             signature=base64.b64encode(signer_key.sign(payload.encode())).decode())
+        Agent.objects.filter(pk=agent.pk).update(commands_waiting=True)
         assert source.nonce in payload
         command = replay
     else:

@@ -67,6 +67,25 @@ def test_signer_signs_queued_commands_and_expires_stale_ones(key_file, agent):
     public.verify(base64.b64decode(command.signature), command.payload.encode())
     stale.refresh_from_db()
     assert stale.status == CommandStatus.EXPIRED and not stale.signature
+    agent.refresh_from_db()
+    assert agent.commands_waiting and agent.commands_version == 1
+
+
+def test_check_in_clears_the_waiting_flag_only_if_nothing_was_signed_meanwhile(key_file, agent):
+    from watchkeeper.agents import ingest
+    from watchkeeper.agents.models import Agent
+
+    # Given an agent flagged as having commands, read by a check-in at version 1
+    Agent.objects.filter(pk=agent.pk).update(commands_waiting=True, commands_version=1)
+    agent.refresh_from_db()
+    # When the signer signs something for it before the check-in clears the flag
+    Agent.objects.filter(pk=agent.pk).update(commands_version=2)
+    assert ingest.pending_commands(agent) == []
+    # Then the flag stays set; a check-in that read the current version clears it
+    assert Agent.objects.get(pk=agent.pk).commands_waiting
+    agent.refresh_from_db()
+    ingest.pending_commands(agent)
+    assert not Agent.objects.get(pk=agent.pk).commands_waiting
 
 
 def test_web_code_never_reads_the_signer_key(key_file):

@@ -195,12 +195,17 @@ def _went_online(agent: Agent) -> None:
 def pending_commands(agent: Agent) -> list[dict[str, Any]]:
     """Signed, unexpired commands for this agent, marked delivered. Delivered ones are sent
     again until a result arrives: the agent's nonce ledger makes the second copy harmless."""
+    if not agent.commands_waiting:
+        return []
     now = timezone.now()
     rows = list(Command.objects.filter(
         agent=agent, status__in=(CommandStatus.SIGNED, CommandStatus.DELIVERED),
         expires_at__gt=now).order_by("id").values_list("id", "uid", "payload", "signature",
                                                        "status"))
     if not rows:
+        # Nothing left: clear the flag unless the signer signed something since we read it.
+        Agent.objects.filter(pk=agent.pk, commands_version=agent.commands_version).update(
+            commands_waiting=False)
         return []
     first = [pk for pk, _, _, _, status in rows if status == CommandStatus.SIGNED]
     if first:

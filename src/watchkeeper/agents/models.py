@@ -105,6 +105,11 @@ class Agent(models.Model):
     inventory_hashes = models.JSONField(default=dict, blank=True)
     # Running totals of batches the agent's spool dropped, as the agent reported them.
     spool_dropped = models.JSONField(default=dict, blank=True)
+    # Set by the signer when it signs a command for this agent (and `commands_version`
+    # bumped), cleared by a check-in that found nothing to hand out, if the version is
+    # still the one it read: most check-ins then skip the command query altogether.
+    commands_waiting = models.BooleanField(default=False)
+    commands_version = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["hostname", "id"]

@@ -19,11 +19,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from .choices import CommandStatus
-from .models import Command, ScriptRun
+from .models import Agent, Command, ScriptRun
 from .protocol import b64e
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ def sign_pending(key: Ed25519PrivateKey, limit: int = 500) -> dict[str, int]:
                 .select_related("agent").order_by("id")[:limit])
     allowed = _approved_runs({c.run_id for c in rows if c.run_id})
     signed = held = expired = 0
+    signed_agents: set[int] = set()
     for command in rows:
         if command.expires_at <= now:
             expired += Command.objects.filter(pk=command.pk, status=CommandStatus.QUEUED).update(
@@ -111,6 +112,12 @@ def sign_pending(key: Ed25519PrivateKey, limit: int = 500) -> dict[str, int]:
             continue
         payload = command_payload(command)
         signature = b64e(key.sign(payload.encode("utf-8")))
-        signed += Command.objects.filter(pk=command.pk, status=CommandStatus.QUEUED).update(
-            status=CommandStatus.SIGNED, payload=payload, signature=signature, signed_at=now)
+        if Command.objects.filter(pk=command.pk, status=CommandStatus.QUEUED).update(
+                status=CommandStatus.SIGNED, payload=payload, signature=signature,
+                signed_at=now):
+            signed += 1
+            signed_agents.add(command.agent_id)
+    if signed_agents:
+        Agent.objects.filter(pk__in=sorted(signed_agents)).update(
+            commands_waiting=True, commands_version=F("commands_version") + 1)
     return {"signed": signed, "held": held, "expired": expired}
