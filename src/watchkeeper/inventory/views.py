@@ -15,7 +15,9 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
 from watchkeeper.core.models import Client, Site
@@ -68,6 +70,7 @@ def device_list(request):
     rows = list(page.object_list)
     for row in rows:
         row["online"] = selectors.is_online(row["last_seen_at"])
+        row["cells"] = [_cell(c, row) for c in cols]
     params = request.GET.copy()
     params.pop("page", None)
     unsorted = params.copy()
@@ -91,6 +94,38 @@ def device_list(request):
                 and request.headers.get("HX-Target") == "device-results"
                 else "inventory/device_list.html")
     return render(request, template, context)
+
+
+KIND_LABELS = dict(DeviceKind.choices)
+STATUS_LABELS = dict(LifecycleStatus.choices)
+
+
+def _cell(column: str, d: dict) -> dict:
+    """One table cell, formatted here rather than by a 15-branch template `if` per cell:
+    at 50 rows × 10 columns the template chain was most of the page's CPU."""
+    if column == "name":
+        return {"text": d["name"], "link": reverse("device", args=[d["id"]])}
+    if column == "last_seen":
+        seen = d["last_seen_at"]
+        return {"text": f"{timesince(seen)} ago" if seen else "never",
+                "time": seen.isoformat() if seen else ""}
+    if column == "reboot":
+        flag = d["reboot_required"]
+        if flag:
+            return {"text": "! Reboot", "badge": "badge-warn"}
+        return {"text": "no" if flag is False else "—"}
+    text = {
+        "client": d["client__name"], "site": d["site__name"] or "—",
+        "kind": KIND_LABELS.get(d["kind"], d["kind"]),
+        "status": STATUS_LABELS.get(d["status"], d["status"]),
+        "os": f"{d['os_name']} {d['os_version']}".strip(),
+        "ip": d["primary_ip"] or "", "serial": d["serial"],
+        "model": f"{d['manufacturer']} {d['model']}".strip(),
+        "updates": "—" if d["pending_updates"] is None else d["pending_updates"],
+        "assigned": d["assigned_contact__name"] or "—", "location": d["location"],
+        "warranty": d["warranty_end"] or "—",
+    }.get(column, "")
+    return {"text": text, "mono": column in ("ip", "serial"), "num": column == "updates"}
 
 
 class _Echo:
@@ -143,8 +178,6 @@ view_delete.wk_model = SavedView  # user-owned, not tenant-owned: get_object_or_
 
 
 def _list_url() -> str:
-    from django.urls import reverse
-
     return reverse("devices")
 
 
