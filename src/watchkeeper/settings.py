@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "watchkeeper.inventory",
     "watchkeeper.agents",
     "watchkeeper.helpdesk",
+    "watchkeeper.monitoring",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,343 @@
+"""Writes of the monitoring app: each is one transaction with its audit row and event.
+
+Policies and their checks are versioned: every change to a policy or one of its checks
+bumps the policy's version and stores a `PolicyVersion` snapshot naming what it references.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from watchkeeper.core import audit, events
+from watchkeeper.core.actions import create_object, delete_object, update_object
+from watchkeeper.core.choices import AuditAction
+
+from .choices import OPEN_STATUSES, SERVER_KINDS, AlertStatus, Scope
+from .models import (
+    Alert,
+    Check,
+    CheckOverride,
+    DeviceGroup,
+    DeviceRelation,
+    MaintenanceWindow,
+    NotificationChannel,
+    Policy,
+    PolicyAssignment,
+    PolicyVersion,
+)
+
+
+class ActionError(ValueError):
+    """A write refused for a reason the user can fix."""
+
+
+# --- Policies and checks -----------------------------------------------------------------
+
+def _references(policy: Policy) -> list[str]:
+    refs = set()
+    for check in policy.checks.all():
+        refs.add(f"kind:{check.kind}")
+        cfg = check.config or {}
+        for key, prefix in (("metric", "metric"), ("mount", "mount"), ("service", "service"),
+                            ("process", "process"), ("script_id", "script")):
+            if cfg.get(key) not in (None, ""):
+                refs.add(f"{prefix}:{cfg[key]}")
+    return sorted(refs)
+
+
+def _snapshot_version(policy: Policy, actor) -> PolicyVersion:
+    checks = [{"id": c.pk, "name": c.name, "kind": c.kind, "config": c.config,
+               "interval_seconds": c.interval_seconds, "fail_after": c.fail_after,
+               "recover_after": c.recover_after, "is_enabled": c.is_enabled,
+               "device": c.device_id} for c in policy.checks.order_by("name", "id")]
+    snapshot = {"name": policy.name, "description": policy.description,
+                "is_enabled": policy.is_enabled, "ticket_severities": policy.ticket_severities,
+                "ticket_resolve_on_recovery": policy.ticket_resolve_on_recovery,
+                "escalate_after_minutes": policy.escalate_after_minutes, "checks": checks}
+    return PolicyVersion.objects.create(
+        policy=policy, version=policy.version, snapshot=snapshot,
+        references=_references(policy),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None)
+
+
+def _bump(policy: Policy, actor) -> None:
+    """A policy or one of its checks changed: next version, with its snapshot."""
+    Policy.objects.filter(pk=policy.pk).update(version=policy.version + 1,
+                                               updated_at=timezone.now())
+    policy.version += 1
+    _snapshot_version(policy, actor)
+
+
+def create_policy(*, actor, name: str, client=None, **fields: Any) -> Policy:
+    with transaction.atomic():
+        policy = create_object(actor=actor, model=Policy, name=name, client=client, **fields)
+        _snapshot_version(policy, actor)
+    return policy
+
+
+def update_policy(*, actor, policy: Policy, **fields: Any) -> Policy:
+    with transaction.atomic():
+        before = policy.version
+        policy = update_object(actor=actor, obj=policy, **fields)
+        if fields and policy.version == before:
+            _bump(policy, actor)
+    return policy
+
+
+def delete_policy(*, actor, policy: Policy) -> None:
+    delete_object(actor=actor, obj=policy)
+
+
+def _validate_check(kind: str, config: dict) -> None:
+    from .evaluate import validate_config
+
+    errors = validate_config(kind, config)
+    if errors:
+        raise ActionError("; ".join(errors))
+
+
+def add_check(*, actor, policy: Policy, name: str, kind: str, config: dict | None = None,
+              **fields: Any) -> Check:
+    config = config or {}
+    _validate_check(kind, config)
+    with transaction.atomic():
+        if kind in SERVER_KINDS:
+            fields.setdefault("next_run_at", timezone.now())
+        check = create_object(actor=actor, model=Check, policy=policy, name=name, kind=kind,
+                              config=config, **fields)
+        _bump(policy, actor)
+    return check
+
+
+def update_check(*, actor, check: Check, **fields: Any) -> Check:
+    if "config" in fields or "kind" in fields:
+        _validate_check(fields.get("kind", check.kind), fields.get("config", check.config))
+    with transaction.atomic():
+        check = update_object(actor=actor, obj=check, **fields)
+        _bump(check.policy, actor)
+    return check
+
+
+def delete_check(*, actor, check: Check) -> None:
+    with transaction.atomic():
+        policy = check.policy
+        delete_object(actor=actor, obj=check)
+        _bump(policy, actor)
+
+
+def _scope_fields(scope: str, target) -> dict[str, Any]:
+    """client/site/group/device columns of an assignment or override at `scope`."""
+    if scope == Scope.GLOBAL:
+        if target is not None:
+            raise ActionError("A global assignment has no target.")
+        return {}
+    if target is None:
+        raise ActionError(f"A {scope} assignment needs a target.")
+    if scope == Scope.CLIENT:
+        return {"client": target}
+    return {"client_id": target.client_id, scope: target}
+
+
+def assign_policy(*, actor, policy: Policy, scope: str, target=None) -> PolicyAssignment:
+    fields = _scope_fields(scope, target)
+    owner = fields.get("client") or fields.get("client_id")
+    owner_id = getattr(owner, "pk", owner)
+    if policy.client_id and policy.client_id != owner_id:
+        raise ActionError("A client's policy can only be assigned within that client.")
+    return create_object(actor=actor, model=PolicyAssignment, policy=policy, scope=scope,
+                         **fields)
+
+
+def unassign_policy(*, actor, assignment: PolicyAssignment) -> None:
+    delete_object(actor=actor, obj=assignment)
+
+
+def set_override(*, actor, check: Check, scope: str, target=None,
+                 is_enabled: bool | None = None, config: dict | None = None) -> CheckOverride:
+    fields = _scope_fields(scope, target)
+    if config:
+        _validate_check(check.kind, {**check.config, **config})
+    with transaction.atomic():
+        lookup = {k if not hasattr(v, "pk") else f"{k}_id": getattr(v, "pk", v)
+                  for k, v in fields.items()}
+        existing = CheckOverride.objects.filter(check_template=check, scope=scope,
+                                                **lookup).first()
+        if existing:
+            return update_object(actor=actor, obj=existing, is_enabled=is_enabled,
+                                 config=config or {})
+        return create_object(actor=actor, model=CheckOverride, check_template=check,
+                             scope=scope, is_enabled=is_enabled, config=config or {},
+                             **fields)
+
+
+def delete_override(*, actor, override: CheckOverride) -> None:
+    delete_object(actor=actor, obj=override)
+
+
+# --- Groups, relations, maintenance, channels ----------------------------------------------
+
+def create_group(*, actor, client, name: str, devices=()) -> DeviceGroup:
+    with transaction.atomic():
+        group = create_object(actor=actor, model=DeviceGroup, client=client, name=name)
+        set_group_devices(actor=actor, group=group, devices=devices)
+    return group
+
+
+def set_group_devices(*, actor, group: DeviceGroup, devices) -> DeviceGroup:
+    devices = list(devices)
+    if any(d.client_id != group.client_id for d in devices):
+        raise ActionError("A group holds devices of its own client only.")
+    with transaction.atomic():
+        before = sorted(group.devices.values_list("id", flat=True))
+        group.devices.set(devices)
+        after = sorted(d.pk for d in devices)
+        if before != after:
+            audit.record(actor=actor, action=AuditAction.UPDATE, obj=group,
+                         changes={"devices": [before, after]})
+            events.emit("devicegroup.changed", client=group.client_id,
+                        payload={"id": group.pk, "devices": after})
+    return group
+
+
+def add_relation(*, actor, kind: str, parent, device=None, site=None) -> DeviceRelation:
+    child_client = (device or site).client_id if (device or site) else None
+    if child_client != parent.client_id:
+        raise ActionError("A dependency links devices of one client.")
+    if device is not None and device.pk == parent.pk:
+        raise ActionError("A device cannot depend on itself.")
+    return create_object(actor=actor, model=DeviceRelation, client_id=parent.client_id,
+                         kind=kind, parent=parent, device=device, site=site)
+
+
+def delete_relation(*, actor, relation: DeviceRelation) -> None:
+    delete_object(actor=actor, obj=relation)
+
+
+def create_maintenance(*, actor, client, name: str, starts_at: datetime,
+                       duration_minutes: int, rrule: str = "", site=None,
+                       device=None) -> MaintenanceWindow:
+    if rrule:
+        from dateutil.rrule import rrulestr
+
+        try:
+            rrulestr(rrule, dtstart=starts_at)
+        except (ValueError, TypeError) as exc:
+            raise ActionError(f"Recurrence rule not understood: {exc}") from exc
+    for obj in (site, device):
+        if obj is not None and obj.client_id != client.pk:
+            raise ActionError("The site or device belongs to another client.")
+    return create_object(actor=actor, model=MaintenanceWindow, client=client, name=name,
+                         starts_at=starts_at, duration_minutes=duration_minutes, rrule=rrule,
+                         site=site, device=device)
+
+
+def delete_maintenance(*, actor, window: MaintenanceWindow) -> None:
+    delete_object(actor=actor, obj=window)
+
+
+def create_channel(*, actor, name: str, kind: str, client=None, contacts=(),
+                   **fields: Any) -> NotificationChannel:
+    from .notify import validate_channel
+
+    errors = validate_channel(kind, fields)
+    if errors:
+        raise ActionError("; ".join(errors))
+    with transaction.atomic():
+        if fields.get("digest_minutes"):
+            fields.setdefault("next_digest_at",
+                              timezone.now() + timedelta(minutes=fields["digest_minutes"]))
+        channel = create_object(actor=actor, model=NotificationChannel, name=name, kind=kind,
+                                client=client, **fields)
+        if contacts:
+            contacts = list(contacts)
+            if any(c.client_id != channel.client_id for c in contacts):
+                raise ActionError("Contacts must belong to the channel's client.")
+            channel.contacts.set(contacts)
+    return channel
+
+
+def update_channel(*, actor, channel: NotificationChannel, **fields: Any) -> NotificationChannel:
+    from .notify import validate_channel
+
+    merged = {f.name: getattr(channel, f.name) for f in channel._meta.concrete_fields}
+    merged.update(fields)
+    errors = validate_channel(merged["kind"], merged)
+    if errors:
+        raise ActionError("; ".join(errors))
+    return update_object(actor=actor, obj=channel, **fields)
+
+
+def delete_channel(*, actor, channel: NotificationChannel) -> None:
+    delete_object(actor=actor, obj=channel)
+
+
+# --- Alerts --------------------------------------------------------------------------------
+
+def _alert_payload(alert: Alert) -> dict[str, Any]:
+    return {"alert_id": alert.pk, "id": alert.pk, "device_id": alert.device_id,
+            "client_id": alert.client_id, "check": alert.check_name,
+            "severity": alert.severity, "summary": alert.summary, "status": alert.status}
+
+
+def _set_alert_status(*, actor, alerts, status: str, extra: dict[str, Any],
+                      event: str) -> list[Alert]:
+    """Change the status of each alert still open; one audit row and event per alert."""
+    done = []
+    with transaction.atomic():
+        for alert in sorted(alerts, key=lambda a: a.pk):
+            changed = Alert.objects.filter(pk=alert.pk, status__in=OPEN_STATUSES).update(
+                status=status, **extra)
+            if not changed:
+                continue
+            before = alert.status
+            alert.refresh_from_db()
+            audit.record(actor=actor, action=AuditAction.UPDATE, obj=alert,
+                         changes={"status": [before, status]})
+            events.emit(event, client=alert.client_id, payload={**_alert_payload(alert),
+                                                                "by": str(actor or "system")})
+            done.append(alert)
+    return done
+
+
+def acknowledge_alerts(*, actor, alerts) -> list[Alert]:
+    now = timezone.now()
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return _set_alert_status(actor=actor, alerts=alerts, status=AlertStatus.ACKNOWLEDGED,
+                             extra={"acknowledged_at": now, "acknowledged_by": user,
+                                    "escalate_at": None},
+                             event="alert.changed")
+
+
+def snooze_alerts(*, actor, alerts, minutes: int) -> list[Alert]:
+    if minutes <= 0:
+        raise ValidationError("Snooze for at least one minute.")
+    until = timezone.now() + timedelta(minutes=minutes)
+    return _set_alert_status(actor=actor, alerts=alerts, status=AlertStatus.SNOOZED,
+                             extra={"snoozed_until": until, "escalate_at": None},
+                             event="alert.changed")
+
+
+def resolve_alerts(*, actor, alerts) -> list[Alert]:
+    return _set_alert_status(actor=actor, alerts=alerts, status=AlertStatus.RESOLVED,
+                             extra={"resolved_at": timezone.now(), "escalate_at": None},
+                             event="alert.resolved")
+
+
+def escalate_alert(*, alert_id: int, now: datetime) -> bool:
+    """Claim one due escalation (compare-and-set on escalate_at) and announce it."""
+    with transaction.atomic():
+        claimed = Alert.objects.filter(pk=alert_id, status=AlertStatus.OPEN,
+                                       escalate_at__lte=now).update(escalate_at=None,
+                                                                    escalated_at=now)
+        if claimed:
+            alert = Alert.objects.get(pk=alert_id)
+            audit.record(actor="monitoring", action=AuditAction.UPDATE, obj=alert,
+                         changes={"escalated_at": [None, now.isoformat()]})
+            events.emit("alert.escalated", client=alert.client_id,
+                        payload=_alert_payload(alert))
+    return bool(claimed)

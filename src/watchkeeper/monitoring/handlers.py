@@ -1,0 +1,1 @@
+"""Outbox subscriptions of the monitoring app (imported by MonitoringConfig.ready)."""
