@@ -289,10 +289,14 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
     from watchkeeper.core.choices import Role
 
     user = _user(actor)
-    is_client = user is None or user.role == Role.CLIENT_USER
     if kind is None:
         kind = EntryKind.PUBLIC_REPLY if public else EntryKind.INTERNAL_NOTE
-    if is_client and not public:
+    # Mail in and client users speak for the client; signed-in staff for the MSP; anything
+    # else (monitoring, automation) is neither and changes no status by itself.
+    from_client = kind == EntryKind.EMAIL_IN or (user is not None
+                                                 and user.role == Role.CLIENT_USER)
+    staff = user is not None and user.role != Role.CLIENT_USER
+    if from_client and not public:
         raise ValidationError({"public": "A client's message is always public."})
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
@@ -302,15 +306,15 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
             author_label=author_label or _label(actor), body=body, created_at=now,
             dedupe_key=dedupe_key, **mail)
         changed = []
-        if public and not is_client and ticket.first_responded_at is None:
+        if public and staff and ticket.first_responded_at is None:
             ticket.first_responded_at = now
             changed.append("first_responded_at")
         old_status = ticket.status
         target = set_status
-        if target is None and is_client and public and kind != EntryKind.SYSTEM and \
-                ticket.status in (Status.WAITING_CLIENT, Status.RESOLVED):
+        if target is None and from_client and \
+                ticket.status in (Status.WAITING_CLIENT, Status.RESOLVED, Status.CLOSED):
             target = Status.OPEN
-        if target is None and not is_client and public and ticket.status == Status.NEW:
+        if target is None and staff and public and ticket.status == Status.NEW:
             target = Status.OPEN
         if target and target != old_status:
             if target not in TRANSITIONS.get(old_status, ()):
@@ -335,7 +339,7 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
         events.emit("ticket.changed", client=ticket.client_id,
                     payload={**_ticket_payload(ticket), "changed": ["entries", *changed],
                              "entry": entry.pk, "entry_kind": kind})
-        if notify and public and not is_client and ticket.requester_email \
+        if notify and public and staff and ticket.requester_email \
                 and kind == EntryKind.PUBLIC_REPLY:
             from . import notify as notify_mod
 

@@ -39,7 +39,8 @@ def _device(payload: dict, client_id: int | None):
 @subscribe("alert.*", name="helpdesk.alerts")
 def on_alert(event, handler_name) -> None:
     """alert.opened -> one ticket per alert (unique origin_key); alert.changed -> a note on
-    it; alert.resolved -> a recovery note and, if nobody has picked the ticket up, resolve.
+    it (or the ticket, if the alert only now wants one); alert.resolved -> a recovery note
+    and, when the policy says so and nobody has started work (new/open), resolve.
     Each event adds at most one entry (unique dedupe_key = the event id), so a redelivered
     event changes nothing."""
     kind = event.kind
@@ -57,15 +58,18 @@ def on_alert(event, handler_name) -> None:
     check = payload.get("check") or payload.get("check_name") or "check"
     severity = str(payload.get("severity") or "warning").lower()
     summary = payload.get("summary") or ""
+    # The monitoring policy says whether this severity wants a ticket ("ticket") and whether
+    # recovery resolves it ("resolve_ticket"); suppressed alerts (maintenance, flapping)
+    # open none. Without those keys every alert opens one.
+    wants_ticket = payload.get("ticket", True) and not payload.get("suppressed")
     ticket = Ticket.objects.filter(origin_key=key).first()
-    if ticket is None and kind == "alert.opened":
+    if ticket is None and wants_ticket and kind in ("alert.opened", "alert.changed"):
         ticket = _open_alert_ticket(key, client_id, check, severity, summary, payload, dedupe)
         if ticket is not None:
             return
         ticket = Ticket.objects.filter(origin_key=key).first()
     if ticket is None:
-        log.info("%s for alert %s: no ticket (the alert opened before the helpdesk)", kind,
-                 alert_id)
+        log.info("%s for alert %s: no ticket wanted or none open", kind, alert_id)
         return
     if kind == "alert.resolved":
         body = f"Recovered: {check}{f' — {summary}' if summary else ''}"
@@ -79,8 +83,9 @@ def on_alert(event, handler_name) -> None:
                               kind=EntryKind.SYSTEM, author_label="monitoring",
                               dedupe_key=dedupe, notify=False)
             ticket.refresh_from_db()
-            if kind == "alert.resolved" and settings.HELPDESK_ALERT_AUTORESOLVE and \
-                    ticket.status in (Status.NEW, Status.OPEN) and ticket.assignee_id is None:
+            resolve = payload.get("resolve_ticket", settings.HELPDESK_ALERT_AUTORESOLVE)
+            if kind == "alert.resolved" and resolve and \
+                    ticket.status in (Status.NEW, Status.OPEN):
                 actions.change_ticket(actor=None, ticket=ticket, status=Status.RESOLVED,
                                       note="Resolved automatically: the alert recovered.")
     except IntegrityError:
