@@ -217,3 +217,18 @@ def test_search_tokens_become_filters(as_user, owner, client_a):
     assert "old-laptop" in body and "new-laptop" not in body and "old-server" not in body
     body = as_user(owner).get(reverse("devices"), {"q": "kind:server old"}).content.decode()
     assert "old-server" in body and "old-laptop" not in body
+
+
+def test_device_page_shows_the_agents_precise_state(as_user, owner, client_a):
+    agent_models = pytest.importorskip("watchkeeper.agents.models")
+    dev = services.register_agent_device(client_id=client_a.pk, site_id=None,
+                                         hostname="with-agent", agent_ref="x")
+    # the device row was touched long ago; the agent checked in a minute ago
+    Device.objects.filter(pk=dev.pk).update(last_seen_at=timezone.now() - timedelta(hours=3))
+    agent_models.Agent.objects.create(
+        client=client_a, device=dev, public_key="k" * 43, hostname="with-agent",
+        status="approved", connectivity="online", agent_version="0.1.0",
+        last_seen_at=timezone.now() - timedelta(minutes=1))
+    page = as_user(owner).get(reverse("device", args=[dev.pk])).content.decode()
+    assert "✓ Online" in page and "1\xa0minute ago" in page
+    assert "Approved" in page and "v0.1.0" in page

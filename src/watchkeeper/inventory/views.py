@@ -197,8 +197,14 @@ def device_detail(request, pk: int):
     }
     context = {"device": device, "tab": tab, "tabs": TABS, "counts": counts,
                "online": selectors.is_online(device.last_seen_at),
+               "as_of": device.last_seen_at,
                "can_change": has_capability(request.user, "devices.change")}
     context.update(_summary_context(device))
+    agent = context["agent"]
+    if agent is not None and getattr(agent, "last_seen_at", None):
+        # The agent's own state is precise; the device row is refreshed less often.
+        context["online"] = getattr(agent, "connectivity", "") == "online"
+        context["as_of"] = max(agent.last_seen_at, device.last_seen_at or agent.last_seen_at)
     return render(request, "inventory/device_detail.html", context)
 
 
