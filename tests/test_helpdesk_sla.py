@@ -259,3 +259,36 @@ def test_policy_targets_are_validated(owner):
                 {"p1": {"reply": 5}}, {"p1": {"resolution": "soon"}}):
         with pytest.raises(ValidationError):
             sla.save_policy(actor=owner, name="Bad", targets=bad)
+
+
+def test_sla_api_breaches_and_reason_and_isolation(as_user, office, policy, tech_a, owner,
+                                                   client_b):
+    # Given a breached ticket of client A and a running one of client B
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="API", client=office)
+        other = actions.create_ticket(actor=owner, subject="Other", client=client_b)
+        deliver()
+    with freeze_time(london(2025, 7, 9, 9, 0)):
+        sla.sweep()
+    api = as_user(tech_a)
+
+    # When technician A lists breached clocks and explains one
+    listing = api.get("/api/v1/sla-clocks/?breached=true")
+    target = clock(ticket).pk
+    reason = api.post(f"/api/v1/sla-clocks/{target}/breach-reason/",
+                      {"reason": "Vendor outage"}, content_type="application/json")
+
+    # Then they see only A's clocks, and the reason is stored
+    assert {c["ticket"] for c in listing.json()["results"]} == {ticket.pk}
+    assert reason.status_code == 200 and reason.json()["breach_reason"] == "Vendor outage"
+    foreign = clock(other).pk
+    assert api.get(f"/api/v1/sla-clocks/{foreign}/").status_code == 404
+    assert api.post(f"/api/v1/sla-clocks/{foreign}/breach-reason/", {"reason": "x"},
+                    content_type="application/json").status_code == 404
+    # and policies are managed by tickets.admin only
+    assert api.post("/api/v1/sla-policies/", {"name": "Mine", "targets": TARGETS},
+                    content_type="application/json").status_code == 403
+    created = as_user(owner).post("/api/v1/sla-policies/", {
+        "name": "Acme", "client": office.pk, "targets": {"p1": {"resolution": 60}}},
+        content_type="application/json")
+    assert created.status_code == 201 and created.json()["scope"] == f"client:{office.pk}"

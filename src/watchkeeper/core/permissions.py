@@ -37,6 +37,8 @@ CAPABILITIES = {
     "tickets.view": "See tickets, queues and the helpdesk timeline",
     "tickets.change": "Create, reply to, assign and change tickets",
     "tickets.admin": "Manage queues, routing rules, templates, canned responses, quarantine",
+    "billing.view": "See contracts and billing runs with their evidence",
+    "billing.manage": "Create and edit contracts, work types and billing runs; approve runs",
 }
 
 _STAFF_READ = {"dashboard.view", "clients.view", "profile", "devices.view"}

@@ -8,4 +8,7 @@ class HelpdeskConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401  (registers the outbox subscriptions)
+        from . import (
+            handlers,  # noqa: F401  (registers the outbox subscriptions)
+            handlers_sla,  # noqa: F401  (SLA clocks follow ticket events)
+        )

@@ -27,6 +27,14 @@ from watchkeeper.agents.api import register as register_agents  # noqa: E402
 
 register_agents(router)
 
+from watchkeeper.helpdesk.api_billing import register as register_billing  # noqa: E402
+from watchkeeper.helpdesk.api_sla import register as register_sla  # noqa: E402
+from watchkeeper.helpdesk.api_time import register as register_time  # noqa: E402
+
+register_sla(router)
+register_time(router)
+register_billing(router)
+
 
 class SchemaView(SpectacularAPIView):
     permissions = {"GET": PUBLIC}

@@ -142,7 +142,7 @@ class Migration(migrations.Migration):
                 ('metric', models.CharField(choices=[('first_response', 'First response'), ('resolution', 'Resolution')], max_length=20)),
                 ('priority', models.CharField(max_length=4)),
                 ('target_seconds', models.PositiveIntegerField()),
-                ('state', models.CharField(choices=[('running', 'Running'), ('paused', 'Paused (waiting on client)'), ('met', 'Met'), ('breached', 'Breached')], default='running', max_length=10)),
+                ('state', models.CharField(choices=[('running', 'Running'), ('paused', 'Paused (waiting on client)'), ('met', 'Stopped (responded or resolved)')], default='running', max_length=10)),
                 ('elapsed_seconds', models.PositiveIntegerField(default=0)),
                 ('due_at', models.DateTimeField(blank=True, null=True)),
                 ('warning_at', models.DateTimeField(blank=True, null=True)),
