@@ -232,3 +232,18 @@ def test_device_page_shows_the_agents_precise_state(as_user, owner, client_a):
     page = as_user(owner).get(reverse("device", args=[dev.pk])).content.decode()
     assert "✓ Online" in page and "1\xa0minute ago" in page
     assert "Approved" in page and "v0.1.0" in page
+
+
+def test_warranty_filter(as_user, owner, client_a):
+    today = timezone.localdate()
+    Device.objects.create(client=client_a, name="expired-one",
+                          warranty_end=today - timedelta(days=1))
+    Device.objects.create(client=client_a, name="ending-soon",
+                          warranty_end=today + timedelta(days=30))
+    Device.objects.create(client=client_a, name="covered-long",
+                          warranty_end=today + timedelta(days=400))
+    web = as_user(owner)
+    for value, expected in (("expired", "expired-one"), ("soon", "ending-soon")):
+        body = web.get(reverse("devices"), {"warranty": value}).content.decode()
+        names = {n for n in ("expired-one", "ending-soon", "covered-long") if n in body}
+        assert names == {expected}, value

@@ -65,6 +65,7 @@ class DeviceQuery:
     status: str = ""
     os: str = ""
     seen: str = ""  # online | offline | never
+    warranty: str = ""  # expired | soon (within 90 days) | none (no date)
     sort: str = "name"
 
     @classmethod
@@ -107,6 +108,13 @@ def filter_devices(user, query: DeviceQuery, base: QuerySet | None = None) -> Qu
         qs = qs.filter(last_seen_at__lt=cutoff)
     elif query.seen == "never":
         qs = qs.filter(last_seen_at__isnull=True)
+    today = timezone.localdate()
+    if query.warranty == "expired":
+        qs = qs.filter(warranty_end__lt=today)
+    elif query.warranty == "soon":
+        qs = qs.filter(warranty_end__gte=today, warranty_end__lte=today + timedelta(days=90))
+    elif query.warranty == "none":
+        qs = qs.filter(warranty_end__isnull=True)
     if query.q:
         qs = qs.filter(search_q(query.q))
     desc = query.sort.startswith("-")

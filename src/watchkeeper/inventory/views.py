@@ -87,7 +87,7 @@ def device_list(request):
         "querystring": params.urlencode(),
         "querystring_unsorted": unsorted.urlencode(),
         "filtered": any(getattr(query, f) for f in ("q", "client", "site", "kind", "status",
-                                                     "os", "seen")),
+                                                     "os", "seen", "warranty")),
         "can_change": has_capability(user, "devices.change"),
     }
     template = ("inventory/_device_table.html" if request.headers.get("HX-Request")
