@@ -108,7 +108,7 @@ class ConflictSerializer(serializers.ModelSerializer):
 
 class DeviceViewSet(ScopedMixin, viewsets.ModelViewSet):
     """Devices. List filters: q (name, serial, IP, MAC), client, site, kind, status, os,
-    seen (online|offline|never), sort (name, -last_seen, ...)."""
+    seen (online|offline|never), warranty (expired|soon|none), sort (name, -last_seen, ...)."""
 
     queryset = Device.objects.all()
     serializer_class = DeviceSerializer
