@@ -64,6 +64,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, headers={"Location": f"http://localhost:{port}/ok"})
         elif path == "/loop":
             self._send(302, headers={"Location": "/loop"})
+        elif path == "/hold":
+            # Counts requests in progress (server.in_flight / server.in_flight_max).
+            with self.server.lock:
+                self.server.in_flight += 1
+                self.server.in_flight_max = max(self.server.in_flight_max,
+                                                self.server.in_flight)
+            time.sleep(0.2)
+            with self.server.lock:
+                self.server.in_flight -= 1
+            self._send(200, b"held")
         elif path == "/slow":
             time.sleep(1.5)
             self._send(200, b"slow but fine")
@@ -77,6 +87,8 @@ class HttpTarget:
     def __init__(self, tls: ssl.SSLContext | None = None):
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
+        self.server.lock = threading.Lock()
+        self.server.in_flight = self.server.in_flight_max = 0
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]

@@ -276,6 +276,13 @@ COMMAND_TTL_MINUTES = env_int("WATCHKEEPER_COMMAND_TTL_MINUTES", 60)
 SIGNER_KEY_FILE = env_str("WATCHKEEPER_SIGNER_KEY_FILE", str(DATA_DIR / "signer" /
                                                               "ed25519.key"))
 METRIC_RETENTION_DAYS = env_int("WATCHKEEPER_METRIC_RETENTION_DAYS", 30)
+# Monitoring, poller side: rollup retention, check-run history, poller limits.
+METRIC_ROLLUP_5M_DAYS = env_int("WATCHKEEPER_METRIC_ROLLUP_5M_DAYS", 90)
+METRIC_ROLLUP_1H_DAYS = env_int("WATCHKEEPER_METRIC_ROLLUP_1H_DAYS", 730)
+POLL_SAMPLE_DAYS = env_int("WATCHKEEPER_POLL_SAMPLE_DAYS", 30)
+POLLER_CONCURRENCY = env_int("WATCHKEEPER_POLLER_CONCURRENCY", 500)
+POLLER_CA_FILE = env_str("WATCHKEEPER_POLLER_CA_FILE", "")
+HEARTBEAT_PINGS_KEPT = env_int("WATCHKEEPER_HEARTBEAT_PINGS_KEPT", 100)
 
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {

@@ -1,0 +1,58 @@
+"""Read-side helpers of the monitoring app that other modules (the poller, pages, API)
+share. Reads for people go through core.tenancy.scoped() in the views; these selectors are
+for the background processes, which see every tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F
+
+from .choices import SERVER_KINDS
+from .models import Check
+
+
+@dataclass
+class DueCheck:
+    """A server-side check the poller should run now."""
+
+    id: int
+    kind: str
+    name: str
+    config: dict[str, Any]
+    interval_seconds: int
+    next_run_at: datetime
+    device_id: int | None
+    client_id: int | None
+    device_ip: str | None
+    device_hostname: str | None
+
+
+def due_server_checks(now: datetime, shard: int = 0, shards: int = 1,
+                      limit: int = 1000) -> list[DueCheck]:
+    """The sweep: enabled server-side checks of enabled policies whose next run is not in
+    the future, in the given shard (check id modulo shards), oldest first. One query on
+    the partial index of next_run_at."""
+    if shards < 1 or not 0 <= shard < shards:
+        raise ValueError("shard must be in 0..shards-1")
+    qs = Check.objects.filter(next_run_at__lte=now, kind__in=sorted(SERVER_KINDS),
+                              is_enabled=True, policy__is_enabled=True)
+    if shards > 1:
+        qs = qs.annotate(wk_shard=F("id") % shards).filter(wk_shard=shard)
+    rows = qs.order_by("next_run_at", "id").values(
+        "id", "kind", "name", "config", "interval_seconds", "next_run_at", "device_id",
+        "policy__client_id", "device__client_id", "device__primary_ip", "device__hostname",
+    )[:limit]
+    return [DueCheck(id=r["id"], kind=r["kind"], name=r["name"], config=r["config"] or {},
+                     interval_seconds=r["interval_seconds"], next_run_at=r["next_run_at"],
+                     device_id=r["device_id"],
+                     client_id=r["policy__client_id"] or r["device__client_id"],
+                     device_ip=r["device__primary_ip"], device_hostname=r["device__hostname"])
+            for r in rows]
+
+
+def server_checks_queryset():
+    """Every server-side check (for the network checks pages; scope it in the view)."""
+    return Check.objects.filter(kind__in=sorted(SERVER_KINDS))
