@@ -244,7 +244,7 @@ def create_channel(*, actor, name: str, kind: str, client=None, contacts=(),
                    **fields: Any) -> NotificationChannel:
     from .notify import validate_channel
 
-    errors = validate_channel(kind, fields)
+    errors = validate_channel(kind, {**fields, "client": client})
     if errors:
         raise ActionError("; ".join(errors))
     with transaction.atomic():
@@ -341,3 +341,20 @@ def escalate_alert(*, alert_id: int, now: datetime) -> bool:
             events.emit("alert.escalated", client=alert.client_id,
                         payload=_alert_payload(alert))
     return bool(claimed)
+
+
+def wake_snoozed_alerts(*, now: datetime) -> int:
+    """Snoozed alerts whose snooze ran out are active again (claimed one by one)."""
+    woken = 0
+    for alert in Alert.objects.filter(status=AlertStatus.SNOOZED, snoozed_until__lte=now):
+        with transaction.atomic():
+            if not Alert.objects.filter(pk=alert.pk, status=AlertStatus.SNOOZED).update(
+                    status=AlertStatus.OPEN, snoozed_until=None):
+                continue
+            audit.record(actor="monitoring", action=AuditAction.UPDATE, obj=alert,
+                         changes={"status": [AlertStatus.SNOOZED, AlertStatus.OPEN]})
+            alert.status = AlertStatus.OPEN
+            events.emit("alert.changed", client=alert.client_id,
+                        payload={**_alert_payload(alert), "snooze_ended": True})
+            woken += 1
+    return woken

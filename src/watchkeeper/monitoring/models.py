@@ -373,6 +373,9 @@ class Notification(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     subject = models.CharField(max_length=300, blank=True)
     body = models.TextField(blank=True)
+    # The sender's lease: a send that died mid-way is taken over after it expires.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=now)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -157,6 +157,8 @@ class Migration(migrations.Migration):
                 ('attempts', models.PositiveIntegerField(default=0)),
                 ('subject', models.CharField(blank=True, max_length=300)),
                 ('body', models.TextField(blank=True)),
+                ('locked_until', models.DateTimeField(blank=True, null=True)),
+                ('last_error', models.TextField(blank=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('sent_at', models.DateTimeField(blank=True, null=True)),
                 ('alert', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='monitoring.alert')),

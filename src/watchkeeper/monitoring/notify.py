@@ -1,0 +1,316 @@
+"""Alert notifications: email over SMTP, a client's contacts, webhooks (generic JSON, Slack,
+Teams), each rendered from a template, per channel.
+
+Exactly once: an alert event gets one outbox delivery per matching channel (a provider
+names them `monitoring.notify:<channel id>`), so the outbox's lease decides which worker
+handles it. The handler then claims the `Notification` row (unique per event and channel)
+with a compare-and-set on its status and lease before it sends, and marks it sent after:
+a redelivered event, or a second worker on the same row, finds it claimed or sent and does
+nothing. A failed send marks the row failed and raises, so the outbox retries it later.
+Every try is a `NotificationAttempt` row.
+
+Maintenance windows, a parent that is down, and flapping suppress the send (recorded with
+its reason); digest channels collect rows that a scheduled task sends as one message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.template import Context, Engine
+from django.utils import timezone
+
+from watchkeeper.core import events
+from watchkeeper.core.models import Event
+
+from .choices import STATE_RANK, ChannelKind, NotificationStatus, State, WebhookFormat
+from .models import Alert, Notification, NotificationAttempt, NotificationChannel
+
+log = logging.getLogger(__name__)
+
+HANDLER_PREFIX = "monitoring.notify"
+DEFAULT_KINDS = ("alert.opened", "alert.resolved")
+LEASE = timedelta(minutes=2)
+WEBHOOK_TIMEOUT = 10.0
+
+DEFAULT_SUBJECT = ("[{{ alert.severity|upper }}] {{ alert.check }} on "
+                   "{{ device.name|default:'(no device)' }} — {{ event.verb }}")
+DEFAULT_BODY = ("{{ event.verb|capfirst }}: {{ alert.check }} on "
+                "{{ device.name|default:'(no device)' }} ({{ client.name }})\n"
+                "Severity: {{ alert.severity }}\nSummary: {{ alert.summary }}\n"
+                "Seen {{ alert.count }} time(s) since {{ alert.opened_at }}\n"
+                "{{ alert.url }}\n")
+VERBS = {"alert.opened": "opened", "alert.changed": "changed", "alert.resolved": "resolved",
+         "alert.escalated": "escalated (not acknowledged)"}
+
+# A sandbox: no loaders, no tag libraries, plain-dict context built below.
+_engine = Engine(debug=False, loaders=[], libraries={}, autoescape=False,
+                 string_if_invalid="")
+
+
+def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
+    errors = []
+    if kind not in ChannelKind.values:
+        return [f"Unknown channel kind {kind!r}."]
+    if kind == ChannelKind.EMAIL and not fields.get("recipients"):
+        errors.append("An email channel needs at least one recipient.")
+    if kind == ChannelKind.WEBHOOK and not fields.get("url"):
+        errors.append("A webhook channel needs a URL.")
+    if kind == ChannelKind.CONTACTS and not fields.get("client"):
+        if not fields.get("client_id"):
+            errors.append("A contacts channel belongs to a client.")
+    for kind_name in fields.get("event_kinds") or []:
+        if kind_name not in VERBS:
+            errors.append(f"Unknown event {kind_name!r}.")
+    for source in (fields.get("subject_template") or "", fields.get("body_template") or ""):
+        try:
+            _engine.from_string(source)
+        except Exception as exc:  # TemplateSyntaxError and friends
+            errors.append(f"Template error: {exc}")
+    return errors
+
+
+# --- Outbox wiring -------------------------------------------------------------------------
+
+def channels_for(kind: str, client_id: int | None) -> list[str]:
+    """Provider: one delivery per active channel that wants this alert event."""
+    if kind not in VERBS:
+        return []
+    rows = NotificationChannel.objects.filter(is_active=True).filter(
+        Q(client__isnull=True) | Q(client_id=client_id)).values_list("id", "event_kinds")
+    return [f"{HANDLER_PREFIX}:{pk}" for pk, kinds in rows
+            if kind in (kinds or DEFAULT_KINDS)]
+
+
+def handle(event: Event, handler_name: str) -> None:
+    channel_id = int(handler_name.split(":", 1)[1])
+    channel = NotificationChannel.objects.filter(pk=channel_id, is_active=True).first()
+    if channel is None:
+        return  # deleted or switched off since the event
+    deliver(event, channel)
+
+
+events.add_provider(channels_for)
+events.add_resolver(HANDLER_PREFIX, handle)
+
+
+# --- Delivery ------------------------------------------------------------------------------
+
+def _suppression(alert: Alert | None, kind: str) -> str:
+    from . import dependencies, maintenance
+
+    if alert is None:
+        return ""
+    if kind == "alert.resolved":
+        # A recovery is told only to those who were told of the problem.
+        return "" if Notification.objects.filter(
+            alert=alert, status=NotificationStatus.SENT).exists() or \
+            Notification.objects.filter(alert=alert, status=NotificationStatus.DIGEST
+                                        ).exists() else "never notified"
+    if alert.suppressed:
+        return alert.suppressed
+    if alert.is_flapping:
+        return "flapping"
+    if maintenance.in_maintenance(alert.client_id, alert.device_id, timezone.now()):
+        return "maintenance"
+    if dependencies.parent_alert(alert.client_id, alert.device_id) is not None:
+        return "dependency"
+    return ""
+
+
+def deliver(event: Event, channel: NotificationChannel) -> str:
+    """Handle one alert event for one channel; returns what happened."""
+    payload = event.payload or {}
+    alert = Alert.objects.filter(pk=payload.get("alert_id")).first()
+    severity = payload.get("severity") or (alert.severity if alert else State.WARNING)
+    if STATE_RANK.get(severity, 0) < STATE_RANK.get(channel.min_severity, 0) and \
+            event.kind != "alert.resolved":
+        return "below threshold"
+    try:
+        with transaction.atomic():
+            note, _ = Notification.objects.get_or_create(
+                event=event, channel=channel,
+                defaults={"alert": alert, "client_id": event.client_id})
+    except IntegrityError:
+        note = Notification.objects.get(event=event, channel=channel)
+    if note.status in (NotificationStatus.SENT, NotificationStatus.SUPPRESSED,
+                       NotificationStatus.DIGEST):
+        return note.status
+    reason = _suppression(alert, event.kind)
+    if reason:
+        if Notification.objects.filter(pk=note.pk, status=NotificationStatus.PENDING).update(
+                status=NotificationStatus.SUPPRESSED):
+            NotificationAttempt.objects.create(notification=note, ok=True,
+                                               detail=f"suppressed: {reason}")
+        return NotificationStatus.SUPPRESSED
+    subject, body = render(channel, event, alert)
+    if channel.digest_minutes:
+        Notification.objects.filter(pk=note.pk, status=NotificationStatus.PENDING).update(
+            status=NotificationStatus.DIGEST, subject=subject[:300], body=body)
+        return NotificationStatus.DIGEST
+    now = timezone.now()
+    claimed = Notification.objects.filter(
+        Q(status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED])
+        | Q(status=NotificationStatus.SENDING, locked_until__lt=now),
+        pk=note.pk,
+    ).update(status=NotificationStatus.SENDING, locked_until=now + LEASE,
+             attempts=F("attempts") + 1, subject=subject[:300], body=body)
+    if not claimed:
+        return "claimed elsewhere"
+    try:
+        detail = send(channel, subject, body, _json_context(event, alert))
+    except Exception as exc:
+        Notification.objects.filter(pk=note.pk).update(
+            status=NotificationStatus.FAILED, locked_until=None,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000])
+        NotificationAttempt.objects.create(notification=note, ok=False,
+                                           detail=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    Notification.objects.filter(pk=note.pk).update(
+        status=NotificationStatus.SENT, sent_at=timezone.now(), locked_until=None,
+        last_error="")
+    NotificationAttempt.objects.create(notification=note, ok=True, detail=detail[:2000])
+    return NotificationStatus.SENT
+
+
+def _context(event: Event, alert: Alert | None) -> dict[str, Any]:
+    from watchkeeper.core.models import Client
+    from watchkeeper.inventory.models import Device
+
+    payload = event.payload or {}
+    device = Device.objects.filter(pk=payload.get("device_id")).values(
+        "id", "name", "hostname", "primary_ip").first() or {}
+    client = Client.objects.filter(pk=event.client_id).values("id", "name").first() or {}
+    base = settings.BASE_URL.rstrip("/")
+    alert_ctx = {
+        "id": payload.get("alert_id"), "check": payload.get("check", ""),
+        "severity": payload.get("severity", ""), "summary": payload.get("summary", ""),
+        "status": alert.status if alert else payload.get("status", ""),
+        "count": alert.count if alert else payload.get("count", 1),
+        "opened_at": alert.opened_at.isoformat() if alert else "",
+        "url": f"{base}/monitoring/alerts/{payload.get('alert_id')}/" if base else "",
+    }
+    return {"alert": alert_ctx, "device": device, "client": client,
+            "event": {"kind": event.kind, "verb": VERBS.get(event.kind, event.kind),
+                      "at": event.created_at.isoformat()}}
+
+
+def _json_context(event: Event, alert: Alert | None) -> dict[str, Any]:
+    return _context(event, alert)
+
+
+def render(channel: NotificationChannel, event: Event, alert: Alert | None
+           ) -> tuple[str, str]:
+    ctx = Context(_context(event, alert), autoescape=False)
+    subject = _engine.from_string(channel.subject_template or DEFAULT_SUBJECT).render(ctx)
+    body = _engine.from_string(channel.body_template or DEFAULT_BODY).render(ctx)
+    return " ".join(subject.split()), body
+
+
+def recipients(channel: NotificationChannel) -> list[str]:
+    if channel.kind == ChannelKind.CONTACTS:
+        return sorted({c.email for c in channel.contacts.all() if c.email})
+    return [r for r in channel.recipients or [] if r]
+
+
+def send(channel: NotificationChannel, subject: str, body: str,
+         context: dict[str, Any]) -> str:
+    if channel.kind == ChannelKind.WEBHOOK:
+        return send_webhook(channel, subject, body, context)
+    return send_email(recipients(channel), subject, body)
+
+
+def send_email(to: list[str], subject: str, body: str) -> str:
+    if not to:
+        raise ValueError("no recipients")
+    if not settings.SMTP_HOST:
+        raise RuntimeError("WATCHKEEPER_SMTP_HOST is not set")
+    msg = EmailMessage()
+    msg["From"] = settings.MAIL_FROM
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = subject
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(body)
+    with smtplib.SMTP(settings.SMTP_HOST, settings.SMTP_PORT,
+                      timeout=settings.SMTP_TIMEOUT) as smtp:
+        if settings.SMTP_STARTTLS:
+            smtp.starttls()
+        if settings.SMTP_USER:
+            smtp.login(settings.SMTP_USER, settings.SMTP_PASSWORD)
+        refused = smtp.send_message(msg, from_addr=settings.MAIL_FROM, to_addrs=to)
+    return f"sent to {', '.join(sorted(set(to) - set(refused or {})))}"
+
+
+def webhook_body(fmt: str, subject: str, body: str, context: dict[str, Any]) -> dict:
+    if fmt == WebhookFormat.SLACK:
+        return {"text": subject, "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{subject}*\n{body}"}}]}
+    if fmt == WebhookFormat.TEAMS:
+        return {"@type": "MessageCard", "@context": "https://schema.org/extensions",
+                "summary": subject, "title": subject, "text": body.replace("\n", "  \n"),
+                "themeColor": {"critical": "D00000", "warning": "F2A900"}.get(
+                    context["alert"]["severity"], "2EB886")}
+    return {"subject": subject, "body": body, **context}
+
+
+def send_webhook(channel: NotificationChannel, subject: str, body: str,
+                 context: dict[str, Any]) -> str:
+    payload = webhook_body(channel.webhook_format, subject, body, context)
+    response = httpx.post(channel.url, content=json.dumps(payload, default=str),
+                          headers={"Content-Type": "application/json",
+                                   "User-Agent": "Watchkeeper-Monitoring"},
+                          timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+    if response.status_code >= 300:
+        raise RuntimeError(f"HTTP {response.status_code} from {channel.url}")
+    return f"HTTP {response.status_code}"
+
+
+# --- Digest --------------------------------------------------------------------------------
+
+def send_due_digests(now=None) -> dict[str, int]:
+    """Each digest channel whose time has come: claim its turn (compare-and-set on
+    next_digest_at), then send every waiting row as one message."""
+    now = now or timezone.now()
+    sent = channels = 0
+    for channel in NotificationChannel.objects.filter(digest_minutes__isnull=False,
+                                                      next_digest_at__lte=now,
+                                                      is_active=True):
+        if not NotificationChannel.objects.filter(
+                pk=channel.pk, next_digest_at=channel.next_digest_at).update(
+                next_digest_at=now + timedelta(minutes=channel.digest_minutes)):
+            continue
+        channels += 1
+        rows = list(Notification.objects.filter(channel=channel,
+                                                status=NotificationStatus.DIGEST)
+                    .order_by("created_at", "id"))
+        if not rows:
+            continue
+        subject = f"Watchkeeper digest: {len(rows)} alert notification(s)"
+        body = "\n\n".join(f"- {r.subject}\n{r.body}" for r in rows)
+        context = {"alert": {"severity": ""}, "digest": [r.subject for r in rows]}
+        try:
+            detail = send(channel, subject, body, context)
+        except Exception as exc:
+            NotificationAttempt.objects.bulk_create([NotificationAttempt(
+                notification=r, ok=False, detail=f"digest: {type(exc).__name__}: {exc}"[:2000])
+                for r in rows])
+            log.warning("digest of channel %s failed: %s", channel.pk, exc)
+            # Try again soon rather than a whole digest period later.
+            NotificationChannel.objects.filter(pk=channel.pk).update(
+                next_digest_at=now + timedelta(minutes=1))
+            continue
+        ids = [r.pk for r in rows]
+        sent += Notification.objects.filter(pk__in=ids, status=NotificationStatus.DIGEST) \
+            .update(status=NotificationStatus.SENT, sent_at=timezone.now())
+        NotificationAttempt.objects.bulk_create([NotificationAttempt(
+            notification=r, ok=True, detail=f"digest: {detail}"[:2000]) for r in rows])
+    return {"channels": channels, "sent": sent}

@@ -1,0 +1,9 @@
+"""Periodic jobs of the monitoring app (discovered by core.scheduler)."""
+
+from watchkeeper.core.scheduler import register
+
+from . import tasks
+
+# Agent-side checks: every new slice of check-in samples, a few seconds behind ingest.
+register("monitoring.evaluate", 15, tasks.monitoring_evaluate)
+register("monitoring.alert_sweeps", 30, tasks.monitoring_alert_sweeps)
