@@ -26,6 +26,9 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
                "--disable-background-networking", "--disable-component-update",
                "--disable-sync"]
 BLOCKING_IMPACTS = {"serious", "critical"}
+# Upper bounds on waiting, not expectations of speed: generous because CI machines are
+# shared and a live server on a loaded two-core box can take seconds to answer.
+WAIT_MS = 20_000
 
 
 def pytest_collection_modifyitems(config, items):
@@ -41,7 +44,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
 
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -63,7 +68,7 @@ def page(browser, live_server, transactional_db):
     context = browser.new_context(base_url=live_server.url,
                                   viewport={"width": 1440, "height": 900},
                                   timezone_id="UTC", locale="en-GB")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(WAIT_MS)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
