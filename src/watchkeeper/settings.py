@@ -250,6 +250,15 @@ SPECTACULAR_SETTINGS = {
         "ConflictStatusEnum": "watchkeeper.inventory.choices.ConflictStatus",
         "ImportStatusEnum": "watchkeeper.inventory.choices.ImportStatus",
         "RunStatusEnum": "watchkeeper.inventory.choices.RunStatus",
+        "TicketStatusEnum": "watchkeeper.helpdesk.choices.Status",
+        "TicketSourceEnum": "watchkeeper.helpdesk.choices.Source",
+        "TicketTypeEnum": "watchkeeper.helpdesk.choices.TicketType",
+        "TicketLevelEnum": "watchkeeper.helpdesk.choices.Level",
+        "TicketPriorityEnum": "watchkeeper.helpdesk.choices.Priority",
+        "TicketEntryKindEnum": "watchkeeper.helpdesk.choices.EntryKind",
+        "InboundStateEnum": "watchkeeper.helpdesk.choices.InboundState",
+        "NotificationKindEnum": "watchkeeper.helpdesk.choices.NotificationKind",
+        "CustomFieldTypeEnum": "watchkeeper.helpdesk.choices.FieldType",
     },
 }
 

@@ -445,6 +445,27 @@ def set_devices(*, actor, ticket: Ticket, devices: Iterable) -> None:
                     payload={**_ticket_payload(ticket), "changed": ["devices"]})
 
 
+def attach_file(*, actor, ticket: Ticket, filename: str, data: bytes, declared_type: str = "",
+                entry: TicketEntry | None = None):
+    """Store a file (size limit, sniffed type) and attach it to the ticket."""
+    from . import attachments
+    from .models import Attachment
+
+    digest, sniffed = attachments.store(data)
+    with transaction.atomic():
+        attachment = Attachment.objects.create(
+            ticket=ticket, entry=entry, filename=attachments.safe_filename(filename),
+            declared_type=declared_type[:200], content_type=sniffed, size=len(data),
+            sha256=digest)
+        audit.record(actor=actor, action=AuditAction.CREATE, obj=attachment,
+                     changes={"filename": [None, attachment.filename],
+                              "content_type": [None, sniffed], "size": [None, len(data)]})
+        events.emit("ticket.changed", client=ticket.client_id,
+                    payload={**_ticket_payload(ticket), "changed": ["attachments"],
+                             "attachment": attachment.pk})
+    return attachment
+
+
 # --- CSAT -------------------------------------------------------------------------------
 
 def _hash_token(token: str) -> str:

@@ -27,6 +27,10 @@ from watchkeeper.agents.api import register as register_agents  # noqa: E402
 
 register_agents(router)
 
+from watchkeeper.helpdesk import api as helpdesk_api  # noqa: E402
+
+helpdesk_api.register(router)
+
 from watchkeeper.helpdesk.api_billing import register as register_billing  # noqa: E402
 from watchkeeper.helpdesk.api_sla import register as register_sla  # noqa: E402
 from watchkeeper.helpdesk.api_time import register as register_time  # noqa: E402
@@ -51,5 +55,6 @@ urlpatterns = [
     path("me/", users.MeView.as_view(), name="api-me"),
     path("webhooks/<int:webhook_pk>/deliveries/", views.WebhookDeliveryLogView.as_view(),
          name="webhook-deliveries"),
+    *helpdesk_api.extra_urls(),
     path("", include(router.urls)),
 ]
