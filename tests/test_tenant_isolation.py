@@ -30,6 +30,9 @@ PROBE = MARKER[1:-1]  # "uixbe": a search for it finds B's rows if scoping is mi
 # Routes with URL parameters that name no tenant-owned row, each with the reason.
 EXEMPT: dict[str, str] = {
     "role_policy": "Keyed by role name; role policies are MSP-wide (users.manage only).",
+    "heartbeat-ping": "Public by design: the job's unguessable uuid is the credential.",
+    "heartbeat-ping-start": "Public by design: the job's unguessable uuid is the credential.",
+    "heartbeat-ping-fail": "Public by design: the job's unguessable uuid is the credential.",
 }
 
 REFUSED = {403, 404, 405}

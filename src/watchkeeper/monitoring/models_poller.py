@@ -76,7 +76,12 @@ class HeartbeatJob(models.Model):
     last_ping_at = models.DateTimeField(null=True, blank=True)
     last_start_at = models.DateTimeField(null=True, blank=True)
     last_fail_at = models.DateTimeField(null=True, blank=True)
+    # When the next call is expected (the job is late after it, down after it + grace).
+    expected_at = models.DateTimeField(null=True, blank=True)
+    # The next time the sweep must look at this job (a deadline, or "now" after a call).
     next_due_at = models.DateTimeField(null=True, blank=True)
+    # A call the sweep has not applied yet (success, start, fail); set by the ping UPDATE.
+    pending = models.CharField(max_length=10, blank=True)
     pings = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=now)
 
