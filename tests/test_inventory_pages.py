@@ -247,3 +247,19 @@ def test_warranty_filter(as_user, owner, client_a):
         body = web.get(reverse("devices"), {"warranty": value}).content.decode()
         names = {n for n in ("expired-one", "ending-soon", "covered-long") if n in body}
         assert names == {expected}, value
+
+
+def test_client_scope_narrows_the_list_unless_the_url_names_a_client(as_user, owner,
+                                                                     client_a, client_b):
+    from watchkeeper.core.selectors import SCOPE_SESSION_KEY
+
+    Device.objects.create(client=client_a, name="in-scope")
+    Device.objects.create(client=client_b, name="out-of-scope")
+    web = as_user(owner)
+    session = web.session
+    session[SCOPE_SESSION_KEY] = client_a.pk
+    session.save()
+    body = web.get(reverse("devices")).content.decode()
+    assert "in-scope" in body and "out-of-scope" not in body
+    body = web.get(reverse("devices"), {"client": ""}).content.decode()
+    assert "in-scope" in body and "out-of-scope" in body

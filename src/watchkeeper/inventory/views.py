@@ -54,10 +54,23 @@ def _agents_selectors():
     return agent_selectors
 
 
+def _query(request) -> selectors.DeviceQuery:
+    """The list's filters from the URL; with no client in the URL, the client scope chosen
+    in the top bar narrows the list (choosing "Any client" puts client= in the URL)."""
+    query = selectors.DeviceQuery.from_params(request.GET)
+    if "client" not in request.GET:
+        from watchkeeper.core.selectors import scope_client
+
+        scope = scope_client(request)
+        if scope is not None:
+            query.client = str(scope.pk)
+    return query
+
+
 @requires("devices.view")
 def device_list(request):
     user = request.user
-    query = selectors.DeviceQuery.from_params(request.GET)
+    query = _query(request)
     qs = selectors.filter_devices(user, query)
     cols = [c for c in request.GET.getlist("cols") if c in selectors.COLUMNS]
     cols = cols or list(selectors.DEFAULT_COLUMNS)
@@ -136,7 +149,7 @@ class _Echo:
 @requires("devices.view")
 def device_export(request):
     """CSV of the filtered list, in the column names the importer maps automatically."""
-    query = selectors.DeviceQuery.from_params(request.GET)
+    query = _query(request)
     qs = selectors.filter_devices(request.user, query).select_related(
         "client", "site", "assigned_contact")
     writer = csv.writer(_Echo())
