@@ -35,7 +35,9 @@ def _ticket(client: Client, tag: str):
 def _technician(client: Client, tag: str):
     user, _ = get_user_model().objects.get_or_create(
         email=f"tech-{client.pk}@billing.test",
-        defaults={"role": Role.TECHNICIAN, "name": f"{tag} Technician"})
+        # Staff names are not tenant data (every technician sees the staff list), so the
+        # tag stays out of it.
+        defaults={"role": Role.TECHNICIAN, "name": f"Technician {client.pk}"})
     user.assigned_clients.add(client)
     return user
 
