@@ -147,3 +147,15 @@ def test_reconciliation_and_discovery_api(as_user, owner, client_a):
     response = api.post(f"{API}/discoveries/{run.pk}/hosts/{host.pk}/accept/",
                         {"kind": "server", "name": "found-1"}, content_type="application/json")
     assert response.status_code == 201 and response.json()["source"] == "network_scan"
+
+
+def test_api_device_list_query_count_is_bounded(as_user, owner, client_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Device.objects.bulk_create([Device(client=client_a, name=f"d{i:04d}") for i in range(300)])
+    api = as_user(owner)
+    with CaptureQueriesContext(connection) as ctx:
+        response = api.get(f"{API}/devices/", {"page_size": 200})
+    assert response.status_code == 200 and len(response.json()["results"]) == 200
+    assert len(ctx.captured_queries) <= 8, [q["sql"][:100] for q in ctx.captured_queries]
