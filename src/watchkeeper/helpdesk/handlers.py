@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from watchkeeper.core.events import subscribe
 from watchkeeper.core.models import Client
 
-from . import actions, notify
+from . import actions, imap, notify  # noqa: F401  (imap registers its poll job)
 from .choices import EntryKind, Level, Source, Status
 from .models import Ticket, TicketEntry
 
