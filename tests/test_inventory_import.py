@@ -38,6 +38,19 @@ def test_dates_in_common_formats(text, order, expected):
     assert importers.parse_date(text, order) == expected
 
 
+@pytest.mark.parametrize("cost,expected", [("1,299.00", "1299.00"), ("€ 50", "50.00"),
+                                           ("12.345", "12.35"), ("1e30", None), ("-5", None),
+                                           ("abc", None), ("1299 EUR", "1299.00"),
+                                           ("USD 5", "5.00")])
+def test_costs_are_parsed_or_refused(cost, expected):
+    if expected is None:
+        with pytest.raises(ValueError, match="cost"):
+            importers.clean_row({"name": "x", "cost": cost}, "dmy", {}, {})
+    else:
+        assert str(importers.clean_row({"name": "x", "cost": cost}, "dmy", {}, {})["cost"]) \
+            == expected
+
+
 @pytest.mark.parametrize("text", ["2024", "31/02/2024", "next tuesday", "13/13/2024"])
 def test_bad_dates_are_refused(text):
     with pytest.raises(ValueError):

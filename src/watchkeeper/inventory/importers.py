@@ -14,8 +14,9 @@ import csv
 import io
 import ipaddress
 import re
+import unicodedata
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -242,9 +243,16 @@ def clean_row(raw: dict[str, str], order: str, sites: dict[str, int],
                 raise ValueError(f"{target}: {exc}") from None
         elif target == "cost":
             try:
-                out["cost"] = Decimal(re.sub(r"[^\d.\-]", "", text.replace(",", "")) or "x")
+                # Drop currency signs and codes ("€ 1,299.00", "1299 EUR"), keep the number.
+                bare = re.sub(r"^[A-Za-z]{3}\s*|\s*[A-Za-z]{3}$", "", text)
+                bare = "".join(ch for ch in bare if unicodedata.category(ch) != "Sc"
+                               and ch not in ", \u00a0")
+                cost = Decimal(bare or "x").quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
             except InvalidOperation:
                 raise ValueError(f"cost: {text!r} is not a number") from None
+            if not cost.is_finite() or abs(cost) >= Decimal("1e10") or cost < 0:
+                raise ValueError(f"cost: {text!r} is out of range")
+            out["cost"] = cost
         elif target in ("kind", "status"):
             choices, words = ((DeviceKind.choices, KIND_WORDS) if target == "kind"
                               else (LifecycleStatus.choices, STATUS_WORDS))
