@@ -141,6 +141,8 @@ def test_manual_create_and_edit_record_provenance_manual(as_user, owner, client_
     device.refresh_from_db()
     assert device.status == "retired" and device.location == "Room 2"
     assert device.changes.filter(subject="status", before="deployed", after="retired").exists()
+    history = web.get(reverse("device_tab", args=[device.pk, "history"])).content.decode()
+    assert "device-audit" in history and "owner@msp.test" in history
 
 
 def test_conflict_resolution_take_and_keep(as_user, owner, client_a):

@@ -259,7 +259,10 @@ def device_tab(request, pk: int, tab: str):
         context["software"] = software[:2000]
         context["search"] = search
     elif tab == "history":
+        from watchkeeper.core.selectors import object_history
+
         context["changes"] = DeviceChange.objects.filter(device=device)[:500]
+        context["audit"] = object_history(request.user, device, limit=50)
     elif tab == "scripts":
         agent_selectors = _agents_selectors()
         runs = []
