@@ -11,7 +11,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from freezegun import freeze_time
 
+from tests.factories import make_user
 from watchkeeper.core import events
+from watchkeeper.core.choices import Role
 from watchkeeper.core.models import AuditEntry, Event
 from watchkeeper.helpdesk import actions, sla
 from watchkeeper.helpdesk.choices import Status
@@ -69,8 +71,9 @@ def test_clock_pauses_while_waiting_on_client_and_resumes(office, policy, tech_a
         deliver()
     paused = clock(ticket)
     with freeze_time(london(2025, 7, 8, 11, 0)):
-        actions.add_entry(actor=None, ticket=ticket, body="Here is the info", public=True,
-                          author_label="Client")
+        requester = make_user("pat@acme.test", Role.CLIENT_USER, client=office)
+        actions.add_entry(actor=requester, ticket=ticket, body="Here is the info",
+                          public=True)
         deliver()
     resumed = clock(ticket)
 
@@ -292,3 +295,67 @@ def test_sla_api_breaches_and_reason_and_isolation(as_user, office, policy, tech
         "name": "Acme", "client": office.pk, "targets": {"p1": {"resolution": 60}}},
         content_type="application/json")
     assert created.status_code == 201 and created.json()["scope"] == f"client:{office.pk}"
+
+
+def test_open_tickets_follow_a_new_policy_holiday_or_hours_at_once(office, owner, tech_a):
+    from watchkeeper.core import actions as core_actions
+
+    # Given an open ticket created Monday 09:00 when no policy existed
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Before", client=office)
+        deliver()
+    assert not SlaClock.objects.filter(ticket=ticket).exists()
+
+    # When a client policy is saved (16 business hours to resolve)
+    with freeze_time(london(2025, 7, 7, 9, 30)):
+        sla.save_policy(actor=owner, name="Acme", client=office,
+                        targets={"p3": {"resolution": 960}})
+        deliver()
+    # Then the ticket gets its clock at once: due Tuesday 17:00
+    assert clock(ticket).due_at == london(2025, 7, 8, 17, 0)
+
+    # When Tuesday becomes a holiday of the client
+    with freeze_time(london(2025, 7, 7, 9, 40)):
+        core_actions.create_object(actor=owner, model=Holiday, client=office,
+                                   date=date(2025, 7, 8), name="Closed")
+        deliver()
+    # Then the due time moves to Wednesday 17:00
+    assert clock(ticket).due_at == london(2025, 7, 9, 17, 0)
+
+    # When the client's hours become 09:00-13:00
+    with freeze_time(london(2025, 7, 7, 9, 50)):
+        core_actions.update_object(actor=owner, obj=office, business_hours={
+            str(d): [["09:00", "13:00"]] for d in range(1, 6)})
+        deliver()
+    # Then 4 h Monday, holiday Tuesday, 4 h each Wednesday to Friday: due Friday 13:00
+    assert clock(ticket).due_at == london(2025, 7, 11, 13, 0)
+
+
+def test_clock_list_query_count_does_not_grow_with_rows(as_user, office, policy, owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = as_user(owner)
+
+    def queries_for_list() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            response = api.get("/api/v1/sla-clocks/")
+        assert response.status_code == 200
+        return len(ctx.captured_queries)
+
+    # Given 2 tickets (4 clocks), then 8 tickets (16 clocks)
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        for i in range(2):
+            actions.create_ticket(actor=owner, subject=f"Q{i}", client=office)
+        deliver()
+    with freeze_time(london(2025, 7, 7, 10, 0)):
+        few = queries_for_list()
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        for i in range(6):
+            actions.create_ticket(actor=owner, subject=f"R{i}", client=office)
+        deliver()
+    with freeze_time(london(2025, 7, 7, 10, 0)):
+        many = queries_for_list()
+
+    # Then listing them costs the same number of queries
+    assert many == few

@@ -86,7 +86,8 @@ class SlaClockSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_remaining_seconds(self, obj) -> int | None:
-        return sla.remaining_seconds(obj)
+        cache = self.context.setdefault("calendars", {})
+        return sla.remaining_seconds(obj, calendars_by_client=cache)
 
 
 class BreachReasonSerializer(serializers.Serializer):

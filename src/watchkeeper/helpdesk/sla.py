@@ -450,13 +450,39 @@ def record_breach_reason(*, actor, clock: SlaClock, reason: str) -> SlaClock:
     return clock
 
 
-def remaining_seconds(clock: SlaClock, now: datetime | None = None) -> int | None:
-    """Business seconds left (negative when overdue) for a running or paused clock."""
+def remaining_seconds(clock: SlaClock, now: datetime | None = None,
+                      calendars_by_client: dict | None = None) -> int | None:
+    """Business seconds left (negative when overdue) for a running or paused clock.
+
+    `calendars_by_client` caches calendars across the rows of a list (one holiday query
+    per client, not per row)."""
     if clock.state == ClockState.MET:
         return None
     now = now or timezone.now()
     used = clock.elapsed_seconds
     if clock.state == ClockState.RUNNING and clock.computed_at < now:
-        calendar = calendar_of(clock.ticket)
+        cache = calendars_by_client if calendars_by_client is not None else {}
+        key = clock.ticket.client_id
+        if key not in cache:
+            cache[key] = calendar_of(clock.ticket)
+        calendar = cache[key]
         used += int(calendars.business_seconds_between(calendar, clock.computed_at, now))
     return clock.target_seconds - used
+
+
+def recompute_open(*, client_id: int | None = None, scope: str | None = None) -> int:
+    """Recompute the open tickets a policy or calendar change may affect: every open ticket
+    of the client (all clients when None) that has no clock yet or whose clocks follow
+    another scope than `scope`. Returns how many tickets were recomputed."""
+    from .choices import OPEN_STATUSES
+
+    tickets = Ticket.objects.filter(status__in=OPEN_STATUSES)
+    if client_id is not None:
+        tickets = tickets.filter(client_id=client_id)
+    if scope is not None:
+        tickets = tickets.exclude(sla_clocks__policy__scope=scope)
+    count = 0
+    for ticket_id in tickets.order_by("id").values_list("id", flat=True).distinct():
+        recompute_ticket(ticket_id)
+        count += 1
+    return count
