@@ -96,6 +96,14 @@ def triage_queue() -> Queue:
         return Queue.objects.get(is_triage=True)
 
 
+def _can_work_on(user, client_id: int | None) -> bool:
+    """A technician may only be given tickets of clients they are assigned to."""
+    from watchkeeper.core.tenancy import visible_client_ids
+
+    ids = visible_client_ids(user)
+    return ids is None or (client_id is not None and client_id in ids)
+
+
 # --- Tickets ----------------------------------------------------------------------------
 
 def _ticket_payload(ticket: Ticket) -> dict[str, Any]:
@@ -132,6 +140,9 @@ def create_ticket(*, actor, subject: str, client: Client | None = None,
         raise ValidationError({"devices": "A device belongs to another client."})
     if custom_fields:
         custom_fields = validate_custom_fields(custom_fields)
+    if assignee is not None and not _can_work_on(assignee, getattr(client, "pk", None)):
+        raise ValidationError({"assignee": f"{assignee.display_name} is not assigned to "
+                                           f"this client."})
     with transaction.atomic():
         version, matrix = current_matrix()
         now = timezone.now()
@@ -156,7 +167,11 @@ def create_ticket(*, actor, subject: str, client: Client | None = None,
             if outcome.queue_id and not (client is None and ticket.queue):
                 ticket.queue_id = outcome.queue_id
             if outcome.assignee_id and assignee is None:
-                ticket.assignee_id = outcome.assignee_id
+                from watchkeeper.core.models import User
+
+                candidate = User.objects.filter(pk=outcome.assignee_id, is_active=True).first()
+                if candidate is not None and _can_work_on(candidate, ticket.client_id):
+                    ticket.assignee = candidate
             if outcome.priority and not priority:
                 ticket.priority, ticket.priority_overridden = outcome.priority, True
             ticket.tags = sorted(set(ticket.tags) | set(outcome.tags))
@@ -227,6 +242,10 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
             setattr(ticket, name, value)
         if ticket.contact_id and ticket.contact.client_id != ticket.client_id:
             raise ValidationError({"contact": "The contact belongs to another client."})
+        if "assignee" in fields and ticket.assignee_id and \
+                not _can_work_on(ticket.assignee, ticket.client_id):
+            raise ValidationError({"assignee": f"{ticket.assignee.display_name} is not "
+                                               f"assigned to this client."})
         if ticket.parent_id and (ticket.parent_id == ticket.pk
                                  or ticket.parent.client_id != ticket.client_id):
             raise ValidationError({"parent": "Not a valid parent for this ticket."})
@@ -345,7 +364,12 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
 
             notify_mod.queue_notification(ticket, NotificationKind.REPLIED, entry=entry)
         if target == Status.RESOLVED and old_status != Status.RESOLVED:
-            create_survey(ticket)
+            token = create_survey(ticket)
+            if notify and ticket.requester_email:
+                from . import notify as notify_mod
+
+                notify_mod.queue_notification(ticket, NotificationKind.RESOLVED,
+                                              survey_token=token)
     return entry
 
 
