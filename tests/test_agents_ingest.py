@@ -143,6 +143,16 @@ def test_malformed_payload_is_refused_with_reasons_and_quarantined(signed):
     assert signed.agent.last_seq == 0
 
 
+def test_nul_characters_are_refused_not_stored(signed):
+    # PostgreSQL text cannot hold NUL: such a payload is a 400, never a failed write.
+    body = {"seq": 1, "inventory": {"sections": {"software": [
+        {"name": "evil\u0000pkg", "version": "1"}]}}}
+    response = signed.post(json.dumps(body).encode())
+    assert response.status_code == 400
+    assert "NUL" in response.json()["errors"][0]
+    assert QuarantinedPayload.objects.count() == 1
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
     | st.floats(allow_nan=False) | st.text(max_size=20),

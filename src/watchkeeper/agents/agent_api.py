@@ -58,15 +58,33 @@ def _read_body(request) -> bytes:
 
 def _parse(body: bytes):
     try:
-        return json.loads(body.decode("utf-8"))
+        data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Invalid([f"body: not valid UTF-8 JSON ({type(exc).__name__})"]) from exc
+    # JSON can carry NUL only as the escape \u0000; PostgreSQL text cannot store it, so a
+    # string holding one is refused here rather than failing deep inside a write.
+    if b"\\u0000" in body and _has_nul(data):
+        raise Invalid(["body: strings must not contain NUL characters"])
+    return data
+
+
+def _has_nul(value, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
 
 
 def _quarantine(request, agent: Agent | None, body: bytes, reason: str) -> None:
     QuarantinedPayload.objects.create(
         agent=agent, path=request.path[:200], remote_ip=getattr(request, "client_ip", None),
-        reason=reason[:4000], body=body[:QUARANTINE_BODY_CHARS].decode("utf-8", "replace"))
+        reason=reason[:4000].replace("\x00", "\ufffd"),
+        body=body[:QUARANTINE_BODY_CHARS].decode("utf-8", "replace").replace("\x00", "\ufffd"))
 
 
 @csrf_exempt

@@ -34,13 +34,16 @@ DEVICE_TOUCH_SECONDS = 600
 
 
 def metric_ids(names: list[str]) -> dict[str, int]:
-    missing = [n for n in names if n not in _metric_ids]
+    known = {n: _metric_ids[n] for n in names if n in _metric_ids}
+    missing = [n for n in names if n not in known]
     if missing:
         MetricName.objects.bulk_create([MetricName(name=n) for n in missing],
                                        ignore_conflicts=True)
-        _metric_ids.update(MetricName.objects.filter(name__in=missing)
-                           .values_list("name", "id"))
-    return {n: _metric_ids[n] for n in names}
+        fetched = dict(MetricName.objects.filter(name__in=missing).values_list("name", "id"))
+        known.update(fetched)
+        # Cache only once committed: a rolled-back transaction takes new names with it.
+        transaction.on_commit(lambda: _metric_ids.update(fetched))
+    return known
 
 
 def _sha256(value: Any) -> str:
