@@ -92,36 +92,43 @@ def _record_batch(results: list[CheckResult], now: datetime) -> dict[str, int]:
             "id", "name", "fail_after", "recover_after", "policy_id",
             "policy__escalate_after_minutes", "policy__ticket_severities",
             "policy__ticket_resolve_on_recovery")}
-        existing = {(s.check_template_id, s.device_key): s for s in
-                    CheckState.objects.select_for_update()
-                    .filter(check_template_id__in=check_ids,
-                            device_key__in=sorted({d for _, d in by_pair}))
-                    .order_by("pk")}
-        new_states, changed_states, changes = [], [], []
+        existing = _lock_states(check_ids, by_pair)
+        missing = [pair for pair in by_pair if pair not in existing and pair[0] in checks]
+        if missing:
+            # First reading of these pairs: create their rows (a concurrent writer may be
+            # creating the same ones; ON CONFLICT DO NOTHING waits for it and skips), then
+            # lock and read them like the others.
+            CheckState.objects.bulk_create(
+                [CheckState(check_template_id=c, device_id=by_pair[(c, d)][0].device_id,
+                            device_key=d, client_id=by_pair[(c, d)][0].client_id,
+                            state=State.OK) for c, d in missing], ignore_conflicts=True)
+            existing.update(_lock_states(sorted({c for c, _ in missing}),
+                                         {p: None for p in missing}))
+        changed_states, changes = [], []
         for pair, readings in by_pair.items():
             check = checks.get(pair[0])
             if check is None:
                 counters["unknown_check"] += len(readings)
                 continue
-            state = existing.get(pair)
-            if state is None:
-                first = readings[0]
-                state = CheckState(check_template_id=pair[0], device_id=first.device_id,
-                                   device_key=pair[1], client_id=first.client_id,
-                                   state=State.OK)
-                new_states.append(state)
-            else:
-                changed_states.append(state)
+            state = existing[pair]
+            changed_states.append(state)
             change = _advance(state, readings, check, now)
             counters["results"] += len(readings)
             if change is not None:
                 changes.append(change)
-        if new_states:
-            CheckState.objects.bulk_create(new_states)
         if changed_states:
             CheckState.objects.bulk_update(changed_states, _STATE_FIELDS, batch_size=500)
         _apply_alert_changes(changes, now, counters)
     return counters
+
+
+def _lock_states(check_ids: list[int], pairs) -> dict[tuple[int, int], CheckState]:
+    """Lock (primary-key order) and read the state rows of `pairs`."""
+    rows = (CheckState.objects.select_for_update()
+            .filter(check_template_id__in=check_ids,
+                    device_key__in=sorted({d for _, d in pairs})).order_by("pk"))
+    return {(s.check_template_id, s.device_key): s for s in rows
+            if (s.check_template_id, s.device_key) in pairs}
 
 
 _STATE_FIELDS = ["state", "pending_state", "pending_count", "value", "message", "output",
