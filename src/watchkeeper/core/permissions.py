@@ -39,9 +39,13 @@ CAPABILITIES = {
     "tickets.admin": "Manage queues, routing rules, templates, canned responses, quarantine",
     "billing.view": "See contracts and billing runs with their evidence",
     "billing.manage": "Create and edit contracts, work types and billing runs; approve runs",
+    "monitoring.view": "See checks, policies, alerts, maintenance windows and notifications",
+    "monitoring.change": "Edit policies, checks, maintenance windows, dependencies, channels",
+    "alerts.ack": "Acknowledge, snooze and resolve alerts",
 }
 
-_STAFF_READ = {"dashboard.view", "clients.view", "profile", "devices.view"}
+_STAFF_READ = {"dashboard.view", "clients.view", "profile", "devices.view",
+               "monitoring.view"}
 
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(CAPABILITIES) - {"portal.view"},
@@ -50,8 +54,10 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
                                                 "devices.change"}
                                | {"tickets.view", "tickets.change"}
                                | {"agents.view", "agents.manage", "scripts.view",
-                                  "scripts.change", "scripts.run"}),
+                                  "scripts.change", "scripts.run"}
+                               | {"monitoring.change", "alerts.ack"}),
     Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"} | {"agents.view", "scripts.view"}
+                               | {"alerts.ack"}
                                | {"tickets.view", "tickets.change", "tickets.admin"}),
     Role.READONLY: frozenset(_STAFF_READ | {"users.view", "webhooks.view", "events.view"}
                              | {"agents.view", "scripts.view"} | {"tickets.view"}),
