@@ -331,3 +331,32 @@ def test_admin_pages_render(owner, as_user, client_a):
         assert web.get(url).status_code == 200, url
     page = web.get(f"/tickets/inbound/{InboundMessage.objects.get().pk}/")
     assert page.status_code == 200 and b"no sender" in page.content
+
+
+def test_settings_page_saves_versions_and_shows_template_errors(owner, as_user, client_a):
+    from watchkeeper.helpdesk.models import ClientEmailDomain, NotificationTemplate
+
+    web = as_user(owner)
+    assert web.get("/tickets/settings/").status_code == 200
+    # A queue, a matrix version, a custom field, a client domain
+    web.post("/tickets/settings/", {"form": "queue", "name": "Projects"})
+    cells = {f"m_{i}_{u}": "p4" for i in ("high", "medium", "low")
+             for u in ("high", "medium", "low")}
+    web.post("/tickets/settings/", {"form": "matrix", **cells})
+    web.post("/tickets/settings/", {"form": "field", "key": "room", "label": "Room"})
+    web.post("/tickets/settings/", {"form": "domain", "client": client_a.pk,
+                                    "domain": "Acme.TEST"})
+    assert Queue.objects.filter(name="Projects").exists()
+    assert actions.current_matrix() == (2, {i: {u: "p4" for u in ("high", "medium", "low")}
+                                           for i in ("high", "medium", "low")})
+    assert CustomFieldDefinition.objects.get(key="room").version == 1
+    assert ClientEmailDomain.objects.get().domain == "acme.test"
+    # A template using a variable outside the allowlist is refused, with the reason shown
+    page = web.post("/tickets/settings/", {"form": "template", "kind": "created",
+                                           "subject": "x", "body": "{{ user.password }}"})
+    assert page.status_code == 200 and b"unknown variable" in page.content
+    assert not NotificationTemplate.objects.exists()
+    web.post("/tickets/settings/", {"form": "template", "kind": "created",
+                                    "subject": "[{{ ticket.reference }}]",
+                                    "body": "Room {{ custom.room }}"})
+    assert NotificationTemplate.objects.get().variables == ["custom", "ticket"]

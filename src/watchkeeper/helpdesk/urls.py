@@ -27,6 +27,7 @@ urlpatterns = [
     path("tickets/canned/", views.canned_list, name="ticket_canned"),
     path("tickets/canned/new", views.canned_create, name="ticket_canned_create"),
     path("tickets/csat/", views.csat_results, name="ticket_csat"),
+    path("tickets/settings/", views.helpdesk_settings, name="ticket_settings"),
     path("portal/tickets/", views_portal.portal_tickets, name="portal_tickets"),
     path("portal/tickets/new", views_portal.portal_ticket_new, name="portal_ticket_new"),
     path("portal/tickets/<int:pk>/", views_portal.portal_ticket, name="portal_ticket"),

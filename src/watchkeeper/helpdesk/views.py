@@ -18,7 +18,7 @@ from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
 from watchkeeper.core.views.listing import page_window
 
-from . import actions, attachments, mailin, routing, selectors
+from . import actions, attachments, mailin, routing, selectors, templating
 from .choices import (
     OPEN_STATUSES,
     TRANSITIONS,
@@ -419,3 +419,67 @@ for _view in (inbound_detail, inbound_reprocess):
     _view.wk_model = InboundMessage
 for _view in (rule_edit, rule_delete):
     _view.wk_model = RoutingRule
+
+
+@requires("tickets.admin")
+def helpdesk_settings(request):
+    """Queues, the priority matrix, notification templates, custom fields and clients' mail
+    domains. Each form posts here with `form=<name>`; every save goes through an action."""
+    from watchkeeper.core.models import Client as ClientModel
+
+    from . import notify
+    from .choices import FieldType, NotificationKind
+    from .models import ClientEmailDomain, CustomFieldDefinition
+
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        form, post, user = request.POST.get("form"), request.POST, request.user
+        try:
+            if form == "queue":
+                actions.create_object(actor=user, model=Queue, name=post.get("name", "").strip(),
+                                      description=post.get("description", "").strip())
+            elif form == "matrix":
+                matrix = {i: {u: post.get(f"m_{i}_{u}", "") for u in Level.values}
+                          for i in Level.values}
+                actions.save_priority_matrix(actor=user, matrix=matrix)
+            elif form == "template":
+                actions.save_template(actor=user, kind=post.get("kind", ""),
+                                      subject=post.get("subject", ""), body=post.get("body", ""))
+            elif form == "field":
+                choices = [c.strip() for c in post.get("choices", "").split(",") if c.strip()]
+                actions.define_custom_field(actor=user, key=post.get("key", "").strip(),
+                                            label=post.get("label", "").strip(),
+                                            field_type=post.get("field_type", "text"),
+                                            choices=choices,
+                                            required=post.get("required") == "on")
+            elif form == "domain":
+                client = get_object_or_404(scoped(ClientModel.objects.all(), user),
+                                           pk=post.get("client") or 0)
+                actions.create_object(actor=user, model=ClientEmailDomain, client=client,
+                                      domain=post.get("domain", "").strip().lower())
+            else:
+                raise ValidationError("Unknown form.")
+        except ValidationError as exc:
+            errors[form or ""] = exc.messages
+        else:
+            messages.success(request, "Saved.")
+            return redirect(f"{reverse('ticket_settings')}#{form}")
+    version, matrix = actions.current_matrix()
+    templates = []
+    for kind, label in NotificationKind.choices:
+        tpl_version, subject, body = notify.current_template(kind)
+        if errors.get("template") and request.POST.get("kind") == kind:
+            subject, body = request.POST.get("subject", ""), request.POST.get("body", "")
+        templates.append({"kind": kind, "label": label, "version": tpl_version,
+                          "subject": subject, "body": body})
+    return render(request, "helpdesk/settings.html", {
+        "errors": errors, "queues": Queue.objects.all(), "matrix_version": version,
+        "matrix_rows": [(i, label, [(u, matrix.get(i, {}).get(u, "")) for u in Level.values])
+                        for i, label in Level.choices],
+        "levels": Level.choices, "priorities": Priority.choices, "templates": templates,
+        "variables": templating.VARIABLES,
+        "fields": CustomFieldDefinition.objects.filter(is_current=True),
+        "field_types": FieldType.choices,
+        "domains": scoped(ClientEmailDomain.objects.select_related("client"), request.user),
+        "clients": scoped(ClientModel.objects.only("id", "name"), request.user),
+    })
