@@ -236,10 +236,13 @@ class SearchResults:
     clients: list = field(default_factory=list)
     sites: list = field(default_factory=list)
     contacts: list = field(default_factory=list)
+    # Groups from other modules' providers (core.search): [(provider, [result dicts])].
+    groups: list = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.clients) + len(self.sites) + len(self.contacts)
+        return (len(self.clients) + len(self.sites) + len(self.contacts)
+                + sum(len(items) for _, items in self.groups))
 
 
 def search(user, query: str, *, limit: int = 50) -> SearchResults:
@@ -268,6 +271,9 @@ def search(user, query: str, *, limit: int = 50) -> SearchResults:
         contacts = contacts.annotate(phone_digits=_strip_phone_punctuation("phone"))
         contact_match |= Q(phone_digits__contains=digits)
     results.contacts = list(contacts.filter(contact_match).order_by("client__name", "name")[:limit])
+    from . import search as search_providers
+
+    results.groups = search_providers.run_providers(user, query, limit)
     return results
 
 

@@ -6,3 +6,10 @@ class InventoryConfig(AppConfig):
     label = "inventory"
     verbose_name = "Inventory"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from watchkeeper.core import search
+
+        from .selectors import search_devices
+
+        search.register("devices", "Devices", search_devices)

@@ -217,7 +217,8 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
 
 class SearchResultSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["client", "site", "contact"])
+    type = serializers.CharField(help_text="client, site, contact, or a module's kind "
+                                           "such as device")
     id = serializers.IntegerField()
     name = serializers.CharField()
     client = serializers.IntegerField()

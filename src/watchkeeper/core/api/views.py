@@ -251,7 +251,8 @@ SEARCH_LIMIT = 20
 
 class SearchView(ScopedMixin, GenericAPIView):
     """Clients, sites and contacts matching `q` (name, e-mail, phone, address) in every
-    tenant the user may see."""
+    tenant the user may see, plus what other modules register (devices by name, serial,
+    IP or MAC; see core.search)."""
 
     permissions = {"GET": _READ}
     queryset = Client.objects.none()  # for the schema; the view reads three models
@@ -296,6 +297,10 @@ class SearchView(ScopedMixin, GenericAPIView):
                             "client": contact.client_id, "client_name": contact.client.name,
                             "detail": contact.email or contact.phone,
                             "url": f"/api/v1/contacts/{contact.pk}/"})
+        from ..search import run_providers
+
+        for _provider, items in run_providers(user, q, SEARCH_LIMIT):
+            results.extend(items)
         return Response(SearchResponseSerializer({"query": q, "results": results}).data)
 
 
