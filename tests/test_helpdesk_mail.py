@@ -301,3 +301,34 @@ def test_mail_in_command_receives_mail_into_its_database(tmp_path):
     with sqlite3.connect(tmp_path / "watchkeeper.db") as db:
         rows = db.execute("select subject, source from helpdesk_ticket").fetchall()
     assert rows == [("Via command", "email")]
+
+
+@pytest.mark.django_db
+def test_any_bytes_get_an_outcome_and_are_kept_when_not_a_ticket(acme):
+    """Fuzz: whatever arrives, receive() answers with an outcome and keeps the message
+    (as a ticket entry or an InboundMessage with its exact bytes) — it never raises."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    header_lines = st.lists(st.sampled_from([
+        b"From: dana@acme.test", b"From: =?utf-8?q?D=C3=A1na?= <dana@acme.test>",
+        b"From: <<>>", b"Subject: =?utf-8?b?invalid?=", b"Subject: Hello",
+        b"Message-ID: <a@b>", b"Message-ID: <<<", b"In-Reply-To: <nope@x>",
+        b"Content-Type: multipart/mixed; boundary=\"zz\"", b"Content-Type: text/html",
+        b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: quoted-printable",
+        b"Auto-Submitted: no", b"\x00\xff\xfe", b"Subject: [WK-000001] x"]), max_size=8)
+
+    @hsettings(max_examples=60, deadline=None,
+               suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(headers=header_lines, body=st.binary(max_size=300))
+    def check(headers, body):
+        raw = b"\r\n".join(headers) + b"\r\n\r\n" + body
+        before = InboundMessage.objects.count()
+        outcome = mailin.receive(raw)
+        assert outcome.kind in ("created", "replied", "duplicate", "ignored", "quarantined")
+        if outcome.kind in ("ignored", "quarantined"):
+            assert InboundMessage.objects.count() == before + 1
+            assert bytes(outcome.inbound.raw) == raw
+
+    check()

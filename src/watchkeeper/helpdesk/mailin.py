@@ -25,7 +25,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.html import strip_tags
 
@@ -255,6 +255,15 @@ def receive(raw: bytes, *, channel: str = "smtp", envelope_from: str = "",
         if message_id and TicketEntry.objects.filter(message_id=message_id).exists():
             return Outcome("duplicate")
         raise
+    except DatabaseError:
+        raise  # the database is unavailable: the sender is told to retry (SMTP 451)
+    except Exception as exc:  # a message that trips a bug is kept, never lost or bounced
+        log.exception("processing a message failed; quarantining it")
+        reason = f"processing failed: {type(exc).__name__}: {exc}"
+        row = _quarantine(raw, state=InboundState.QUARANTINED, reason=reason,
+                          channel=channel, envelope_from=envelope_from,
+                          envelope_to=envelope_to, subject=subject, message_id=message_id)
+        return Outcome("quarantined", inbound=row, reason=reason)
 
 
 def _store(msg: EmailMessage, raw: bytes, *, sender: str, name: str, subject: str,
