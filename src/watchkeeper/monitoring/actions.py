@@ -286,11 +286,13 @@ def _alert_payload(alert: Alert) -> dict[str, Any]:
 
 def _set_alert_status(*, actor, alerts, status: str, extra: dict[str, Any],
                       event: str) -> list[Alert]:
-    """Change the status of each alert still open; one audit row and event per alert."""
+    """Change the status of each alert still open and not already in `status` (a
+    compare-and-set per alert); one audit row and event per alert changed."""
     done = []
+    sources = [s for s in OPEN_STATUSES if s != status]
     with transaction.atomic():
         for alert in sorted(alerts, key=lambda a: a.pk):
-            changed = Alert.objects.filter(pk=alert.pk, status__in=OPEN_STATUSES).update(
+            changed = Alert.objects.filter(pk=alert.pk, status__in=sources).update(
                 status=status, **extra)
             if not changed:
                 continue

@@ -39,6 +39,10 @@ register_sla(router)
 register_time(router)
 register_billing(router)
 
+from watchkeeper.monitoring import api as monitoring_api  # noqa: E402
+
+monitoring_api.register(router)
+
 
 class SchemaView(SpectacularAPIView):
     permissions = {"GET": PUBLIC}
@@ -56,5 +60,6 @@ urlpatterns = [
     path("webhooks/<int:webhook_pk>/deliveries/", views.WebhookDeliveryLogView.as_view(),
          name="webhook-deliveries"),
     *helpdesk_api.extra_urls(),
+    *monitoring_api.extra_urls(),
     path("", include(router.urls)),
 ]
