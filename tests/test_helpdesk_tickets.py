@@ -312,6 +312,8 @@ def test_technician_pages_render_and_are_scoped(client_a, client_b, tech_a, owne
     assert b'class="entry-note"' in page.content
     # "My work" shows what is assigned to me
     assert b"Acme issue" in web.get("/tickets/mine/").content
+    assert b"Acme issue" in web.get("/tickets/mine/?page=1&sort=-created").content
+    assert b"Acme issue" not in web.get("/tickets/mine/?status=resolved").content
     # Dispatcher view counts open tickets per technician
     rows = as_user(owner).get("/tickets/dispatch/").context["rows"]
     assert {r["user"].email: r["total"] for r in rows}[tech_a.email] == 1

@@ -47,9 +47,10 @@ def _ticket(request, pk: int) -> Ticket:
 def ticket_list(request, preset: str = ""):
     user = request.user
     params = request.GET.copy()
-    if preset == "mine" and not params:
-        params.setlist("status", ["open"])
+    if preset == "mine":
         params["assignee"] = "me"
+        if "status" not in params:
+            params.setlist("status", ["open"])
     if preset == "triage" and "queue" not in params:
         params["queue"] = "triage"
     query = selectors.TicketQuery.from_params(params)
