@@ -225,3 +225,23 @@ def test_offline_sweep_claims_each_transition_once_and_online_comes_back(signed)
     assert signed.post(metrics_batch(2)).status_code == 200
     assert Agent.objects.get(pk=signed.agent.pk).connectivity == Connectivity.ONLINE
     assert Event.objects.filter(kind="agent.online").count() == 2
+
+
+def test_periodic_jobs_are_registered_and_prune_old_rows(signed, settings):
+    from watchkeeper.agents.models import MetricName
+    from watchkeeper.core import scheduler
+
+    # Given the scheduler's discovery, the agents' jobs are registered
+    scheduler.discover()
+    assert {"agents.offline_sweep", "agents.prune"} <= set(scheduler.registered())
+    # Given an expired nonce and a sample older than the retention
+    settings.METRIC_RETENTION_DAYS = 7
+    assert signed.post(metrics_batch(1)).status_code == 200
+    AgentNonce.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    metric = MetricName.objects.get(name="cpu.percent")
+    MetricSample.objects.create(device_id=signed.agent.device_id, metric=metric,
+                                ts=timezone.now() - timedelta(days=8), value=1.0)
+    # When the prune job runs, then only the old rows are gone
+    result = tasks.agents_prune.call()
+    assert result == {"nonces": 1, "samples": 1}
+    assert MetricSample.objects.count() == 1
