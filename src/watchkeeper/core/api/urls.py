@@ -43,6 +43,10 @@ from watchkeeper.monitoring import api as monitoring_api  # noqa: E402
 
 monitoring_api.register(router)
 
+from watchkeeper.monitoring import api_poller as monitoring_api_poller  # noqa: E402
+
+monitoring_api_poller.register(router)
+
 
 class SchemaView(SpectacularAPIView):
     permissions = {"GET": PUBLIC}
@@ -61,5 +65,6 @@ urlpatterns = [
          name="webhook-deliveries"),
     *helpdesk_api.extra_urls(),
     *monitoring_api.extra_urls(),
+    *monitoring_api_poller.extra_urls(),
     path("", include(router.urls)),
 ]
