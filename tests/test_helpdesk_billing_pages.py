@@ -176,3 +176,27 @@ def test_billing_pages_are_for_billing_roles_only(as_user, tech_a, portal_b):
             assert web.get(url).status_code == 403, (user, url)
         assert web.post("/billing/runs/new", {"period": "2025-07"}).status_code == 403
     assert not BillingRun.objects.exists()
+
+
+def test_contract_form_creates_and_edits_a_contract(as_user, owner, client_a):
+    web = as_user(owner)
+    # Given the empty form
+    assert web.get("/billing/contracts/new").status_code == 200
+
+    # When a prepaid block is created, then a bad edit is posted
+    created = web.post("/billing/contracts/new", {
+        "client": client_a.pk, "name": "Block 20h", "kind": "prepaid", "starts_on":
+        "2025-01-01", "hours": "20", "overage_rate": "95", "unit_price": "0",
+        "is_active": "on"})
+    contract = client_a.contracts.get()
+    bad = web.post(f"/billing/contracts/{contract.pk}/", {
+        "name": "Block 20h", "kind": "prepaid", "starts_on": "2025-01-01", "hours": "0",
+        "is_active": "on"})
+
+    # Then the contract exists with its block, and the bad edit is refused with the form
+    # keeping what was typed
+    assert created.status_code == 302 and contract.hours == Decimal("20.00")
+    assert bad.status_code == 200 and "Give the hours" in bad.content.decode()
+    contract.refresh_from_db()
+    assert contract.hours == Decimal("20.00")
+    assert "Prepaid hours" in web.get(f"/billing/contracts/{contract.pk}/").content.decode()

@@ -135,12 +135,14 @@ def test_warning_and_breach_are_announced_once_when_two_sweeps_race(office, owne
     with freeze_time(london(2025, 7, 7, 17, 30)):
         later = london(2025, 7, 7, 17, 30)
         found = sla.due_breaches(later), sla.due_breaches(later)
+        claims = [sla.claim_breach(i, later) for i in found[0] + found[1]]
         results = [sla.sweep(later), sla.sweep(later)]
         deliver()
 
     # Then both saw the same breach, one announced it, and the warning was not repeated
     assert found[0] == found[1] == [clock(ticket).pk]
-    assert results == [{"warned": 0, "breached": 1}, {"warned": 0, "breached": 0}]
+    assert claims == [True, False]
+    assert results == [{"warned": 0, "breached": 0}, {"warned": 0, "breached": 0}]
     assert len(kinds("sla.breached")) == 1 and len(kinds("sla.warning")) == 1
     resolution = clock(ticket)
     assert resolution.breached_at == london(2025, 7, 7, 17, 0)
@@ -359,3 +361,40 @@ def test_clock_list_query_count_does_not_grow_with_rows(as_user, office, policy,
 
     # Then listing them costs the same number of queries
     assert many == few
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_in_parallel_threads_announce_each_breach_once(office, policy, tech_a):
+    """Real concurrency: two threads, each with its own database connection, sweep the
+    same due clocks at the same moment. Needs a database with row locking between
+    connections (PostgreSQL); SQLite's in-memory test database serialises them anyway."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("parallel connections need PostgreSQL (WATCHKEEPER_DATABASE_URL)")
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        tickets = [actions.create_ticket(actor=tech_a, subject=f"T{i}", client=office)
+                   for i in range(5)]
+        deliver()
+    now = london(2025, 7, 8, 12, 0)
+    barrier, results = threading.Barrier(2), []
+
+    def sweeper():
+        try:
+            barrier.wait()
+            results.append(sla.sweep(now))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sweeper) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # Then together they announced each of the 10 breaches (2 per ticket) exactly once
+    assert sum(r["breached"] for r in results) == 10
+    assert len(kinds("sla.breached")) == 10
+    assert {e.payload["ticket"] for e in kinds("sla.breached")} == {t.pk for t in tickets}

@@ -242,7 +242,7 @@ def recompute_ticket(ticket_id: int, now: datetime | None = None) -> list[SlaClo
     """Bring the ticket's clocks up to date with its status history. Idempotent."""
     now = now or timezone.now()
     with transaction.atomic():
-        ticket = (Ticket.objects.select_for_update().select_related("client")
+        ticket = (Ticket.objects.select_for_update(of=("self",)).select_related("client")
                   .filter(pk=ticket_id).first())
         if ticket is None:
             return []
@@ -435,7 +435,8 @@ def record_breach_reason(*, actor, clock: SlaClock, reason: str) -> SlaClock:
     if clock.breached_at is None:
         raise ValidationError({"reason": "This target has not been breached."})
     with transaction.atomic():
-        clock = SlaClock.objects.select_for_update().select_related("ticket").get(pk=clock.pk)
+        clock = (SlaClock.objects.select_for_update(of=("self",)).select_related("ticket")
+                 .get(pk=clock.pk))
         before = clock.breach_reason
         clock.breach_reason = reason[:5000]
         clock.breach_reason_by = actor if getattr(actor, "is_authenticated", False) else None

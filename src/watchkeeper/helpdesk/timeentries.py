@@ -128,7 +128,8 @@ def stop_timer(*, actor, timer: Timer, work_type: WorkType | None = None,
                note: str | None = None, billable: bool = True) -> TimeEntry:
     """Stop a timer: one transaction writes the time entry and removes the timer."""
     with transaction.atomic():
-        timer = Timer.objects.select_for_update().select_related("ticket").get(pk=timer.pk)
+        timer = (Timer.objects.select_for_update(of=("self",)).select_related("ticket")
+                 .get(pk=timer.pk))
         work_type = work_type or timer.work_type
         if work_type is None:
             raise ValidationError({"work_type": "Choose a work type."})

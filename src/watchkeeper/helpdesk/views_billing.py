@@ -94,12 +94,40 @@ def contract_edit(request, pk: int | None = None):
         except ValidationError as exc:
             messages.error(request, _errors(exc))
     return render(request, "helpdesk/contract_form.html", {
-        "contract": contract, "clients": clients, "kinds": ContractKind.choices,
-        "device_kinds": DeviceKind.choices, "work_types": WorkType.objects.all(),
+        "contract": contract, "form": _form_values(request, contract), "clients": clients,
+        "kinds": ContractKind.choices, "device_kinds": DeviceKind.choices,
+        "work_types": [{"pk": w.pk, "name": w.name, "default_rate": w.default_rate}
+                       for w in WorkType.objects.all()],
         "burn": contracts.burn_down(contract) if contract and
         contract.kind == ContractKind.PREPAID else None,
-        "post": request.POST if request.method == "POST" else None,
         "section": "contracts"})
+
+
+def _form_values(request, contract: Contract | None) -> dict:
+    """What the contract form shows: the posted values after an error, else the contract's,
+    else the defaults of a new one."""
+    if request.method == "POST":
+        post = request.POST
+        return {"client": post.get("client", ""), "name": post.get("name", ""),
+                "kind": post.get("kind", ""), "starts_on": post.get("starts_on", ""),
+                "ends_on": post.get("ends_on", ""), "unit_price": post.get("unit_price", "0"),
+                "device_kinds": post.getlist("device_kinds"), "hours": post.get("hours", "0"),
+                "overage_rate": post.get("overage_rate", "0"),
+                "rates": {k.removeprefix("rate-"): v for k, v in post.items()
+                          if k.startswith("rate-")},
+                "is_active": post.get("is_active") == "on", "notes": post.get("notes", "")}
+    if contract is None:
+        return {"client": "", "name": "", "kind": ContractKind.PER_DEVICE,
+                "starts_on": timezone.localdate().replace(day=1).isoformat(), "ends_on": "",
+                "unit_price": "0", "device_kinds": [], "hours": "0", "overage_rate": "0",
+                "rates": {}, "is_active": True, "notes": ""}
+    return {"client": str(contract.client_id), "name": contract.name, "kind": contract.kind,
+            "starts_on": contract.starts_on.isoformat(),
+            "ends_on": contract.ends_on.isoformat() if contract.ends_on else "",
+            "unit_price": str(contract.unit_price), "device_kinds": contract.device_kinds,
+            "hours": str(contract.hours), "overage_rate": str(contract.overage_rate),
+            "rates": contract.rates or {}, "is_active": contract.is_active,
+            "notes": contract.notes}
 
 
 # --- Work types -----------------------------------------------------------------------------
