@@ -111,6 +111,9 @@ def test_always_failing_handler_becomes_dead_letter_and_replay_redelivers(
     entry = AuditEntry.objects.get(action=AuditAction.REPLAY)
     assert entry.actor == owner
     assert entry.object_id == str(delivery.pk)
+    # and the replay is announced as an event like every other write
+    replayed = Event.objects.get(kind="delivery.replayed")
+    assert replayed.payload["delivery"] == delivery.pk
 
 
 def test_crash_between_handler_and_mark_done_redelivers_after_lease_expiry(db, handler):

@@ -120,6 +120,9 @@ def replay_delivery(*, actor, delivery: EventDelivery) -> EventDelivery:
                      object_repr=f"{delivery.handler} ← {delivery.event.kind}",
                      client_id=delivery.event.client_id,
                      changes={"status": [delivery.status, DeliveryStatus.PENDING]})
+        events.emit("delivery.replayed", client=delivery.event.client_id,
+                    payload={"delivery": delivery.pk, "handler": delivery.handler,
+                             "event": str(delivery.event_id), "kind": delivery.event.kind})
         transaction.on_commit(events._kick_dispatcher)
     delivery.refresh_from_db()
     return delivery
