@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("watchkeeper.agents.urls")),
     path("", include("watchkeeper.helpdesk.urls")),
     path("", include("watchkeeper.helpdesk.urls_billing")),
+    path("", include("watchkeeper.monitoring.urls")),
     path("", include("watchkeeper.monitoring.urls_poller")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
     path("agent/v1/", include("watchkeeper.agents.urls_agent")),

@@ -1,0 +1,339 @@
+"""Pages of the monitoring app: the alert console (filters, bulk acknowledge / snooze /
+resolve), an alert's page, the per-client health overview, the policy list and editor with
+the what-if result, the maintenance calendar, and a device's checks. Reads through
+scoped(); writes through actions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import IntegrityError
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from watchkeeper.core.models import Client, Site
+from watchkeeper.core.permissions import has_capability, requires
+from watchkeeper.core.tenancy import can_see_client, scoped
+from watchkeeper.inventory.models import Device
+
+from . import actions, maintenance, policies
+from .choices import OPEN_STATUSES, SERVER_KINDS, AlertStatus, CheckKind, Scope, State
+from .models import Alert, Check, CheckState, MaintenanceWindow, Policy
+
+SEVERITY_ORDER = [State.CRITICAL, State.WARNING, State.UNKNOWN]
+
+
+# --- Alert console ---------------------------------------------------------------------------
+
+@requires("monitoring.view")
+def alert_console(request):
+    qs = scoped(Alert.objects.select_related("client", "device"), request.user)
+    client_id = request.GET.get("client") or ""
+    severity = request.GET.get("severity") or ""
+    status = request.GET.get("status") or "active"
+    if client_id.isdigit():
+        qs = qs.filter(client_id=int(client_id))
+    if severity in State.values:
+        qs = qs.filter(severity=severity)
+    counts = dict(qs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    if status == "active":
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    elif status in AlertStatus.values:
+        qs = qs.filter(status=status)
+    page = Paginator(qs.order_by("-opened_at", "-id"), 100).get_page(request.GET.get("page"))
+    clients = scoped(Client.objects.order_by("name"), request.user).values_list("id", "name")
+    return render(request, "monitoring/alert_console.html", {
+        "page_obj": page, "clients": clients, "client": client_id, "severity": severity,
+        "status": status, "severities": State.choices, "statuses": AlertStatus.choices,
+        "counts": counts, "active_count": sum(counts.get(s, 0) for s in OPEN_STATUSES),
+        "can_ack": has_capability(request.user, "alerts.ack"),
+        "filtered": bool(client_id or severity or status != "active"),
+    })
+
+
+@requires("alerts.ack")
+@require_POST
+def alert_bulk(request):
+    verb = request.POST.get("verb")
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    alerts = list(scoped(Alert.objects.all(), request.user).filter(pk__in=ids))
+    if not alerts:
+        messages.error(request, "Select at least one alert.")
+    elif verb == "acknowledge":
+        done = actions.acknowledge_alerts(actor=request.user, alerts=alerts)
+        messages.success(request, f"{len(done)} of {len(alerts)} alert(s) acknowledged.")
+    elif verb == "snooze":
+        minutes = int(request.POST.get("minutes") or 60)
+        done = actions.snooze_alerts(actor=request.user, alerts=alerts,
+                                     minutes=max(1, min(minutes, 60 * 24 * 30)))
+        messages.success(request, f"{len(done)} of {len(alerts)} alert(s) snoozed.")
+    elif verb == "resolve":
+        done = actions.resolve_alerts(actor=request.user, alerts=alerts)
+        messages.success(request, f"{len(done)} of {len(alerts)} alert(s) resolved.")
+    else:
+        messages.error(request, "Unknown action.")
+    back = request.POST.get("next") or ""
+    return redirect(back if back.startswith("/monitoring/") else "alerts")
+
+
+@requires("monitoring.view")
+def alert_detail(request, pk: int):
+    alert = get_object_or_404(scoped(Alert.objects.select_related(
+        "client", "device", "parent", "check_template__policy"), request.user), pk=pk)
+    children = scoped(alert.children.select_related("device"), request.user)[:200]
+    notes = alert.notifications.select_related("channel").prefetch_related("attempt_log")
+    return render(request, "monitoring/alert_detail.html", {
+        "alert": alert, "children": children, "notifications": notes[:100],
+        "can_ack": has_capability(request.user, "alerts.ack")})
+
+
+alert_detail.wk_model = Alert
+
+
+# --- Health overview -------------------------------------------------------------------------
+
+@requires("monitoring.view")
+def health(request):
+    clients = list(scoped(Client.objects.order_by("name"), request.user))
+    open_alerts = scoped(Alert.objects.filter(status__in=OPEN_STATUSES), request.user)
+    by_client: dict[int, dict[str, int]] = defaultdict(dict)
+    for cid, sev, n in open_alerts.values_list("client_id", "severity").annotate(
+            n=Count("id")).values_list("client_id", "severity", "n"):
+        by_client[cid][sev] = n
+    devices = dict(scoped(Device.objects.all(), request.user).values_list("client_id")
+                   .annotate(n=Count("id")).values_list("client_id", "n"))
+    failing = dict(scoped(CheckState.objects.exclude(state=State.OK), request.user)
+                   .values_list("client_id").annotate(n=Count("device_id", distinct=True))
+                   .values_list("client_id", "n"))
+    rows = []
+    for c in clients:
+        counts = by_client.get(c.pk, {})
+        worst = next((s for s in SEVERITY_ORDER if counts.get(s)), State.OK)
+        rows.append({"client": c, "critical": counts.get(State.CRITICAL, 0),
+                     "warning": counts.get(State.WARNING, 0),
+                     "unknown": counts.get(State.UNKNOWN, 0), "devices": devices.get(c.pk, 0),
+                     "failing": failing.get(c.pk, 0), "worst": worst})
+    rows.sort(key=lambda r: (-r["critical"], -r["warning"], r["client"].name))
+    return render(request, "monitoring/health.html", {"rows": rows})
+
+
+# --- Policies ---------------------------------------------------------------------------------
+
+class PolicyForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    client = forms.ModelChoiceField(queryset=Client.objects.none(), required=False,
+                                    empty_label="Every client (MSP-wide)")
+    is_enabled = forms.BooleanField(required=False, initial=False,
+                                    label="Enabled (run what-if first)")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["client"].queryset = scoped(Client.objects.order_by("name"), user)
+
+    def clean_client(self):
+        client = self.cleaned_data.get("client")
+        if not can_see_client(self.user, client.pk if client else None):
+            raise forms.ValidationError("Choose a client: only roles that see every client "
+                                        "may create MSP-wide policies.")
+        return client
+
+
+class CheckForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=CheckKind.choices)
+    config = forms.JSONField(initial=dict, required=False,
+                             help_text='e.g. {"warning": 80, "critical": 90}')
+    fail_after = forms.IntegerField(min_value=1, max_value=100, initial=1)
+    recover_after = forms.IntegerField(min_value=1, max_value=100, initial=1)
+
+
+class AssignForm(forms.Form):
+    scope = forms.ChoiceField(choices=Scope.choices)
+    target = forms.IntegerField(required=False, help_text="Id of the client, site, group "
+                                                          "or device (empty for global)")
+
+
+@requires("monitoring.view")
+@require_http_methods(["GET", "POST"])
+def policy_list(request):
+    can_change = has_capability(request.user, "monitoring.change")
+    form = PolicyForm(request.POST or None, user=request.user)
+    if request.method == "POST" and can_change and form.is_valid():
+        policy = actions.create_policy(actor=request.user, **form.cleaned_data)
+        messages.success(request, f"Policy {policy.name} created.")
+        return redirect("monitoring_policy", policy.pk)
+    qs = scoped(Policy.objects.select_related("client").annotate(
+        n_checks=Count("checks", distinct=True),
+        n_assign=Count("assignments", distinct=True)), request.user)
+    return render(request, "monitoring/policy_list.html", {
+        "policies": qs.order_by("name", "id")[:500], "form": form, "can_change": can_change})
+
+
+@requires("monitoring.view")
+@require_http_methods(["GET", "POST"])
+def policy_detail(request, pk: int):
+    policy = get_object_or_404(scoped(Policy.objects.select_related("client"), request.user),
+                               pk=pk)
+    can_change = has_capability(request.user, "monitoring.change")
+    check_form = CheckForm(prefix="check")
+    assign_form = AssignForm(prefix="assign")
+    what_if = None
+    if request.method == "POST":
+        verb = request.POST.get("verb")
+        if verb == "what-if":
+            days = max(1, min(int(request.POST.get("days") or 7), 90))
+            visible = set(scoped(Device.objects.all(), request.user).values_list(
+                "id", flat=True).filter(pk__in=policies.devices_of_policy(policy)))
+            what_if = policies.what_if(policy, days=days, device_ids=sorted(visible))
+        elif not can_change:
+            messages.error(request, "You may not change policies.")
+            return redirect("monitoring_policy", policy.pk)
+        elif verb == "add-check":
+            check_form = CheckForm(request.POST, prefix="check")
+            if check_form.is_valid():
+                data = check_form.cleaned_data
+                try:
+                    actions.add_check(actor=request.user, policy=policy, name=data["name"],
+                                      kind=data["kind"], config=data["config"] or {},
+                                      fail_after=data["fail_after"],
+                                      recover_after=data["recover_after"])
+                except (actions.ActionError, ValidationError) as exc:
+                    check_form.add_error(None, str(exc))
+                else:
+                    messages.success(request, f"Check {data['name']} added.")
+                    return redirect("monitoring_policy", policy.pk)
+        elif verb == "assign":
+            assign_form = AssignForm(request.POST, prefix="assign")
+            if assign_form.is_valid():
+                error = _assign(request, policy, assign_form.cleaned_data)
+                if error:
+                    assign_form.add_error(None, error)
+                else:
+                    messages.success(request, "Policy assigned.")
+                    return redirect("monitoring_policy", policy.pk)
+        elif verb in ("enable", "disable"):
+            actions.update_policy(actor=request.user, policy=policy,
+                                  is_enabled=verb == "enable")
+            messages.success(request, f"Policy {'enabled' if verb == 'enable' else 'disabled'}.")
+            return redirect("monitoring_policy", policy.pk)
+    return render(request, "monitoring/policy_detail.html", {
+        "policy": policy, "checks": policy.checks.order_by("name"),
+        "assignments": scoped(policy.assignments.select_related(
+            "client", "site", "group", "device"), request.user),
+        "versions": policy.versions.all()[:10], "check_form": check_form,
+        "assign_form": assign_form, "what_if": what_if, "can_change": can_change})
+
+
+policy_detail.wk_model = Policy
+
+_ASSIGN_TARGETS = {Scope.CLIENT: Client, Scope.SITE: Site, Scope.DEVICE: Device}
+
+
+def _assign(request, policy: Policy, data: dict) -> str:
+    from .models import DeviceGroup
+
+    scope = data["scope"]
+    target = None
+    if scope == Scope.GLOBAL:
+        if not can_see_client(request.user, None):
+            return "Only roles that see every client may assign globally."
+    else:
+        model = DeviceGroup if scope == Scope.GROUP else _ASSIGN_TARGETS[scope]
+        target = scoped(model.objects.all(), request.user).filter(pk=data["target"]).first()
+        if target is None:
+            return "Unknown target."
+    try:
+        actions.assign_policy(actor=request.user, policy=policy, scope=scope, target=target)
+    except actions.ActionError as exc:
+        return str(exc)
+    except (IntegrityError, ValidationError):  # the unique constraint
+        return "The policy is already assigned there."
+    return ""
+
+
+# --- Maintenance ------------------------------------------------------------------------------
+
+class WindowForm(forms.Form):
+    client = forms.ModelChoiceField(queryset=Client.objects.none())
+    name = forms.CharField(max_length=200)
+    starts_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type":
+                                                                      "datetime-local"}))
+    duration_minutes = forms.IntegerField(min_value=1, max_value=60 * 24 * 14, initial=120)
+    rrule = forms.CharField(max_length=500, required=False, label="Recurrence (RRULE)",
+                            help_text="e.g. FREQ=WEEKLY;BYDAY=SU — empty for once")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = scoped(Client.objects.order_by("name"), user)
+
+
+@requires("monitoring.view")
+@require_http_methods(["GET", "POST"])
+def maintenance_calendar(request):
+    can_change = has_capability(request.user, "monitoring.change")
+    form = WindowForm(request.POST or None, user=request.user)
+    if request.method == "POST" and can_change and form.is_valid():
+        try:
+            actions.create_maintenance(actor=request.user, **form.cleaned_data)
+        except actions.ActionError as exc:
+            form.add_error("rrule", str(exc))
+        else:
+            messages.success(request, "Maintenance window created.")
+            return redirect("monitoring_maintenance")
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=28)
+    windows = list(scoped(MaintenanceWindow.objects.select_related("client", "site",
+                                                                   "device"), request.user))
+    days: dict[datetime, list] = {start + timedelta(days=i): [] for i in range(28)}
+    for w in windows:
+        for begin, finish in maintenance.occurrences(w, start, end):
+            day = max(begin, start).replace(hour=0, minute=0, second=0, microsecond=0)
+            if day in days:
+                days[day].append({"window": w, "begin": begin, "end": finish})
+    return render(request, "monitoring/maintenance.html", {
+        "days": [(d, sorted(items, key=lambda i: i["begin"])) for d, items in days.items()],
+        "windows": windows, "form": form, "can_change": can_change})
+
+
+@requires("monitoring.change")
+@require_POST
+def maintenance_delete(request, pk: int):
+    window = get_object_or_404(scoped(MaintenanceWindow.objects.all(), request.user), pk=pk)
+    actions.delete_maintenance(actor=request.user, window=window)
+    messages.success(request, f"Maintenance window {window.name} deleted.")
+    return redirect("monitoring_maintenance")
+
+
+maintenance_delete.wk_model = MaintenanceWindow
+
+
+# --- Device checks ---------------------------------------------------------------------------
+
+@requires("monitoring.view")
+def device_checks(request, pk: int):
+    device = get_object_or_404(scoped(Device.objects.select_related("client", "site"),
+                                      request.user), pk=pk)
+    effective = policies.effective_checks_for([device.pk], include_disabled=True).get(
+        device.pk, [])
+    states = {s.check_template_id: s for s in CheckState.objects.filter(device=device)}
+    rows = [{"check": c, "state": states.get(c["id"])} for c in effective]
+    server = [{"check": c, "state": CheckState.objects.filter(check_template=c).first()}
+              for c in Check.objects.filter(device=device, kind__in=list(SERVER_KINDS))]
+    alerts = Alert.objects.filter(device=device).filter(
+        Q(status__in=OPEN_STATUSES) | Q(opened_at__gte=timezone.now() - timedelta(days=30)))
+    return render(request, "monitoring/device_checks.html", {
+        "device": device, "rows": rows, "server": server,
+        "alerts": alerts.order_by("-opened_at")[:50]})
+
+
+device_checks.wk_model = Device
+
