@@ -259,6 +259,11 @@ SPECTACULAR_SETTINGS = {
         "InboundStateEnum": "watchkeeper.helpdesk.choices.InboundState",
         "NotificationKindEnum": "watchkeeper.helpdesk.choices.NotificationKind",
         "CustomFieldTypeEnum": "watchkeeper.helpdesk.choices.FieldType",
+        "SlaMetricEnum": "watchkeeper.helpdesk.choices_sla.Metric",
+        "SlaClockStateEnum": "watchkeeper.helpdesk.choices_sla.ClockState",
+        "ContractKindEnum": "watchkeeper.helpdesk.choices_billing.ContractKind",
+        "BillingRunStatusEnum": "watchkeeper.helpdesk.choices_billing.RunStatus",
+        "BillingLineKindEnum": "watchkeeper.helpdesk.choices_billing.LineKind",
     },
 }
 
