@@ -362,3 +362,22 @@ def test_settings_page_saves_versions_and_shows_template_errors(owner, as_user, 
                                     "subject": "[{{ ticket.reference }}]",
                                     "body": "Room {{ custom.room }}"})
     assert NotificationTemplate.objects.get().variables == ["custom", "ticket"]
+
+
+def test_queue_page_queries_do_not_grow_with_rows(owner, as_user, client_a, tech_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    web = as_user(owner)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert web.get("/tickets/?status=open").status_code == 200
+        return len(ctx.captured_queries)
+
+    for n in range(3):
+        ticket(client_a, f"Few {n}", assignee=tech_a, tags=["x"])
+    few = queries()
+    for n in range(30):
+        ticket(client_a, f"Many {n}", assignee=tech_a, tags=["y"])
+    assert queries() == few
