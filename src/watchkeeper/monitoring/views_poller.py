@@ -1,20 +1,33 @@
-"""Pages and endpoints of the poller side: the public heartbeat ping URL, network checks,
-heartbeat jobs."""
+"""Pages and endpoints of the poller side: the public heartbeat ping URL, network checks
+(list, editor with "Test now", detail with results and a chart), heartbeat jobs (URL with
+a copy button, call log). Reads through scoped(); writes through actions."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from watchkeeper.core.permissions import public
+from watchkeeper.core.permissions import has_capability, public, requires
+from watchkeeper.core.tenancy import scoped
 
-from . import heartbeats
+from . import actions, heartbeats, poller
+from .choices import SERVER_KINDS
+from .forms_poller import HeartbeatForm, NetworkCheckForm
+from .models import Check, CheckState
+from .models_poller import HeartbeatJob
+from .poller_checks import LABELS
 
 PING_BODY_BYTES = heartbeats.BODY_LIMIT
 
+
+# --- The public ping endpoint ----------------------------------------------------------------
 
 @csrf_exempt
 @require_http_methods(["GET", "POST", "HEAD"])
@@ -33,3 +46,208 @@ def heartbeat_ping(request, uid: uuid.UUID, kind: str = "success"):
                             status=200 if found else 404, content_type="text/plain")
     response["Cache-Control"] = "no-store"
     return response
+
+
+# --- Network checks --------------------------------------------------------------------------
+
+def _checks(request):
+    return scoped(Check.objects.filter(kind__in=sorted(SERVER_KINDS))
+                  .select_related("policy", "policy__client", "device"), request.user)
+
+
+def _target(check: Check) -> str:
+    cfg = check.config or {}
+    text = cfg.get("url") or cfg.get("name") or cfg.get("host") or cfg.get("target") or ""
+    if not text and check.device_id:
+        text = f"{check.device.name} (device)"
+    if cfg.get("port") and check.kind in ("tcp", "tls", "snmp"):
+        text = f"{text}:{cfg['port']}"
+    return str(text)
+
+
+@requires("monitoring.view")
+def network_checks(request):
+    qs = _checks(request)
+    kind = request.GET.get("kind", "")
+    if kind in LABELS:
+        qs = qs.filter(kind=kind)
+    q = request.GET.get("q", "").strip()
+    if q:
+        qs = qs.filter(name__icontains=q)
+    page = Paginator(qs.order_by("name", "id"), 50).get_page(request.GET.get("page"))
+    states = {s.check_template_id: s for s in CheckState.objects.filter(
+        check_template_id__in=[c.pk for c in page.object_list])}
+    rows = [{"check": c, "target": _target(c), "state": states.get(c.pk),
+             "label": LABELS.get(c.kind, c.kind)} for c in page.object_list]
+    return render(request, "monitoring/poller/network_checks.html", {
+        "page_obj": page, "rows": rows, "kinds": sorted(LABELS.items()), "kind": kind,
+        "q": q, "can_change": has_capability(request.user, "monitoring.change")})
+
+
+def _outcome_of(form: NetworkCheckForm):
+    data = form.cleaned_data
+    device = data.get("device")
+    kind = data.get("kind") or form.instance.kind
+    return poller.run_now(kind, data["config"], device.primary_ip if device else None,
+                          device.hostname if device else None)
+
+
+@requires("monitoring.change")
+@require_http_methods(["GET", "POST"])
+def network_check_create(request):
+    form = NetworkCheckForm(request.POST or None, user=request.user,
+                            initial={"config": "{}"})
+    outcome = None
+    if request.method == "POST" and form.is_valid():
+        if "test" in request.POST:
+            outcome = _outcome_of(form)
+        else:
+            data = form.cleaned_data
+            try:
+                check = actions.add_check(
+                    actor=request.user, policy=data["policy"], name=data["name"],
+                    kind=data["kind"], config=poller.seal_secrets(data["kind"],
+                                                                  data["config"]),
+                    device=data.get("device"), interval_seconds=data["interval_seconds"],
+                    fail_after=data["fail_after"], recover_after=data["recover_after"],
+                    is_enabled=data["is_enabled"])
+            except actions.ActionError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Check “{check.name}” saved; the poller runs it "
+                                          f"within a few seconds.")
+                return redirect("monitoring_network_check", check.pk)
+    return render(request, "monitoring/poller/network_check_form.html",
+                  {"form": form, "outcome": outcome, "check": None})
+
+
+@requires("monitoring.change")
+@require_http_methods(["GET", "POST"])
+def network_check_edit(request, pk: int):
+    check = get_object_or_404(_checks(request), pk=pk)
+    initial = {"name": check.name, "kind": check.kind, "device": check.device,
+               "config": json.dumps(poller.masked(check.kind, check.config or {}), indent=2),
+               "interval_seconds": check.interval_seconds, "fail_after": check.fail_after,
+               "recover_after": check.recover_after, "is_enabled": check.is_enabled}
+    form = NetworkCheckForm(request.POST or None, user=request.user, instance=check,
+                            initial=initial)
+    outcome = None
+    if request.method == "POST" and form.is_valid():
+        if "test" in request.POST:
+            outcome = _outcome_of(form)
+        else:
+            data = form.cleaned_data
+            try:
+                actions.update_check(
+                    actor=request.user, check=check, name=data["name"],
+                    config=poller.seal_secrets(check.kind, data["config"]),
+                    device=data.get("device"), interval_seconds=data["interval_seconds"],
+                    fail_after=data["fail_after"], recover_after=data["recover_after"],
+                    is_enabled=data["is_enabled"])
+            except actions.ActionError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "Check saved.")
+                return redirect("monitoring_network_check", check.pk)
+    return render(request, "monitoring/poller/network_check_form.html",
+                  {"form": form, "outcome": outcome, "check": check})
+
+
+network_check_edit.wk_model = Check
+
+
+@requires("monitoring.view")
+@require_http_methods(["GET", "POST"])
+def network_check_detail(request, pk: int):
+    check = get_object_or_404(_checks(request), pk=pk)
+    can_change = has_capability(request.user, "monitoring.change")
+    outcome = None
+    if request.method == "POST":
+        if not can_change:
+            return HttpResponse(status=403)
+        if request.POST.get("verb") == "delete":
+            actions.delete_check(actor=request.user, check=check)
+            messages.success(request, f"Check “{check.name}” deleted.")
+            return redirect("monitoring_network_checks")
+        device = check.device
+        outcome = poller.run_now(check.kind, check.config or {},
+                                 device.primary_ip if device else None,
+                                 device.hostname if device else None)
+    samples = list(check.poll_samples.order_by("-ts", "-id")[:200])
+    chart = [[s.ts.timestamp(), s.value] for s in reversed(samples) if s.value is not None]
+    state = CheckState.objects.filter(check_template=check).order_by("-observed_at").first()
+    return render(request, "monitoring/poller/network_check_detail.html", {
+        "check": check, "target": _target(check), "label": LABELS.get(check.kind),
+        "config": json.dumps(poller.masked(check.kind, check.config or {}), indent=2),
+        "samples": samples[:50], "chart": chart, "state": state, "outcome": outcome,
+        "can_change": can_change, "unit": _unit(check.kind)})
+
+
+network_check_detail.wk_model = Check
+
+
+def _unit(kind: str) -> str:
+    return {"tls": "days left", "snmp": "value"}.get(kind, "ms")
+
+
+# --- Heartbeats ------------------------------------------------------------------------------
+
+def _jobs(request):
+    return scoped(HeartbeatJob.objects.select_related("client", "device"), request.user)
+
+
+@requires("monitoring.view")
+@require_http_methods(["GET", "POST"])
+def heartbeat_list(request):
+    can_change = has_capability(request.user, "monitoring.change")
+    form = HeartbeatForm(request.POST or None, user=request.user,
+                         initial={"schedule": "period", "tz": "UTC"})
+    if request.method == "POST":
+        if not can_change:
+            return HttpResponse(status=403)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                job = heartbeats.create_heartbeat(
+                    actor=request.user, client=data["client"], name=data["name"],
+                    schedule=data["schedule"], period_seconds=data["period_seconds"],
+                    cron=data["cron"], tz=data["tz"], grace_seconds=data["grace_seconds"])
+            except heartbeats.HeartbeatError as exc:
+                field, _, message = str(exc).partition(": ")
+                form.add_error(field if field in form.fields else None, message or str(exc))
+            else:
+                messages.success(request, f"Heartbeat “{job.name}” created: give its URL to "
+                                          f"the job.")
+                return redirect("monitoring_heartbeat", job.pk)
+    page = Paginator(_jobs(request).order_by("name", "id"), 50).get_page(
+        request.GET.get("page"))
+    return render(request, "monitoring/poller/heartbeats.html", {
+        "page_obj": page, "form": form, "can_change": can_change})
+
+
+@requires("monitoring.view")
+@require_http_methods(["GET", "POST"])
+def heartbeat_detail(request, pk: int):
+    job = get_object_or_404(_jobs(request), pk=pk)
+    if request.method == "POST":
+        if not has_capability(request.user, "monitoring.change"):
+            return HttpResponse(status=403)
+        verb = request.POST.get("verb")
+        if verb == "pause":
+            heartbeats.pause_heartbeat(actor=request.user, job=job)
+            messages.success(request, "Paused: no alerts until the job calls again.")
+        elif verb == "regenerate":
+            heartbeats.regenerate_url(actor=request.user, job=job)
+            messages.success(request, "New URL made; the old one no longer works.")
+        elif verb == "delete":
+            heartbeats.delete_heartbeat(actor=request.user, job=job)
+            messages.success(request, f"Heartbeat “{job.name}” deleted.")
+            return redirect("monitoring_heartbeats")
+        return redirect("monitoring_heartbeat", job.pk)
+    return render(request, "monitoring/poller/heartbeat_detail.html", {
+        "job": job, "url": heartbeats.ping_url(job),
+        "pings": job.ping_log.order_by("-at", "-id")[:50],
+        "can_change": has_capability(request.user, "monitoring.change")})
+
+
+heartbeat_detail.wk_model = HeartbeatJob
