@@ -17,11 +17,11 @@ from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability, requires
+from watchkeeper.core.templatetags.wk_ui import ago
 from watchkeeper.core.tenancy import scoped
 
 from . import actions, selectors
@@ -120,12 +120,12 @@ def _cell(column: str, d: dict) -> dict:
         return {"text": d["name"], "link": reverse("device", args=[d["id"]])}
     if column == "last_seen":
         seen = d["last_seen_at"]
-        return {"text": f"{timesince(seen)} ago" if seen else "never",
+        return {"text": ago(seen) if seen else "never",
                 "time": seen.isoformat() if seen else ""}
     if column == "reboot":
         flag = d["reboot_required"]
         if flag:
-            return {"text": "! Reboot", "badge": "badge-warn"}
+            return {"text": "! Reboot", "badge": "badge-warn badge-glyph"}
         return {"text": "no" if flag is False else "—"}
     text = {
         "client": d["client__name"], "site": d["site__name"] or "—",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django import template
+from django.apps import apps
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from ..selectors import can_add_clients as _can_add_clients
 from ..selectors import scope_client as _scope_client
@@ -34,10 +37,26 @@ def get_item(mapping, key):
 
 @register.filter
 def object_label(object_type: str) -> str:
-    """'core.client' -> 'client' for activity lines."""
-    return str(object_type or "").rpartition(".")[2].replace("_", " ")
+    """'core.client' -> 'client', 'monitoring.notificationchannel' -> 'notification channel'
+    for activity lines: the model's verbose name when it is an installed model."""
+    label = str(object_type or "")
+    try:
+        return str(apps.get_model(label)._meta.verbose_name)
+    except (LookupError, ValueError):
+        return label.rpartition(".")[2].replace("_", " ")
 
 
 @register.filter
 def can_add_clients(user) -> bool:
     return _can_add_clients(user)
+
+
+@register.filter
+def ago(value) -> str:
+    """'5 minutes ago', or 'just now' under a minute (timesince would say '0 minutes').
+    Times in the future (clock skew between processes) also read 'just now'."""
+    if not value:
+        return ""
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value)} ago"
