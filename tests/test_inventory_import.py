@@ -227,3 +227,20 @@ def test_unreadable_files_are_refused_with_a_reason(owner, client_a):
         importers.upload(actor=owner, client=client_a, filename="x.xlsx", raw=b"PK\x03\x04junk")
     with pytest.raises(importers.ImportError_):
         importers.upload(actor=owner, client=client_a, filename="x.csv", raw=b"")
+
+
+def test_export_neutralises_formulas_and_reimports_them_unchanged(as_user, owner, client_a):
+    # Given a device whose agent-reported name is a spreadsheet formula
+    Device.objects.create(client=client_a, name='=HYPERLINK("http://x.test","open")',
+                          serial="-S9", kind="laptop")
+    web = as_user(owner)
+    # When it is exported
+    raw = b"".join(web.get(reverse("devices_export")).streaming_content)
+    text = raw.decode()
+    # Then no cell starts with a formula character
+    assert "'=HYPERLINK" in text and "'-S9" in text
+    assert "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+    # And re-importing it matches the device without changing its name or serial
+    run = importers.upload(actor=owner, client=client_a, filename="export.csv", raw=raw)
+    run = importers.set_mapping(actor=owner, run=run, mapping=run.mapping)
+    assert run.report["counts"]["unchanged"] == 1 and run.report["counts"]["create"] == 0

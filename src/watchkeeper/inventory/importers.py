@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
+from watchkeeper.core.csvsafe import unescape_cell
 from watchkeeper.core.models import Contact, Site
 
 from .choices import ChangeKind, DeviceKind, ImportStatus, LifecycleStatus, SourceKind
@@ -156,7 +157,7 @@ def _read_csv(raw: bytes) -> tuple[list[str], list[list[str]]]:
         dialect = csv.excel
     rows = []
     for values in csv.reader(io.StringIO(text), dialect):
-        rows.append([v.strip() for v in values])
+        rows.append([unescape_cell(v.strip()) for v in values])
         if len(rows) > MAX_ROWS + 1:
             raise ImportError_(f"More than {MAX_ROWS} rows; split the file.")
     return _split(rows)

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from watchkeeper.core.csvsafe import safe_cell
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.templatetags.wk_ui import ago
@@ -157,7 +158,7 @@ def device_export(request):
     def rows():
         yield writer.writerow(EXPORT_COLUMNS)
         for device in qs.iterator(chunk_size=1000):
-            yield writer.writerow(export_row(device))
+            yield writer.writerow([safe_cell(v) for v in export_row(device)])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="devices.csv"'

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .. import actions, selectors
+from ..csvsafe import safe_cell
 from ..models import Client, Contact, Site
 from ..permissions import requires
 from ..tenancy import scoped, visible_client_ids
@@ -127,12 +128,6 @@ def client_list(request):
     })
 
 
-def _csv_cell(value) -> str:
-    # Spreadsheet formula injection: a cell starting with = + - @ would be evaluated.
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @requires("clients.view")
 def client_export(request):
     """CSV of every client matching the current filter (all pages), same order as the list."""
@@ -145,7 +140,7 @@ def client_export(request):
     writer.writerow(["name", "slug", "is_active", "timezone", "sites", "contacts",
                      "created_at", "notes"])
     for c in rows.iterator(chunk_size=500):
-        writer.writerow([_csv_cell(v) for v in (
+        writer.writerow([safe_cell(v) for v in (
             c.name, c.slug, "yes" if c.is_active else "no", c.timezone, c.site_count,
             c.contact_count, c.created_at.isoformat(), c.notes)])
     return response
