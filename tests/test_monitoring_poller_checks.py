@@ -447,3 +447,14 @@ def test_invalid_configs_name_the_field(kind, config, field):
     with pytest.raises(ConfigError) as caught:
         validate(kind, config)
     assert str(caught.value).startswith(field)
+
+
+def test_tls_chain_uses_the_pollers_ca_file_when_the_check_names_none(ca):
+    # Given a certificate from our CA and a poller configured to trust that CA
+    with HttpTarget(tls=ca.issue("global-ca", days=120)) as target:
+        config = {"host": "127.0.0.1", "port": target.port, "server_name": "localhost"}
+        trusted = check("tls", config, ca_file=ca.ca_file)
+        untrusted = check("tls", config)
+    # Then the chain verifies with it and fails without it
+    assert trusted.state == "ok" and trusted.details["chain_valid"] is True
+    assert untrusted.details["chain_valid"] is False

@@ -7,7 +7,8 @@ timeout (s). The value is the number of days left (fractional).
 
 The certificate is read with verification off (so an expired or untrusted certificate still
 reports its dates), then the chain is verified in a second handshake against the trust
-store; host names are matched against the subjectAltName entries (RFC 6125: a wildcard
+store (or the check's `ca_file`, else the poller's WATCHKEEPER_POLLER_CA_FILE); host names
+are matched against the subjectAltName entries (RFC 6125: a wildcard
 only as the whole left-most label; the common name only when there is no SAN).
 """
 
@@ -157,7 +158,8 @@ async def run(config: dict, ctx=None) -> Outcome:
     else:
         details["hostname_match"] = True
     if config["verify_chain"]:
-        strict = ssl.create_default_context(cafile=config.get("ca_file") or None)
+        cafile = config.get("ca_file") or getattr(ctx, "ca_file", None) or None
+        strict = ssl.create_default_context(cafile=cafile)
         strict.check_hostname = False  # matched above, with a clearer message
         try:
             await _handshake(config, strict)
