@@ -398,3 +398,25 @@ def test_two_sweeps_in_parallel_threads_announce_each_breach_once(office, policy
     assert sum(r["breached"] for r in results) == 10
     assert len(kinds("sla.breached")) == 10
     assert {e.payload["ticket"] for e in kinds("sla.breached")} == {t.pk for t in tickets}
+
+
+def test_the_scheduler_runs_the_sweep_only_when_something_is_due(office, policy, tech_a):
+    from watchkeeper.core import scheduler
+    from watchkeeper.helpdesk import tasks_sla
+
+    # Given the helpdesk's periodic jobs discovered
+    scheduler.discover()
+    job = scheduler.registered()["helpdesk.sla_sweep"]
+    assert job.task is tasks_sla.sla_sweep
+
+    # When nothing is due, its check says so; once the deadline passed, it says there is work
+    with freeze_time(london(2025, 7, 7, 9, 0)):
+        ticket = actions.create_ticket(actor=tech_a, subject="Sched", client=office)
+        deliver()
+        assert job.when() is False
+    with freeze_time(london(2025, 7, 7, 10, 30)):
+        assert job.when() is True
+        # and the task itself announces the breach of the first-response target
+        assert tasks_sla.sla_sweep.call() == {"warned": 0, "breached": 1}
+        assert job.when() is False
+    assert kinds("sla.breached")[0].payload["ticket"] == ticket.pk
