@@ -168,3 +168,39 @@ def test_csat_results_api(as_user, owner, client_a, tech_a):
     data = as_user(owner).get("/api/v1/csat/").json()
     assert data["overall"] == {"n": 1, "avg": 5.0}
     assert data["technicians"][0]["technician"] == tech_a.pk
+
+
+def test_client_mail_domains_route_senders(as_user, owner, tech_a, client_a, client_b):
+    api = as_user(owner)
+    made = api.post("/api/v1/client-mail-domains/", {"client": client_a.pk,
+                                                     "domain": "@Acme.Example"},
+                    content_type=JSON)
+    assert made.status_code == 201 and made.json()["domain"] == "acme.example"
+    assert api.post("/api/v1/client-mail-domains/", {"client": client_b.pk,
+                                                     "domain": "acme.example"},
+                    content_type=JSON).status_code == 400  # one client per domain
+    from watchkeeper.helpdesk import mailin
+
+    outcome = mailin.receive(b"From: new@acme.example\r\nSubject: hi\r\n\r\nx\r\n")
+    assert outcome.ticket.client == client_a
+    # A contact's address wins (any case); a triage ticket given a client by hand picks up
+    # the matching contact
+    from watchkeeper.core import actions as core_actions
+
+    contact = core_actions.create_contact(actor=None, client=client_b, name="Lee",
+                                          email="lee@else.test")
+    known = mailin.receive(b"From: LEE@else.test\r\nSubject: who\r\n\r\nx\r\n").ticket
+    assert known.client == client_b and known.contact == contact
+    stranger = mailin.receive(b"From: kim@nowhere.test\r\nSubject: ?\r\n\r\nx\r\n").ticket
+    core_actions.create_contact(actor=None, client=client_b, name="Kim",
+                                email="kim@nowhere.test")
+    actions.change_ticket(actor=owner, ticket=stranger, client=client_b)
+    stranger.refresh_from_db()
+    assert stranger.contact.name == "Kim" and stranger.queue is None
+    # A technician can read A's domains only and cannot add any
+    tech = as_user(tech_a)
+    assert [d["domain"] for d in tech.get("/api/v1/client-mail-domains/").json()["results"]] \
+        == ["acme.example"]
+    assert tech.post("/api/v1/client-mail-domains/", {"client": client_a.pk,
+                                                      "domain": "x.test"},
+                     content_type=JSON).status_code == 403

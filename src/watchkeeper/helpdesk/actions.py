@@ -237,7 +237,10 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
         if "client" in fields and fields["client"] != ticket.client:
             if ticket.client_id is not None:
                 raise ValidationError({"client": "Only a triage ticket can be given a client."})
-            fields.setdefault("contact", None)
+            if fields.get("contact") is None and ticket.requester_email and fields["client"]:
+                # The requester may be a contact of the client they were matched to by hand.
+                fields["contact"] = fields["client"].contacts.filter(
+                    email__iexact=ticket.requester_email).order_by("id").first()
         for name, value in fields.items():
             setattr(ticket, name, value)
         if ticket.contact_id and ticket.contact.client_id != ticket.client_id:

@@ -29,6 +29,7 @@ from .choices import Priority, Source, Status
 from .models import (
     Attachment,
     CannedResponse,
+    ClientEmailDomain,
     CustomFieldDefinition,
     InboundMessage,
     NotificationTemplate,
@@ -90,7 +91,7 @@ class TicketChangeSerializer(TicketSerializer):
         read_only_fields += ["requester_email", "requester_name", "description"]
 
 
-class EntrySerializer(serializers.ModelSerializer):
+class TicketEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = TicketEntry
         fields = ["id", "kind", "is_public", "author", "author_label", "body", "changes",
@@ -98,7 +99,7 @@ class EntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EntryCreateSerializer(serializers.Serializer):
+class TicketEntryCreateSerializer(serializers.Serializer):
     body = serializers.CharField()
     public = serializers.BooleanField(default=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
@@ -119,11 +120,11 @@ class AttachmentUploadSerializer(serializers.Serializer):
     entry = serializers.IntegerField(required=False)
 
 
-class MergeSerializer(serializers.Serializer):
+class TicketMergeSerializer(serializers.Serializer):
     into = serializers.IntegerField(help_text="Id of the ticket to merge this one into.")
 
 
-class BulkSerializer(serializers.Serializer):
+class TicketBulkSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), max_length=500)
     assignee = serializers.IntegerField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
@@ -171,16 +172,17 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
         except DjangoValidationError as exc:
             raise _django_errors(exc) from exc
 
-    @extend_schema(methods=["GET"], responses=EntrySerializer(many=True))
-    @extend_schema(methods=["POST"], request=EntryCreateSerializer, responses=EntrySerializer)
+    @extend_schema(methods=["GET"], responses=TicketEntrySerializer(many=True))
+    @extend_schema(methods=["POST"], request=TicketEntryCreateSerializer,
+                   responses=TicketEntrySerializer)
     @action(detail=True, methods=["get", "post"])
     def entries(self, request, pk=None):
         """The timeline (GET), or a public reply / internal note (POST)."""
         ticket = self.get_object()
         if request.method == "GET":
             page = self.paginate_queryset(selectors.timeline(ticket))
-            return self.get_paginated_response(EntrySerializer(page, many=True).data)
-        body = EntryCreateSerializer(data=request.data)
+            return self.get_paginated_response(TicketEntrySerializer(page, many=True).data)
+        body = TicketEntryCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             entry = actions.add_entry(actor=request.user, ticket=ticket,
@@ -189,7 +191,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
                                       set_status=body.validated_data.get("status"))
         except DjangoValidationError as exc:
             raise _django_errors(exc) from exc
-        return Response(EntrySerializer(entry).data, status=status.HTTP_201_CREATED)
+        return Response(TicketEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["GET"], responses=AttachmentSerializer(many=True))
     @extend_schema(methods=["POST"], request=AttachmentUploadSerializer,
@@ -229,12 +231,12 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
             raise exceptions.ValidationError({"file": str(exc)}) from exc
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=MergeSerializer, responses=TicketSerializer)
+    @extend_schema(request=TicketMergeSerializer, responses=TicketSerializer)
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         """Merge this ticket into another (`into`); answers the target."""
         source = self.get_object()
-        body = MergeSerializer(data=request.data)
+        body = TicketMergeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         target = get_object_or_404(selectors.visible_tickets(request.user),
                                    pk=body.validated_data["into"])
@@ -244,11 +246,11 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
             raise _django_errors(exc) from exc
         return Response(TicketSerializer(target, context={"request": request}).data)
 
-    @extend_schema(request=BulkSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=TicketBulkSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         """Assign, set status or queue on many tickets: a result per ticket."""
-        body = BulkSerializer(data=request.data)
+        body = TicketBulkSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         fields = {}
@@ -285,7 +287,7 @@ class AttachmentViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
         return attachments.response(self.get_object())
 
 
-class QueueSerializer(serializers.ModelSerializer):
+class TicketQueueSerializer(serializers.ModelSerializer):
     class Meta:
         model = Queue
         fields = ["id", "name", "description", "is_triage", "created_at"]
@@ -317,11 +319,11 @@ class AdminCrudMixin:
 
 class QueueViewSet(AdminCrudMixin, viewsets.ModelViewSet):
     queryset = Queue.objects.all()
-    serializer_class = QueueSerializer
+    serializer_class = TicketQueueSerializer
     filter_backends: list = []
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class RoutingRuleSerializer(serializers.ModelSerializer):
     set_assignee = StaffField(allow_null=True, required=False)
 
     class Meta:
@@ -338,7 +340,7 @@ class RuleSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(exc.messages) from exc
 
 
-class PreviewSerializer(serializers.Serializer):
+class RulePreviewSerializer(serializers.Serializer):
     limit = serializers.IntegerField(default=200, min_value=1, max_value=2000)
 
 
@@ -347,7 +349,7 @@ class RuleViewSet(AdminCrudMixin, viewsets.ModelViewSet):
     create) against the last `limit` tickets you can see, without saving it."""
 
     queryset = RoutingRule.objects.all()
-    serializer_class = RuleSerializer
+    serializer_class = RoutingRuleSerializer
     filter_backends: list = []
 
     def perform_create(self, serializer):
@@ -360,12 +362,12 @@ class RuleViewSet(AdminCrudMixin, viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         self._call(actions.delete_rule, rule=instance)
 
-    @extend_schema(request=RuleSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=RoutingRuleSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["post"])
     def preview(self, request):
-        draft_in = RuleSerializer(data=request.data, context={"request": request})
+        draft_in = RoutingRuleSerializer(data=request.data, context={"request": request})
         draft_in.is_valid(raise_exception=True)
-        limit = PreviewSerializer(data=request.query_params)
+        limit = RulePreviewSerializer(data=request.query_params)
         limit.is_valid(raise_exception=True)
         draft = RoutingRule(**draft_in.validated_data)
         past = selectors.visible_tickets(request.user).order_by("-created_at")[
@@ -376,7 +378,7 @@ class RuleViewSet(AdminCrudMixin, viewsets.ModelViewSet):
                                       "subject": r["subject"]} for r in rows if r["matches"]]})
 
 
-class CannedSerializer(serializers.ModelSerializer):
+class CannedResponseSerializer(serializers.ModelSerializer):
     class Meta:
         model = CannedResponse
         fields = ["id", "title", "body", "is_active", "created_at"]
@@ -385,11 +387,11 @@ class CannedSerializer(serializers.ModelSerializer):
 
 class CannedViewSet(AdminCrudMixin, viewsets.ModelViewSet):
     queryset = CannedResponse.objects.all()
-    serializer_class = CannedSerializer
+    serializer_class = CannedResponseSerializer
     filter_backends: list = []
 
 
-class TemplateSerializer(serializers.ModelSerializer):
+class NotificationTemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = NotificationTemplate
         fields = ["id", "kind", "version", "subject", "body", "variables", "is_current",
@@ -403,7 +405,7 @@ class TemplateViewSet(viewsets.ModelViewSet):
     documented variables; see docs/helpdesk.md)."""
 
     queryset = NotificationTemplate.objects.all()
-    serializer_class = TemplateSerializer
+    serializer_class = NotificationTemplateSerializer
     filter_backends: list = []
     http_method_names = ["get", "post", "head", "options"]
     permissions = {"GET": VIEW, "POST": ADMIN}
@@ -442,7 +444,7 @@ class CustomFieldViewSet(viewsets.ModelViewSet):
             raise _django_errors(exc) from exc
 
 
-class InboundSerializer(serializers.ModelSerializer):
+class InboundMessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = InboundMessage
         fields = ["id", "state", "reason", "size", "channel", "envelope_from", "envelope_to",
@@ -450,7 +452,7 @@ class InboundSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReprocessSerializer(serializers.Serializer):
+class InboundReprocessSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False, help_text="Process an ignored message "
                                                               "past the auto-reply checks.")
 
@@ -460,7 +462,7 @@ class InboundViewSet(viewsets.ReadOnlyModelViewSet):
     ignored), with the reason. `raw` downloads the message; `reprocess` runs it again."""
 
     queryset = InboundMessage.objects.defer("raw")
-    serializer_class = InboundSerializer
+    serializer_class = InboundMessageSerializer
     filter_backends: list = []
     permissions = {"GET": ADMIN, "POST": ADMIN}
 
@@ -480,11 +482,11 @@ class InboundViewSet(viewsets.ReadOnlyModelViewSet):
         resp["X-Content-Type-Options"] = "nosniff"
         return resp
 
-    @extend_schema(request=ReprocessSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=InboundReprocessSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):
         row = get_object_or_404(InboundMessage, pk=pk)
-        body = ReprocessSerializer(data=request.data)
+        body = InboundReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             outcome = mailin.reprocess(actor=request.user, inbound=row,
@@ -516,6 +518,31 @@ class InboundSubmitView(APIView):
                         status=status.HTTP_202_ACCEPTED)
 
 
+class ClientMailDomainSerializer(serializers.ModelSerializer):
+    client = ScopedRelatedField(queryset=Client.objects.all())
+
+    class Meta:
+        model = ClientEmailDomain
+        fields = ["id", "client", "domain", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate_domain(self, value: str) -> str:
+        value = value.strip().lower().lstrip("@")
+        if "." not in value or "@" in value or " " in value:
+            raise serializers.ValidationError("A mail domain such as example.com.")
+        return value
+
+
+class DomainViewSet(ScopedMixin, AdminCrudMixin, viewsets.ModelViewSet):
+    """Mail domains of clients: senders at them are matched to that client."""
+
+    queryset = ClientEmailDomain.objects.select_related("client")
+    serializer_class = ClientMailDomainSerializer
+    filter_backends: list = []
+    http_method_names = ["get", "post", "delete", "head", "options"]
+    permissions = {"GET": VIEW, "POST": ADMIN, "DELETE": ADMIN}
+
+
 class CsatView(APIView):
     """CSAT results: count and average score overall, per technician and per client."""
 
@@ -536,6 +563,7 @@ def register(router) -> None:
                     basename="notification-template")
     router.register("ticket-fields", CustomFieldViewSet, basename="ticket-field")
     router.register("inbound-mail", InboundViewSet, basename="inbound-mail")
+    router.register("client-mail-domains", DomainViewSet, basename="client-mail-domain")
 
 
 def extra_urls():
