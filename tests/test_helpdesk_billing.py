@@ -328,3 +328,29 @@ def test_contract_api_shows_prepaid_burn_down(as_user, owner, tech_a, client_a, 
                          date=date(2025, 3, 1))
     burn = api.get(f"/api/v1/contracts/{response.json()['id']}/").json()["burn_down"]
     assert burn["used"] == "2.50" and burn["remaining"] == "7.50" and burn["percent_used"] == 25
+
+
+@freeze_time("2025-08-03 10:00:00")
+def test_approval_is_refused_when_data_changed_since_review(owner, client_a, tech_a, remote):
+    # Given a computed draft billing one hour
+    ticket = ticket_for(client_a, tech_a)
+    entry = timeentries.log_time(actor=tech_a, ticket=ticket, minutes=60, work_type=remote,
+                                 date=date(2025, 7, 10))
+    run = billing.create_run(actor=owner, period="2025-07")
+
+    # When the entry is edited before approval
+    timeentries.update_time_entry(actor=tech_a, entry=entry, minutes=600)
+
+    # Then approving is refused until the run is recomputed, and then bills the new time
+    with pytest.raises(ValidationError):
+        billing.approve_run(actor=owner, run=run)
+    run = billing.recompute_run(actor=owner, run=run)
+    approved = billing.approve_run(actor=owner, run=run)
+    assert approved.status == RunStatus.APPROVED and approved.total == Decimal("900.00")
+
+
+def test_only_someone_who_sees_every_client_computes_a_run(tech_a):
+    with pytest.raises(ValidationError):
+        billing.create_run(actor=tech_a, period="2025-07")
+    with pytest.raises(ValidationError):
+        billing.create_run(actor=None, period="2025-07")

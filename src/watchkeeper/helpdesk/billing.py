@@ -203,6 +203,22 @@ def _run_payload(run: BillingRun) -> dict[str, Any]:
             "total": str(run.total)}
 
 
+def _check_actor(actor) -> None:
+    """Counts come from scoped reads: an actor who does not see every client would bill
+    fewer devices and users than exist, so only such an actor may compute a run."""
+    from watchkeeper.core.tenancy import visible_client_ids
+
+    if actor is None or visible_client_ids(actor) is not None:
+        raise ValidationError("Billing runs are computed by someone who sees every client.")
+
+
+def _signature(lines) -> list[tuple]:
+    """What a reviewer saw: per line its client, contract, amounts and evidence."""
+    return sorted((line.client_id, line.contract_id or 0, line.kind, line.description,
+                   str(line.quantity), str(line.unit_price), str(line.amount),
+                   _evidence_ids(line)) for line in lines)
+
+
 def _fill(actor, run: BillingRun) -> None:
     lines = compute_lines(actor, run)
     BillingLine.objects.filter(run=run).delete()
@@ -215,6 +231,7 @@ def _fill(actor, run: BillingRun) -> None:
 def create_run(*, actor, period: str | date) -> BillingRun:
     """A draft run of the period, computed now. An approved run of the period is kept and
     named as the one this run would supersede."""
+    _check_actor(actor)
     start, end = month_bounds(period)
     if start > timezone.localdate():
         raise ValidationError({"period": "That month has not started yet."})
@@ -243,6 +260,7 @@ def _lock(run_id: int) -> BillingRun:
 
 
 def recompute_run(*, actor, run: BillingRun) -> BillingRun:
+    _check_actor(actor)
     with transaction.atomic():
         run = _lock(run.pk)
         before = str(run.total)
@@ -254,9 +272,16 @@ def recompute_run(*, actor, run: BillingRun) -> BillingRun:
 
 
 def approve_run(*, actor, run: BillingRun) -> BillingRun:
-    """Lock the run and the time entries it billed; supersede the period's earlier run."""
+    """Lock the run and the time entries it billed; supersede the period's earlier run.
+
+    Refused when the data changed since the run was computed (time logged or edited, a
+    device deployed or retired): what is approved is exactly what was reviewed."""
+    _check_actor(actor)
     with transaction.atomic():
         run = _lock(run.pk)
+        if _signature(compute_lines(actor, run)) != _signature(run.lines.all()):
+            raise ValidationError("The data changed since this run was computed: "
+                                  "recompute it and review the lines again.")
         previous = BillingRun.objects.select_for_update().filter(
             period_start=run.period_start, status=RunStatus.APPROVED).first()
         if previous is not None:
