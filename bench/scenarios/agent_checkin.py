@@ -95,6 +95,15 @@ class AgentCheckin(Scenario):
             agent = actions.enroll_agent(token=token, public_key=raw_public(agent_key(n)),
                                          facts={"hostname": f"host-{n:06d}"})
             uids.append(str(agent.uid))
+        # Steady state: the fleet has been checking in for a while, so the measured window
+        # is ordinary check-ins, not each agent's one-off agent.online transition.
+        from django.utils import timezone
+
+        from watchkeeper.agents.models import Agent
+
+        now = timezone.now()
+        Agent.objects.update(connectivity="online", last_seen_at=now,
+                             next_due_at=now + actions.offline_after())
         return {"agents": uids}
 
     def targets(self, seeded: dict) -> list[Target]:
@@ -199,8 +208,7 @@ def run_db(db: str, args) -> dict:
     (data_dir / "static").mkdir()
     try:
         with database(db, data_dir, PG_ADMIN_URL) as url:
-            env = bench_env(data_dir, url, {"WATCHKEEPER_TASKS_URL": "immediate",
-                                            "BENCH_AGENTS": str(args.agents)})
+            env = bench_env(data_dir, url, {"BENCH_AGENTS": str(args.agents)})
             print(f"[{db}] migrate")
             run_step(python_cmd("watchkeeper.cli", "migrate", "--noinput", "--skip-checks"),
                      env, "migrate")
