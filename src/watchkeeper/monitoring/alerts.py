@@ -17,12 +17,13 @@ two evaluators writing the same pair serialise instead of losing an update.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -117,7 +118,7 @@ def _record_batch(results: list[CheckResult], now: datetime) -> dict[str, int]:
             if change is not None:
                 changes.append(change)
         if changed_states:
-            CheckState.objects.bulk_update(changed_states, _STATE_FIELDS, batch_size=500)
+            _update_states(changed_states)
         _apply_alert_changes(changes, now, counters)
     return counters
 
@@ -131,8 +132,44 @@ def _lock_states(check_ids: list[int], pairs) -> dict[tuple[int, int], CheckStat
             if (s.check_template_id, s.device_key) in pairs}
 
 
-_STATE_FIELDS = ["state", "pending_state", "pending_count", "value", "message", "output",
-                 "observed_at", "changed_at", "recent_changes", "is_flapping", "client_id"]
+# Columns written back per state row, with the PostgreSQL type each VALUES column is cast
+# to (a column of NULLs would otherwise be text).
+_STATE_COLUMNS = [("state", "varchar"), ("pending_state", "varchar"),
+                  ("pending_count", "integer"), ("value", "double precision"),
+                  ("message", "varchar"), ("output", "text"),
+                  ("observed_at", "timestamptz"), ("changed_at", "timestamptz"),
+                  ("recent_changes", "jsonb"), ("is_flapping", "boolean"),
+                  ("client_id", "bigint")]
+UPDATE_CHUNK = 500
+
+
+def _update_states(states: list[CheckState]) -> None:
+    """Write the rows back with one `UPDATE ... FROM (VALUES ...)` per chunk: Django's
+    bulk_update builds a CASE per column with a branch per row, which costs quadratic time
+    in the chunk size (it dominated the evaluation benchmark). SQLite (3.33+) and
+    PostgreSQL both name VALUES columns column1..N."""
+    ops = connection.ops
+    pg = connection.vendor == "postgresql"
+    table = ops.quote_name(CheckState._meta.db_table)
+    sets = ", ".join(
+        f"{ops.quote_name(col)} = " + (f"CAST(v.column{i + 2} AS {pgtype})" if pg
+                                       else f"v.column{i + 2}")
+        for i, (col, pgtype) in enumerate(_STATE_COLUMNS))
+    with connection.cursor() as cursor:
+        for start in range(0, len(states), UPDATE_CHUNK):
+            chunk = states[start:start + UPDATE_CHUNK]
+            params: list[Any] = []
+            for s in chunk:
+                params += [s.pk, s.state, s.pending_state, s.pending_count, s.value,
+                           s.message, s.output, ops.adapt_datetimefield_value(s.observed_at),
+                           ops.adapt_datetimefield_value(s.changed_at),
+                           json.dumps(s.recent_changes or []), s.is_flapping, s.client_id]
+            row = "(" + ", ".join(["%s"] * (len(_STATE_COLUMNS) + 1)) + ")"
+            cursor.execute(
+                f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row] * len(chunk))}) "  # noqa: S608
+                f"AS v WHERE {table}.id = " + ("CAST(v.column1 AS bigint)" if pg
+                                               else "v.column1"),
+                params)
 
 
 def _advance(state: CheckState, readings: list[CheckResult], check: dict,
