@@ -381,3 +381,23 @@ def test_queue_page_queries_do_not_grow_with_rows(owner, as_user, client_a, tech
     for n in range(30):
         ticket(client_a, f"Many {n}", assignee=tech_a, tags=["y"])
     assert queries() == few
+
+
+def test_custom_fields_and_watchers_on_the_ticket_page(owner, tech_a, as_user, client_a):
+    actions.define_custom_field(actor=owner, key="room", label="Room number",
+                                field_type="number")
+    t = ticket(client_a, "Projector")
+    web = as_user(tech_a)
+    page = web.get(f"/tickets/{t.pk}/")
+    assert b"Room number" in page.content and b"Nobody is watching" in page.content
+    web.post(f"/tickets/{t.pk}/update", {"cf_room": "12"})
+    web.post(f"/tickets/{t.pk}/watch", {"watch": "1"})
+    t.refresh_from_db()
+    assert t.custom_fields == {"room": 12.0} and list(t.watchers.all()) == [tech_a]
+    change = t.entries.filter(kind=EntryKind.FIELDS).last()
+    assert change.changes["custom_fields"] == [{}, {"room": 12.0}]
+    assert tech_a.display_name.encode() in web.get(f"/tickets/{t.pk}/").content
+    # An invalid value is refused with the reason and changes nothing
+    web.post(f"/tickets/{t.pk}/update", {"cf_room": "twelve"})
+    t.refresh_from_db()
+    assert t.custom_fields == {"room": 12.0}

@@ -29,7 +29,15 @@ from .choices import (
     TicketType,
 )
 from .forms import TicketForm
-from .models import Attachment, CannedResponse, InboundMessage, Queue, RoutingRule, Ticket
+from .models import (
+    Attachment,
+    CannedResponse,
+    CustomFieldDefinition,
+    InboundMessage,
+    Queue,
+    RoutingRule,
+    Ticket,
+)
 
 PAGE_SIZE = 50
 
@@ -117,6 +125,9 @@ def ticket_detail(request, pk: int):
         "canned": CannedResponse.objects.filter(is_active=True),
         "can_change": has_capability(user, "tickets.change"),
         "is_watching": ticket.watchers.filter(pk=user.pk).exists(),
+        "watchers": ticket.watchers.all(),
+        "custom_fields": [(d, ticket.custom_fields.get(d.key, "")) for d in
+                          CustomFieldDefinition.objects.filter(is_current=True)],
     })
 
 
@@ -162,6 +173,9 @@ def _parse_fields(request, ticket: Ticket) -> dict:
             contact = get_object_or_404(scoped(Contact.objects.all(), user), pk=post["contact"])
         if contact != ticket.contact:
             fields["contact"] = contact
+    custom = {key[3:]: value for key, value in post.items() if key.startswith("cf_")}
+    if custom and any(str(ticket.custom_fields.get(k, "")) != v for k, v in custom.items()):
+        fields["custom_fields"] = custom
     if "tags" in post:
         tags = sorted({t.strip() for t in post["tags"].split(",") if t.strip()})
         if tags != ticket.tags:
