@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 SECRET_PURPOSE = "monitoring.check-secret"
 MAX_JITTER = 30.0
+HARD_LIMIT_FACTOR = 3  # a check is abandoned after 3x its own timeout (+30 s)
 
 
 # --- Configs: secrets and targets -------------------------------------------------------
@@ -220,7 +221,7 @@ class Poller:
                     self._in_flight += 1
                     self.stats.in_flight_max = max(self.stats.in_flight_max, self._in_flight)
                     try:
-                        outcome = await poller_checks.run_check(item.kind, config, ctx)
+                        outcome = await self._bounded_run(item.kind, config, ctx)
                     finally:
                         self._in_flight -= 1
             self.stats.ran += 1
@@ -228,6 +229,18 @@ class Poller:
             self._buffer.append(Ran(item, outcome, timezone.now()))
         finally:
             self._running.discard(item.id)
+
+    @staticmethod
+    async def _bounded_run(kind: str, config: dict, ctx: PollerContext) -> Outcome:
+        """Every kind bounds itself by its timeout; this is the backstop so one stuck check
+        can never hold a slot of the semaphore for good."""
+        limit = HARD_LIMIT_FACTOR * float(config.get("timeout") or 10) * \
+            max(1, int(config.get("count") or 1)) + 30
+        try:
+            async with asyncio.timeout(limit):
+                return await poller_checks.run_check(kind, config, ctx)
+        except TimeoutError:
+            return Outcome("unknown", f"the poller gave up after {limit:.0f} s")
 
     async def _flush(self) -> None:
         if not self._buffer:
