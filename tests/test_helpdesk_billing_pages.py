@@ -200,3 +200,21 @@ def test_contract_form_creates_and_edits_a_contract(as_user, owner, client_a):
     contract.refresh_from_db()
     assert contract.hours == Decimal("20.00")
     assert "Prepaid hours" in web.get(f"/billing/contracts/{contract.pk}/").content.decode()
+
+
+def test_due_soon_lists_running_clocks_soonest_first(as_user, tech_a, ticket_a, client_a):
+    # Given a second ticket opened later (its clocks fall due later)
+    with freeze_time(datetime(2025, 7, 7, 11, 0, tzinfo=LONDON)):
+        later = actions.create_ticket(actor=tech_a, subject="Later one", client=client_a,
+                                      notify=False)
+        events.dispatch_due()
+
+    # When the technician opens the due-soon view on Monday 11:30 (before any sweep ran)
+    with freeze_time(datetime(2025, 7, 7, 11, 30, tzinfo=LONDON)):
+        page = as_user(tech_a).get("/tickets/sla/breaches/?view=due").content.decode()
+
+    # Then both tickets' clocks are listed, the earlier ticket's first response on top,
+    # already 1.5 business hours over, the later one's with half an hour left
+    body = page[page.index('id="due-table"'):]
+    assert body.index(ticket_a.reference) < body.index(later.reference)
+    assert "-1 h 30 min" in body and "<td>30 min</td>" in body

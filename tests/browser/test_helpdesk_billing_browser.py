@@ -93,7 +93,8 @@ def test_owner_computes_reviews_and_approves_a_billing_run(signed_in_page, owner
 
     # And the other billing and SLA screens pass axe too
     for url in ("/billing/contracts/", "/billing/contracts/new", "/billing/work-types/",
-                "/tickets/sla/breaches/", "/tickets/sla/policies/",
+                "/tickets/sla/breaches/", "/tickets/sla/breaches/?view=due",
+                "/tickets/sla/policies/",
                 "/tickets/sla/policies/edit"):
         page.goto(url)
         axe_check(page, url)

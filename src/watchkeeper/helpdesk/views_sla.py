@@ -14,7 +14,7 @@ from watchkeeper.core.tenancy import scoped
 
 from . import sla
 from .choices import Priority
-from .choices_sla import Metric
+from .choices_sla import ClockState, Metric
 from .models_billing import Contract
 from .models_sla import SlaClock, SlaPolicy
 
@@ -25,18 +25,28 @@ def _errors(exc: ValidationError) -> str:
 
 @requires("tickets.view")
 def breaches(request):
-    """Every breached clock the user may see, newest first; `?open=1` only open tickets."""
-    qs = scoped(SlaClock.objects.filter(breached_at__isnull=False), request.user) \
-        .select_related("ticket", "ticket__client", "ticket__assignee", "policy",
-                        "breach_reason_by").order_by("-breached_at", "-id")
-    only_open = request.GET.get("open") == "1"
+    """Every breached clock the user may see, newest first; `?open=1` only open tickets;
+    `?view=due` the running clocks not yet breached, soonest due first (what is at risk)."""
+    due_view = request.GET.get("view") == "due"
+    related = ("ticket", "ticket__client", "ticket__assignee", "policy", "breach_reason_by")
+    if due_view:
+        qs = scoped(SlaClock.objects.filter(breached_at__isnull=True,
+                                            state=ClockState.RUNNING), request.user) \
+            .select_related(*related).order_by("due_at", "id")
+    else:
+        qs = scoped(SlaClock.objects.filter(breached_at__isnull=False), request.user) \
+            .select_related(*related).order_by("-breached_at", "-id")
+    only_open = request.GET.get("open") == "1" and not due_view
     if only_open:
         from .choices import OPEN_STATUSES
 
         qs = qs.filter(ticket__status__in=OPEN_STATUSES)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    cache: dict = {}
+    for clock in page.object_list:
+        clock.remaining = sla.remaining_seconds(clock, calendars_by_client=cache)
     return render(request, "helpdesk/sla_breaches.html", {
-        "page": page, "only_open": only_open, "section": "sla"})
+        "page": page, "only_open": only_open, "due_view": due_view, "section": "sla"})
 
 
 @requires("tickets.change")
