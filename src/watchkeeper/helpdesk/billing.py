@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
+from watchkeeper.core.csvsafe import safe_cell
 from watchkeeper.core.models import Client
 
 from . import contracts
@@ -345,19 +346,12 @@ def export_rows(run: BillingRun, lines) -> list[dict[str, Any]]:
     return rows
 
 
-def _safe_cell(value: Any) -> Any:
-    """Spreadsheets run a cell starting with = + - @ as a formula (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def export_csv(run: BillingRun, lines) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     for row in export_rows(run, lines):
-        writer.writerow({k: _safe_cell(v) for k, v in row.items()})
+        writer.writerow({k: safe_cell(v) for k, v in row.items()})
     return out.getvalue()
 
 
