@@ -266,10 +266,17 @@ def test_a_client_user_sees_only_own_tickets_and_only_public_entries(client_a, c
                       body="Internal: client is difficult", public=False)
     web = as_user(portal_b)
 
+    from watchkeeper.inventory import actions as inventory_actions
+
+    inventory_actions.create_device(actor=None, client=client_b, name="B-LAPTOP")
+    inventory_actions.create_device(actor=None, client=client_a, name="A-SERVER")
     # When the client user lists and opens tickets
     listing = web.get("/portal/tickets/?show=all")
     assert mine.subject.encode() in listing.content
     assert b"Their secret" not in listing.content
+    # And sees the health of their own devices only
+    assert listing.context["health"]["total"] == 1
+    assert [d.name for d in listing.context["health"]["devices"]] == ["B-LAPTOP"]
     detail = web.get(f"/portal/tickets/{mine.pk}/")
     assert detail.status_code == 200 and b"difficult" not in detail.content
     assert web.get(f"/portal/tickets/{theirs.pk}/").status_code == 404
