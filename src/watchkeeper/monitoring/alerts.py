@@ -66,6 +66,9 @@ class _Change:
     check: dict
     result: CheckResult
     repeats: int = 0
+    # Per batch: which clients have any dependency relation / maintenance window at all,
+    # so the common case (none) costs no lookup per opened alert.
+    hints: dict = field(default_factory=dict)
 
 
 def record_results(results: list[CheckResult], now: datetime | None = None) -> dict[str, int]:
@@ -259,6 +262,17 @@ def _apply_alert_changes(changes: list[_Change], now: datetime,
     others = [ch for ch in changes if ch.kind != "repeat"]
     if not others:
         return
+    from .models import DeviceRelation, MaintenanceWindow
+
+    clients = {ch.state.client_id for ch in others if ch.kind in ("open", "flap")}
+    hints = {"relations": set(), "windows": set()}
+    if clients:
+        hints["relations"] = set(DeviceRelation.objects.filter(client_id__in=clients)
+                                 .values_list("client_id", flat=True).distinct())
+        hints["windows"] = set(MaintenanceWindow.objects.filter(client_id__in=clients)
+                               .values_list("client_id", flat=True).distinct())
+    for ch in others:
+        ch.hints = hints
     keys = [alert_key(ch.state.check_template_id, ch.state.device_id) for ch in others]
     open_alerts = {a.key: a for a in Alert.objects.select_for_update()
                    .filter(key__in=keys, status__in=OPEN_STATUSES).order_by("pk")}
@@ -288,10 +302,13 @@ def _open(ch: _Change, key: str, alert: Alert | None, now: datetime,
                   severity=state.state, summary=_summary(ch), count=1 + ch.repeats,
                   opened_at=now, last_seen_at=now,
                   escalate_at=now + timedelta(minutes=minutes) if minutes else None)
-    parent = dependencies.parent_alert(state.client_id, state.device_id)
+    hints = ch.hints or {}
+    related = state.client_id in hints.get("relations", {state.client_id})
+    parent = dependencies.parent_alert(state.client_id, state.device_id) if related else None
     if parent is not None:
         alert.parent, alert.suppressed = parent, Suppression.DEPENDENCY
-    elif maintenance.in_maintenance(state.client_id, state.device_id, now):
+    elif state.client_id in hints.get("windows", {state.client_id}) and \
+            maintenance.in_maintenance(state.client_id, state.device_id, now):
         alert.suppressed = Suppression.MAINTENANCE
     try:
         with transaction.atomic():
@@ -302,7 +319,8 @@ def _open(ch: _Change, key: str, alert: Alert | None, now: datetime,
             count=F("count") + 1, last_seen_at=now)
         counters["repeats"] += 1
         return
-    dependencies.adopt_children(alert)
+    if related:
+        dependencies.adopt_children(alert)
     counters["opened"] += 1
     events.emit("alert.opened", client=alert.client_id, payload=_payload(alert, ch.check))
 
