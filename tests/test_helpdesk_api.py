@@ -204,3 +204,22 @@ def test_client_mail_domains_route_senders(as_user, owner, tech_a, client_a, cli
     assert tech.post("/api/v1/client-mail-domains/", {"client": client_a.pk,
                                                       "domain": "x.test"},
                      content_type=JSON).status_code == 403
+
+
+def test_ticket_list_queries_do_not_grow_with_rows(as_user, owner, client_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = as_user(owner)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert api.get("/api/v1/tickets/?status=open").status_code == 200
+        return len(ctx.captured_queries)
+
+    for n in range(2):
+        actions.create_ticket(actor=None, client=client_a, subject=f"few {n}")
+    few = queries()
+    for n in range(20):
+        actions.create_ticket(actor=None, client=client_a, subject=f"many {n}")
+    assert queries() == few

@@ -145,7 +145,8 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
         if self.action == "list":
             return selectors.filter_tickets(self.request.user,
                                             selectors.TicketQuery.from_params(
-                                                self.request.query_params))
+                                                self.request.query_params)) \
+                .prefetch_related("devices")
         return super().get_queryset().select_related("client", "queue", "assignee") \
             .prefetch_related("devices")
 
