@@ -168,3 +168,20 @@ def test_metric_series_picks_resolution(as_user, tech_a, client_a, client_b):
     assert body["resolution"] == 300
     assert api.get(f"/api/v1/monitoring/devices/{other.pk}/metrics/?metric=cpu.percent"
                    ).status_code == 404
+
+
+def test_list_query_count_does_not_grow_with_checks(as_user, owner, policy_a, http_target,
+                                                    django_assert_max_num_queries):
+    for i in range(3):
+        mon_actions.add_check(actor=None, policy=policy_a, name=f"Web {i}", kind="http",
+                              config={"url": http_target.url("/ok")})
+    asyncio.run(Poller().run_once())
+    api = as_user(owner)
+    api.get(f"{API}/network-checks/")  # warm the session
+    with django_assert_max_num_queries(12) as few:
+        assert len(api.get(f"{API}/network-checks/").json()["results"]) == 3
+    for i in range(3, 9):
+        mon_actions.add_check(actor=None, policy=policy_a, name=f"Web {i}", kind="http",
+                              config={"url": http_target.url("/ok")})
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(api.get(f"{API}/network-checks/").json()["results"]) == 9

@@ -66,7 +66,9 @@ class NetworkCheckSerializer(serializers.ModelSerializer):
         read_only_fields = ["next_run_at", "created_at", "state"]
 
     def get_state(self, obj) -> dict | None:
-        state = obj.states.order_by("-observed_at").first()
+        # From the prefetched rows (the list does not pay one query per check).
+        states = [st for st in obj.states.all() if st.observed_at is not None]
+        state = max(states, key=lambda st: st.observed_at) if states else None
         if state is None:
             return None
         return {"state": state.state, "value": state.value, "message": state.message,
@@ -103,7 +105,8 @@ class PollSampleSerializer(serializers.ModelSerializer):
 class NetworkCheckViewSet(ScopedMixin, viewsets.ModelViewSet):
     """Server-side checks run by the poller (ping, TCP, HTTP, TLS, DNS, SNMP)."""
 
-    queryset = Check.objects.filter(kind__in=sorted(SERVER_KINDS)).select_related("policy")
+    queryset = (Check.objects.filter(kind__in=sorted(SERVER_KINDS)).select_related("policy")
+                .prefetch_related("states"))
     serializer_class = NetworkCheckSerializer
     filterset_fields = ["policy", "kind", "device", "is_enabled"]
     search_fields = ["name"]
