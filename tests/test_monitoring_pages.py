@@ -119,3 +119,22 @@ def test_snooze_then_wake(owner, world):
     assert actions.wake_snoozed_alerts(now=timezone.now() + timedelta(minutes=31)) == 1
     alert.refresh_from_db()
     assert alert.status == AlertStatus.OPEN
+
+
+def test_alert_page_links_the_helpdesk_ticket(as_user, owner, client_a, world):
+    from watchkeeper.core import events
+    from watchkeeper.helpdesk.models import Ticket
+
+    # Given a policy whose critical alerts open tickets
+    actions.update_policy(actor=owner, policy=world["policy"], ticket_severities=["critical"])
+    device = make_device(client_a, "acme-db")
+    record_results([CheckResult(world["check"].pk, device.pk, client_a.pk, State.CRITICAL)])
+    # When the helpdesk handles alert.opened through its subscription
+    events.dispatch_due()
+    alert = Alert.objects.get(device=device)
+    ticket = Ticket.objects.get(origin_key=f"alert:{alert.pk}")
+    # Then the alert's page links its ticket; alerts of a policy that wants none have none
+    html = as_user(owner).get(f"/monitoring/alerts/{alert.pk}/").content.decode()
+    assert f'href="/tickets/{ticket.pk}/"' in html
+    quiet = Alert.objects.get(device=world["a1"])
+    assert not Ticket.objects.filter(origin_key=f"alert:{quiet.pk}").exists()

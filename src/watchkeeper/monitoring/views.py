@@ -89,8 +89,14 @@ def alert_detail(request, pk: int):
         "client", "device", "parent", "check_template__policy"), request.user), pk=pk)
     children = scoped(alert.children.select_related("device"), request.user)[:200]
     notes = alert.notifications.select_related("channel").prefetch_related("attempt_log")
+    ticket = None
+    if has_capability(request.user, "tickets.view"):
+        from watchkeeper.helpdesk.selectors import visible_tickets
+
+        # The helpdesk keys the one ticket of an alert by this origin (its alert.* handler).
+        ticket = visible_tickets(request.user).filter(origin_key=f"alert:{alert.pk}").first()
     return render(request, "monitoring/alert_detail.html", {
-        "alert": alert, "children": children, "notifications": notes[:100],
+        "alert": alert, "children": children, "notifications": notes[:100], "ticket": ticket,
         "can_ack": has_capability(request.user, "alerts.ack")})
 
 
