@@ -5,8 +5,9 @@ v2c: community; v3: user, auth_protocol (none, md5, sha, sha224, sha256, sha384,
 auth_key, priv_protocol (none, des, 3des, aes, aes192, aes256), priv_key, context.
 mode "oid": oid (numeric, dotted) and either expected (the value as text must equal it) or
 value_warning / value_critical with direction "above" (default: high is bad) or "below".
-mode "interface": if_index; ifOperStatus up is ok, down / lowerLayerDown critical, any
-other status (testing, unknown, dormant, notPresent) warning.
+mode "interface": if_index, or if_name (found by a walk of ifDescr); ifOperStatus up is ok,
+down / lowerLayerDown critical, any other status (testing, unknown, dormant, notPresent)
+warning.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UdpTransportTarget,
     UsmUserData,
     get_cmd,
+    walk_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as snmp_auth
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
@@ -89,8 +91,9 @@ def validate(config: dict) -> dict:
                 raise ConfigError("priv_key: at least 8 characters")
     if clean["mode"] == "interface":
         clean["if_index"] = integer(config, "if_index", None, minimum=1)
-        if clean["if_index"] is None:
-            raise ConfigError("if_index: required")
+        clean["if_name"] = text(config, "if_name", None, max_length=200)
+        if clean["if_index"] is None and not clean["if_name"]:
+            raise ConfigError("if_index: required (or if_name, the interface's ifDescr)")
     else:
         oid = text(config, "oid", required=True, max_length=300)
         if not OID.match(oid):
@@ -107,8 +110,8 @@ def validate(config: dict) -> dict:
 
 
 def target(config: dict) -> str:
-    what = (f"ifOperStatus.{config['if_index']}" if config["mode"] == "interface"
-            else config["oid"])
+    what = (f"ifOperStatus.{config.get('if_index') or config.get('if_name')}"
+            if config["mode"] == "interface" else config["oid"])
     return f"{config['host']}:{config['port']} {what}"
 
 
@@ -148,6 +151,25 @@ class SnmpFailure(Exception):
     pass
 
 
+async def find_interface(config: dict, engine: SnmpEngine, name: str) -> int | None:
+    """The ifIndex whose ifDescr is `name` (a walk of ifDescr), or None."""
+    transport = await UdpTransportTarget.create((config["host"], config["port"]),
+                                                timeout=config["timeout"],
+                                                retries=config["retries"])
+    context = ContextData(contextName=config.get("context", "") or "")
+    async for error, status, _index, binds in walk_cmd(
+            engine, _auth(config), transport, context, ObjectType(ObjectIdentity(IF_DESCR)),
+            lookupMib=False, lexicographicMode=False):
+        if error:
+            raise SnmpFailure(str(error))
+        if status:
+            raise SnmpFailure(status.prettyPrint())
+        for oid, value in binds:
+            if value.prettyPrint() == name:
+                return int(str(oid).rsplit(".", 1)[1])
+    return None
+
+
 def _as_number(value) -> float | None:
     try:
         return float(int(value))
@@ -162,7 +184,12 @@ async def run(config: dict, ctx) -> Outcome:
     engine = ctx.snmp_engine()
     try:
         if config["mode"] == "interface":
-            idx = config["if_index"]
+            idx = config.get("if_index")
+            if idx is None:
+                idx = await find_interface(config, engine, config["if_name"])
+                if idx is None:
+                    return Outcome(CRITICAL, f"no interface named {config['if_name']!r}",
+                                   details={"if_name": config["if_name"]})
             status_value, descr = await get(config, engine, [f"{IF_OPER_STATUS}.{idx}",
                                                              f"{IF_DESCR}.{idx}"])
             code = int(status_value)
