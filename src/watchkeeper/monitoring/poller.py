@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 SECRET_PURPOSE = "monitoring.check-secret"
 MAX_JITTER = 30.0
+MAX_BUFFER = 50_000  # results kept in memory while the database is unreachable
 HARD_LIMIT_FACTOR = 3  # a check is abandoned after 3x its own timeout (+30 s)
 
 
@@ -253,6 +254,10 @@ class Poller:
             log.exception("could not record %d poller results; keeping them for the next "
                           "flush", len(batch))
             self._buffer[:0] = batch
+            if len(self._buffer) > MAX_BUFFER:  # database away for long: keep the newest
+                dropped = len(self._buffer) - MAX_BUFFER
+                del self._buffer[:dropped]
+                log.error("dropped the %d oldest poller results (buffer full)", dropped)
 
     def _start(self, sem, ctx, claimed: list[DueCheck]) -> None:
         for item in claimed:
