@@ -264,6 +264,15 @@ SPECTACULAR_SETTINGS = {
         "ContractKindEnum": "watchkeeper.helpdesk.choices_billing.ContractKind",
         "BillingRunStatusEnum": "watchkeeper.helpdesk.choices_billing.RunStatus",
         "BillingLineKindEnum": "watchkeeper.helpdesk.choices_billing.LineKind",
+        "CheckKindEnum": "watchkeeper.monitoring.choices.CheckKind",
+        "MonitoringStateEnum": "watchkeeper.monitoring.choices.State",
+        "AlertStatusEnum": "watchkeeper.monitoring.choices.AlertStatus",
+        "AlertSuppressionEnum": "watchkeeper.monitoring.choices.Suppression",
+        "PolicyScopeEnum": "watchkeeper.monitoring.choices.Scope",
+        "DependencyKindEnum": "watchkeeper.monitoring.choices.RelationKind",
+        "ChannelKindEnum": "watchkeeper.monitoring.choices.ChannelKind",
+        "WebhookFormatEnum": "watchkeeper.monitoring.choices.WebhookFormat",
+        "NotificationStatusEnum": "watchkeeper.monitoring.choices.NotificationStatus",
     },
 }
 
