@@ -129,3 +129,29 @@ def test_an_unknown_state_is_refused(owner, client_a):
     device = make_device(client_a, "srv-01")
     with pytest.raises(ValueError):
         record_results([_result(check, device, "broken")])
+
+
+def test_a_flapping_check_failing_again_after_a_manual_resolve_has_an_alert(owner, client_a):
+    from watchkeeper.monitoring import actions
+
+    _, check = disk_policy(owner)
+    device = make_device(client_a, "srv-01")
+    start = timezone.now() - timedelta(minutes=10)
+
+    def feed(i, state):
+        at = start + timedelta(seconds=30 * i)
+        record_results([_result(check, device, state, at=at)], now=at)
+
+    # Given a check that flaps (five changes), whose alert a person resolves by hand
+    for i, state in enumerate([State.CRITICAL, State.OK, State.CRITICAL, State.OK,
+                               State.CRITICAL]):
+        feed(i, state)
+    assert CheckState.objects.get().is_flapping
+    actions.resolve_alerts(actor=owner, alerts=list(Alert.objects.exclude(
+        status=AlertStatus.RESOLVED)))
+    # When it keeps flapping and fails again
+    feed(5, State.OK)
+    feed(6, State.CRITICAL)
+    # Then the failure has one open alert again, marked flapping
+    open_alerts = Alert.objects.exclude(status=AlertStatus.RESOLVED)
+    assert open_alerts.count() == 1 and open_alerts.get().is_flapping

@@ -218,8 +218,8 @@ def _advance(state: CheckState, readings: list[CheckResult], check: dict,
     if state.is_flapping and not start_flapping:
         return _Change("flap", state, check, last)
     if state.is_flapping:
-        # Keep the alert open and quiet; severity follows the worst reading.
-        return _Change("repeat", state, check, last, repeats=len(readings)) \
+        # Keep the alert open and quiet (opened once if flapping began on a recovery).
+        return _Change("flapping", state, check, last, repeats=len(readings)) \
             if new != State.OK or old != State.OK else None
     if start_flapping and not state.is_flapping:
         return _Change("resolve" if new == State.OK else "severity", state, check, last)
@@ -375,4 +375,17 @@ def _flap(ch: _Change, key: str, alert: Alert | None, now: datetime,
                 payload=_payload(alert, ch.check, flapping=True))
 
 
-_HANDLERS = {"open": _open, "severity": _change_severity, "resolve": _resolve, "flap": _flap}
+def _flapping(ch: _Change, key: str, alert: Alert | None, now: datetime,
+              counters: dict[str, int]) -> None:
+    """Still flapping: count on the open alert without an event; if flapping began on a
+    recovery (its alert resolved) and the check is failing now, open it once, flapping."""
+    if alert is None:
+        if ch.state.state != State.OK:
+            _flap(ch, key, None, now, counters)
+        return
+    Alert.objects.filter(pk=alert.pk).update(count=F("count") + ch.repeats, last_seen_at=now)
+    counters["repeats"] += 1
+
+
+_HANDLERS = {"open": _open, "severity": _change_severity, "resolve": _resolve, "flap": _flap,
+             "flapping": _flapping}
