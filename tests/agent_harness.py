@@ -102,8 +102,10 @@ class AgentCLI:
                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
         return AgentRun(proc.returncode, proc.stdout, proc.stderr)
 
-    def enroll(self, server: str, token: str) -> AgentRun:
-        return self("enroll", "--server", server, "--token", token)
+    def enroll(self, server: str, token: str, *extra: str, insecure: bool = True) -> AgentRun:
+        """Enroll; the loopback test server speaks plain http, so --insecure by default."""
+        return self("enroll", "--server", server, "--token", token,
+                    *(["--insecure"] if insecure else []), *extra)
 
     def once(self, inventory: str = "never") -> AgentRun:
         return self("run", "--once", "--inventory", inventory)

@@ -135,6 +135,44 @@ def test_auto_approve_token_and_expired_or_revoked_tokens(make_agent, server, si
     assert Agent.objects.count() == 1
 
 
+def test_plain_http_server_is_refused_without_insecure(server, site, signer_key, tmp_path):
+    # Given a token and a server reachable only over plain http (the loopback test server)
+    token, raw = actions.create_enrollment_token(actor="test", client=site.client, site=site)
+    cli = AgentCLI(tmp_path / "plain")
+    # When the agent enrolls without --insecure
+    refused = cli.enroll(server.url, raw, insecure=False)
+    # Then it refuses before sending the token, and saves nothing
+    assert refused.returncode == 2 and "--insecure" in refused.stderr
+    assert not (tmp_path / "plain" / "enrollment.json").exists()
+    token.refresh_from_db()
+    assert token.uses == 0 and not Agent.objects.exists()
+    # And with --insecure it enrolls, and keeps using that server afterwards
+    assert cli.enroll(server.url, raw).returncode == 0
+    assert json.loads((tmp_path / "plain" / "enrollment.json").read_text())["insecure"] is True
+
+
+def test_signer_fingerprint_is_checked_at_enrollment(server, site, signer_key, tmp_path):
+    # Given the install command of a new token, which names the signer key's fingerprint
+    _, raw = actions.create_enrollment_token(actor="test", client=site.client, site=site)
+    command = actions.install_command(raw).split()
+    fingerprint = command[command.index("--signer-fingerprint") + 1]
+    # When an agent enrolls expecting another key (a server or proxy swapped it)
+    wrong = AgentCLI(tmp_path / "wrong").enroll(server.url, raw, "--signer-fingerprint",
+                                                "ab" * 32)
+    # Then enrollment fails and no key is pinned
+    assert wrong.returncode == 6 and "fingerprint" in wrong.stderr
+    assert not (tmp_path / "wrong" / "enrollment.json").exists()
+    # And with the fingerprint from the install command it enrolls and pins that key
+    ok = AgentCLI(tmp_path / "right").enroll(server.url, raw, "--signer-fingerprint",
+                                             fingerprint.upper())
+    assert ok.returncode == 0, ok.stderr
+    pinned = json.loads((tmp_path / "right" / "enrollment.json").read_text())
+    assert base64.b64decode(pinned["signer_public_key"]) == signer.public_bytes(signer_key)
+    # And a malformed fingerprint is refused before anything is sent
+    bad = AgentCLI(tmp_path / "bad").enroll(server.url, raw, "--signer-fingerprint", "xyz")
+    assert bad.returncode == 2 and not (tmp_path / "bad" / "enrollment.json").exists()
+
+
 def test_revoked_or_deleted_agent_is_refused_at_once(make_agent):
     # Given two approved agents that check in fine
     cli, agent = make_agent()
@@ -219,8 +257,8 @@ def test_a_replayed_batch_is_acknowledged_but_not_stored_twice(make_agent, serve
     state = State(cli.state_dir)
     batch = {"seq": 1, "kind": "metrics", "metrics": {"ts": time.time(),
                                                       "values": {"cpu.percent": 1.0}}}
-    answer = Transport(server.url).request("POST", "/agent/v1/checkin", batch,
-                                           key=state.load_key(), agent_id=cli.agent_id)
+    answer = Transport(server.url, insecure=True).request(
+        "POST", "/agent/v1/checkin", batch, key=state.load_key(), agent_id=cli.agent_id)
     # Then it is acknowledged as a duplicate and nothing is added
     assert answer["duplicate"] is True and answer["ack_seq"] == 1
     assert metric_count(agent) == stored

@@ -13,6 +13,7 @@ from watchkeeper_agent.collectors import UNKNOWN, for_platform
 from watchkeeper_agent.commands import Rejected, verify
 from watchkeeper_agent.protocol import section_hash
 from watchkeeper_agent.spool import Spool
+from watchkeeper_agent.transport import InsecureServer, Transport
 
 
 def batch(kind: str, size: int = 400) -> dict:
@@ -115,3 +116,14 @@ def test_a_timed_out_script_is_killed_with_its_background_children(tmp_path):
     assert status == "timeout" and code is None and b"started" in out
     child = int(pidfile.read_text())
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+
+
+def test_transport_refuses_plain_http_unless_insecure():
+    # Given plain http:// and https:// server URLs
+    # Then https is accepted, http only with insecure=True, anything else never
+    assert Transport("https://rmm.example.net").context is not None
+    with pytest.raises(InsecureServer):
+        Transport("http://rmm.example.net")
+    assert Transport("http://127.0.0.1:8000", insecure=True).server == "http://127.0.0.1:8000"
+    with pytest.raises(ValueError):
+        Transport("ftp://rmm.example.net", insecure=True)

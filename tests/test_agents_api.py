@@ -99,20 +99,23 @@ def test_script_versions_runs_and_second_approval(as_user, owner, admin_user, te
     settings.LARGE_JOB_THRESHOLD = 1
     for n in (4, 5):
         actions.approve_agent(actor="test", agent=enrolled(site_a, key(n), f"pc-{n}"))
-    api = as_user(tech_a)
-    # When a technician writes a script and edits it
-    created = api.post("/api/v1/scripts/", {
+    # When an admin writes a script and edits it
+    created = as_user(admin_user).post("/api/v1/scripts/", {
         "name": "Disk report", "language": "bash", "body": "df -h \"$1\"",
         "parameters": [{"name": "path", "required": True}]}, content_type="application/json")
     assert created.status_code == 201, created.content
     script_id = created.json()["id"]
-    edited = api.patch(f"/api/v1/scripts/{script_id}/", {"body": "df -h \"$1\" | head"},
-                       content_type="application/json")
+    edited = as_user(admin_user).patch(f"/api/v1/scripts/{script_id}/",
+                                       {"body": "df -h \"$1\" | head"},
+                                       content_type="application/json")
     assert edited.status_code == 200 and edited.json()["version"] == 2
-    # And runs it on the whole client
+    # And a technician runs the version they read on the whole client
+    api = as_user(tech_a)
+    seen = api.get(f"/api/v1/scripts/{script_id}/").json()["version_id"]
     run = api.post("/api/v1/script-runs/", {
-        "script": script_id, "target_kind": "client", "target_id": site_a.client_id,
-        "parameters": {"path": "/"}}, content_type="application/json")
+        "script": script_id, "script_version": seen, "target_kind": "client",
+        "target_id": site_a.client_id, "parameters": {"path": "/"}},
+        content_type="application/json")
     # Then the large job waits; the technician may not approve it, an admin may
     assert run.status_code == 201, run.content
     run_id = run.json()["id"]
@@ -137,8 +140,8 @@ def test_kill_switch_needs_scripts_approve(as_user, tech_a, owner, site_a):
     assert Command.objects.get().status == CommandStatus.CANCELLED
 
 
-def test_bad_template_placeholder_is_refused(as_user, tech_a):
-    response = as_user(tech_a).post("/api/v1/scripts/", {
+def test_bad_template_placeholder_is_refused(as_user, admin_user):
+    response = as_user(admin_user).post("/api/v1/scripts/", {
         "name": "bad", "language": "bash", "body": "echo {{ settings.SECRET_KEY }}"},
         content_type="application/json")
     assert response.status_code == 409

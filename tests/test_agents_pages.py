@@ -58,16 +58,19 @@ def test_pending_agent_is_approved_from_the_quarantine_list(as_user, tech_a, sit
     assert agent.fingerprint in detail and "reception-pc" in detail
 
 
-def test_script_create_run_and_output(as_user, tech_a, site_a):
+def test_script_create_run_and_output(as_user, admin_user, tech_a, site_a):
     agent = actions.approve_agent(actor="test", agent=enrolled(site_a, 2))
-    page = as_user(tech_a)
-    response = page.post("/scripts/new/", {
+    # Given a script an admin wrote (technicians run library scripts, they do not edit them)
+    response = as_user(admin_user).post("/scripts/new/", {
         "name": "Uptime", "language": "bash", "body": "uptime", "timeout": "60",
         "parameters": '[{"name": "unit", "required": false}]'})
     assert response.status_code == 302, response.content.decode()[:2000]
     script = Script.objects.get(name="Uptime")
+    # When a technician runs the version the page showed them
+    page = as_user(tech_a)
     response = page.post(f"/scripts/{script.pk}/", {
-        "target_kind": "device", "device": agent.device_id, "param_unit": "s"})
+        "target_kind": "device", "device": agent.device_id, "param_unit": "s",
+        "script_version": script.current.pk})
     assert response.status_code == 302, response.content.decode()[:3000]
     command = Command.objects.get()
     assert command.args == ["s"] and command.status == CommandStatus.QUEUED

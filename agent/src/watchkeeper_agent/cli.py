@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from .service import DEFAULT_SPOOL_BYTES, Agent, NotEnrolled
+from .service import DEFAULT_SPOOL_BYTES, Agent, NotEnrolled, SignerMismatch
 from .state import DEFAULT_STATE_DIR, State
 from .transport import Refused, Unreachable
 
@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     enroll = sub.add_parser("enroll", help="enroll with a one-time enrollment token")
     enroll.add_argument("--server", required=True)
     enroll.add_argument("--token", required=True)
+    enroll.add_argument("--signer-fingerprint",
+                        help="SHA-256 (hex) of the server's command-signing key, from the "
+                             "install command; enrollment fails if the server sends another")
+    enroll.add_argument("--insecure", action="store_true",
+                        help="allow a plain http:// server (lab or tests only: the token, "
+                             "signer key and commands then travel in clear)")
     run = sub.add_parser("run", help="the service loop")
     run.add_argument("--once", action="store_true", help="one check-in, then exit")
     run.add_argument("--inventory", choices=["auto", "always", "never"], default="auto",
@@ -58,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     agent = Agent(state, spool_bytes=args.spool_bytes)
     try:
         if args.command == "enroll":
-            enrollment = agent.enroll(args.server, args.token)
+            enrollment = agent.enroll(args.server, args.token, insecure=args.insecure,
+                                      signer_fingerprint=args.signer_fingerprint)
             print(json.dumps({"agent_id": enrollment.agent_id, "status": enrollment.status}))
             return 0
         if args.command == "run":
@@ -84,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(info, indent=2))
             return 0
     except NotEnrolled as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except SignerMismatch as exc:
+        print(f"signer key mismatch: {exc}", file=sys.stderr)
+        return 6
+    except ValueError as exc:  # a bad or plain-http server URL, a malformed fingerprint
         print(str(exc), file=sys.stderr)
         return 2
     except Refused as exc:

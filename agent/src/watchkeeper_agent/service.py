@@ -7,20 +7,21 @@ spool.py), so the send path is one loop: oldest batch first, stop at the first f
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import random
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import __version__
 from .collectors import Collector, for_platform
 from .commands import execute
-from .protocol import INVENTORY_SECTIONS, section_hash
+from .protocol import INVENTORY_SECTIONS, b64d, section_hash
 from .spool import KINDS, Spool
 from .state import Enrollment, State
-from .transport import Refused, Transport, Unreachable
+from .transport import Refused, Transport, Unreachable, check_server_url
 
 log = logging.getLogger("watchkeeper_agent")
 
@@ -32,6 +33,22 @@ STATUS_PATH = "/agent/v1/status"
 
 class NotEnrolled(Exception):
     pass
+
+
+class SignerMismatch(Exception):
+    """The server's command-signing key is not the one the install command named."""
+
+
+def fingerprint_of(signer_public_key_b64: str) -> str:
+    """SHA-256 of the raw signer public key, in hex (as the enrollment page shows it)."""
+    return hashlib.sha256(b64d(signer_public_key_b64)).hexdigest()
+
+
+def _normalise_fingerprint(value: str) -> str:
+    clean = value.strip().lower().replace(":", "")
+    if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
+        raise ValueError("--signer-fingerprint must be the 64 hex digits of a SHA-256")
+    return clean
 
 
 class Agent:
@@ -50,22 +67,38 @@ class Agent:
         return self._collector
 
     # --- enrollment -----------------------------------------------------------------------
-    def enroll(self, server: str, token: str) -> Enrollment:
-        if urlsplit(server).scheme not in ("http", "https"):
-            raise ValueError("the server URL must start with https:// (or http:// on a lab)")
+    def enroll(self, server: str, token: str, *, insecure: bool = False,
+               signer_fingerprint: str | None = None) -> Enrollment:
+        """Enroll with a token. Over https:// only unless `insecure`; with
+        `signer_fingerprint`, the signer key the server returns must match it, or nothing is
+        saved (the agent then never trusts that key)."""
+        check_server_url(server, insecure=insecure)
+        expected = (_normalise_fingerprint(signer_fingerprint)
+                    if signer_fingerprint else None)
         key = self.state.load_or_create_key()
-        transport = Transport(server, timeout=self.timeout)
+        transport = Transport(server, timeout=self.timeout, insecure=insecure)
         answer = transport.request("POST", ENROLL_PATH, {
             "token": token,
             "public_key": self.state.public_key_b64(key),
             "facts": self.collector.facts(),
             "agent_version": __version__,
         })
+        signer_key = str(answer.get("signer_public_key") or "")
+        if expected is not None:
+            try:
+                actual = fingerprint_of(signer_key)
+            except ValueError:
+                actual = ""
+            if not hmac.compare_digest(actual, expected):
+                raise SignerMismatch(
+                    f"the server's signer key has fingerprint {actual or 'none'}, not "
+                    f"{expected}: enrollment not saved")
         enrollment = Enrollment(
             server=server.rstrip("/"), agent_id=answer["agent_id"],
-            signer_public_key=answer["signer_public_key"], status=answer["status"],
+            signer_public_key=signer_key, status=answer["status"],
             interval=int(answer.get("interval", 60)),
             inventory_interval=int(answer.get("inventory_interval", 3600)),
+            insecure=insecure,
         )
         self.state.save_enrollment(enrollment)
         log.info("enrolled as %s (%s)", enrollment.agent_id, enrollment.status)
@@ -114,7 +147,8 @@ class Agent:
         and their results spooled (and sent on the next flush)."""
         enrollment = self._enrollment()
         key = self.state.load_key()
-        transport = Transport(enrollment.server, timeout=self.timeout)
+        transport = Transport(enrollment.server, timeout=self.timeout,
+                              insecure=enrollment.insecure)
         sent, commands, outcome = 0, [], "ok"
         for entry in self.spool.entries():
             batch = self.spool.load(entry)
@@ -188,7 +222,8 @@ class Agent:
 
     def server_status(self) -> dict[str, Any]:
         enrollment = self._enrollment()
-        transport = Transport(enrollment.server, timeout=self.timeout)
+        transport = Transport(enrollment.server, timeout=self.timeout,
+                              insecure=enrollment.insecure)
         return transport.request("POST", STATUS_PATH, {}, key=self.state.load_key(),
                                  agent_id=enrollment.agent_id)
 

@@ -53,6 +53,7 @@ class Enrollment:
     status: str
     interval: int
     inventory_interval: int
+    insecure: bool = False  # enrolled with --insecure: plain http:// allowed to this server
 
 
 class State:

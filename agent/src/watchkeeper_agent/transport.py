@@ -37,10 +37,28 @@ class Refused(Exception):
         super().__init__(f"{status}: {body.get('detail') or body}")
 
 
+class InsecureServer(ValueError):
+    """A plain http:// server URL without an explicit --insecure."""
+
+
+def check_server_url(server: str, *, insecure: bool = False) -> None:
+    """https:// only; http:// (tokens, signer key and commands in clear) only when the
+    operator said --insecure, e.g. on a lab or in tests."""
+    scheme = urlsplit(server).scheme
+    if scheme == "https":
+        return
+    if scheme == "http":
+        if insecure:
+            return
+        raise InsecureServer(f"refusing plain http:// server {server}: use https://, or "
+                             "pass --insecure on a lab network you trust")
+    raise ValueError("the server URL must start with https://")
+
+
 class Transport:
-    def __init__(self, server: str, *, timeout: float = 15.0, cafile: str | None = None):
-        if not server.startswith(("https://", "http://")):
-            raise ValueError("the server URL must be http:// or https://")
+    def __init__(self, server: str, *, timeout: float = 15.0, cafile: str | None = None,
+                 insecure: bool = False):
+        check_server_url(server, insecure=insecure)
         self.server = server.rstrip("/")
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=cafile) if server.startswith(

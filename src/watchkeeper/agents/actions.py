@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from watchkeeper.core import audit, events
+from watchkeeper.core import audit, crypto, events
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Client, Site
 
@@ -36,6 +36,11 @@ from .choices import (
 from .models import Agent, Command, EnrollmentToken, Script, ScriptRun, ScriptVersion, SignerKey
 
 TOKEN_PREFIX = "wke"
+SECRET_PURPOSE = "agents.script-parameter"
+MASK = "••••••"
+# Agents one person targeted within this window count together towards the large-job
+# threshold, so splitting a job into small runs does not avoid the second approval.
+LARGE_JOB_WINDOW = timedelta(minutes=10)
 
 
 class ActionError(ValueError):
@@ -103,6 +108,16 @@ def find_enrollment_token(raw: str) -> EnrollmentToken | None:
 
 def active_signer_key() -> SignerKey | None:
     return SignerKey.objects.filter(is_active=True).order_by("-created_at").first()
+
+
+def install_command(raw: str) -> str:
+    """The enroll command for a new token. It names the signer key's fingerprint when one is
+    published, so the agent refuses a server (or a man in the middle) sending another key."""
+    command = f"watchkeeper-agent enroll --server {settings.BASE_URL} --token {raw}"
+    key = active_signer_key()
+    if key is not None:
+        command += f" --signer-fingerprint {key.fingerprint}"
+    return command
 
 
 def enroll_agent(*, token: EnrollmentToken, public_key: str, facts: dict[str, Any],
@@ -242,10 +257,52 @@ def _validate_parameters(parameters: list) -> list[dict[str, Any]]:
         if not name.isidentifier() or name in seen:
             raise ActionError(f"Bad or repeated parameter name {name!r}.")
         seen.add(name)
+        secret = bool(item.get("secret", False))
+        if secret and str(item.get("default", "")):
+            raise ActionError(f"Secret parameter {name!r} cannot have a default value.")
         clean.append({"name": name, "required": bool(item.get("required", False)),
                       "default": str(item.get("default", "")),
-                      "description": str(item.get("description", ""))[:200]})
+                      "description": str(item.get("description", ""))[:200],
+                      "secret": secret})
     return clean
+
+
+# --- Secret parameters: stored sealed, shown masked ------------------------------------------
+
+def seal(value: str) -> dict[str, str]:
+    return {"enc": crypto.encrypt(value, SECRET_PURPOSE)}
+
+
+def open_value(value: Any) -> Any:
+    """The plain value of a sealed argument (the signer needs it to sign the payload)."""
+    if isinstance(value, dict) and "enc" in value:
+        return crypto.decrypt(value["enc"], SECRET_PURPOSE)
+    return value
+
+
+def masked_value(value: Any) -> Any:
+    return MASK if isinstance(value, dict) and "enc" in value else value
+
+
+def masked_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {name: masked_value(value) for name, value in (parameters or {}).items()}
+
+
+def masked_args(args: list) -> list:
+    return [masked_value(value) for value in (args or [])]
+
+
+def recent_agent_count(*, requester_id: int | None, until, exclude_run: int | None = None) -> int:
+    """Agents targeted by one requester's runs in the window before `until` that no second
+    person approved: they count together with a new run against the large-job threshold."""
+    if requester_id is None:
+        return 0
+    commands = Command.objects.filter(
+        run__requested_by_id=requester_id, run__approved_by__isnull=True,
+        run__created_at__gt=until - LARGE_JOB_WINDOW, run__created_at__lte=until)
+    if exclude_run is not None:
+        commands = commands.exclude(run_id=exclude_run)
+    return commands.count()
 
 
 def create_script(*, actor, name: str, language: str, body: str, description: str = "",
@@ -317,7 +374,8 @@ def _target_agents(target_kind: str, target) -> tuple[Client, str, list[Agent]]:
     raise ActionError(f"Unknown target kind {target_kind!r}.")
 
 
-def _arguments(version: ScriptVersion, parameters: dict[str, Any]) -> list[str]:
+def _arguments(version: ScriptVersion, parameters: dict[str, Any]) -> list[Any]:
+    """The arguments in order; values of secret parameters come back sealed."""
     known = {p["name"] for p in version.parameters}
     unknown = set(parameters) - known
     if unknown:
@@ -330,27 +388,44 @@ def _arguments(version: ScriptVersion, parameters: dict[str, Any]) -> list[str]:
             raise ActionError(f"Parameter {spec['name']!r} is required.")
         if "\x00" in value:
             raise ActionError("Parameters cannot contain NUL bytes.")
-        args.append(value)
+        args.append(seal(value) if spec.get("secret") and value else value)
     return args
 
 
 def run_script(*, actor, version: ScriptVersion, target_kind: str, target,
                parameters: dict[str, Any] | None = None, timeout: int | None = None,
                output_cap: int = 65536) -> ScriptRun:
-    """One Command per approved agent of the target. Above the large-job threshold the
-    commands wait (unsigned) for a second person's approval."""
+    """One Command per approved agent of the target. Above the large-job threshold (counting
+    the agents the same person targeted in the last LARGE_JOB_WINDOW) the commands wait
+    (unsigned) for a second person's approval.
+
+    `version` is the version the requester reviewed: if the script changed since, the run is
+    refused rather than running a body nobody looked at."""
     parameters = parameters or {}
     client, label, agents = _target_agents(target_kind, target)
     if not agents:
         raise ActionError("No approved agent in that target.")
     args = _arguments(version, parameters)
-    needs_approval = len(agents) > settings.LARGE_JOB_THRESHOLD
+    secret_names = {p["name"] for p in version.parameters if p.get("secret")}
+    stored_parameters = {name: (seal(str(value)) if name in secret_names and value else value)
+                         for name, value in parameters.items()}
+    requester_id = getattr(actor, "pk", None) if getattr(actor, "is_authenticated",
+                                                           False) else None
     now = timezone.now()
     ttl = timedelta(minutes=settings.COMMAND_TTL_MINUTES)
     with transaction.atomic():
+        # Lock the script so an edit cannot slip in between this check and the run.
+        Script.objects.select_for_update().filter(pk=version.script_id).first()
+        latest = ScriptVersion.objects.filter(script_id=version.script_id).order_by(
+            "-version").values_list("pk", flat=True).first()
+        if latest != version.pk:
+            raise ActionError("The script changed since you opened it: review the current "
+                              "version and run it again.")
+        recent = recent_agent_count(requester_id=requester_id, until=now)
+        needs_approval = len(agents) + recent > settings.LARGE_JOB_THRESHOLD
         run = ScriptRun.objects.create(
             script_version=version, client=client, target_kind=target_kind,
-            target_id=target.pk, target_label=label[:255], parameters=parameters,
+            target_id=target.pk, target_label=label[:255], parameters=stored_parameters,
             status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.RUNNING,
             needs_approval=needs_approval, agent_count=len(agents),
             requested_by=actor if getattr(actor, "is_authenticated", False) else None)
@@ -371,8 +446,9 @@ def run_script(*, actor, version: ScriptVersion, target_kind: str, target,
         Command.objects.bulk_create(commands)
         audit.record(actor=actor, action=AuditAction.CREATE, obj=run, changes={
             "script": [None, str(version)], "target": [None, label],
-            "agents": [None, len(agents)], "parameters": [None, parameters],
-            "needs_approval": [None, needs_approval]})
+            "agents": [None, len(agents)],
+            "parameters": [None, masked_parameters(stored_parameters)],
+            "recent_agents": [None, recent], "needs_approval": [None, needs_approval]})
         events.emit("script_run.created", client=client.pk, payload={
             "id": run.pk, "script": version.script_id, "version": version.version,
             "agents": len(agents), "needs_approval": needs_approval})

@@ -4,7 +4,6 @@ switch and quarantined payloads. Reads through scoped(); writes through actions.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status, viewsets
@@ -19,13 +18,20 @@ from watchkeeper.core.tenancy import scoped
 
 from . import actions
 from .choices import ScriptLanguage, TargetKind
-from .models import Agent, Command, EnrollmentToken, QuarantinedPayload, Script, ScriptRun
+from .models import (
+    Agent,
+    Command,
+    EnrollmentToken,
+    QuarantinedPayload,
+    Script,
+    ScriptRun,
+    ScriptVersion,
+)
 
 AGENTS_VIEW, AGENTS_MANAGE = "agents.view", "agents.manage"
 
 
-def install_command(raw: str) -> str:
-    return f"watchkeeper-agent enroll --server {settings.BASE_URL} --token {raw}"
+install_command = actions.install_command
 
 
 def _action(func, *args, **kwargs):
@@ -150,6 +156,8 @@ class ParameterSerializer(serializers.Serializer):
     required = serializers.BooleanField(default=False)
     default = serializers.CharField(allow_blank=True, default="")
     description = serializers.CharField(allow_blank=True, default="", max_length=200)
+    secret = serializers.BooleanField(
+        default=False, help_text="Value stored encrypted and shown masked (e.g. a password).")
 
 
 class ScriptSerializer(serializers.ModelSerializer):
@@ -173,7 +181,7 @@ class ScriptSerializer(serializers.ModelSerializer):
         if current is not None:
             data.update({"language": current.language, "body": current.body,
                          "parameters": current.parameters, "timeout": current.timeout,
-                         "version": current.version})
+                         "version": current.version, "version_id": current.pk})
         return data
 
 
@@ -211,6 +219,10 @@ class ScriptViewSet(viewsets.ModelViewSet):
 
 class ScriptRunSerializer(serializers.ModelSerializer):
     script = serializers.PrimaryKeyRelatedField(queryset=Script.objects.all(), write_only=True)
+    script_version = serializers.PrimaryKeyRelatedField(
+        queryset=ScriptVersion.objects.all(), write_only=True,
+        help_text="The version the requester reviewed (`version_id` of the script); the run "
+                  "is refused with 409 if the script changed since.")
     script_name = serializers.CharField(source="script_version.script.name", read_only=True)
     version = serializers.IntegerField(source="script_version.version", read_only=True)
     target_kind = serializers.ChoiceField(choices=TargetKind.choices)
@@ -220,7 +232,8 @@ class ScriptRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScriptRun
-        fields = ["id", "script", "script_name", "version", "client", "target_kind",
+        fields = ["id", "script", "script_version", "script_name", "version", "client",
+                  "target_kind",
                   "target_id", "target_label", "parameters", "status", "needs_approval",
                   "agent_count", "requested_by", "approved_by", "created_at", "approved_at",
                   "counts"]
@@ -230,6 +243,17 @@ class ScriptRunSerializer(serializers.ModelSerializer):
 
     def get_counts(self, run) -> dict[str, int]:
         return dict(run.commands.values_list("status").annotate(n=Count("id")))
+
+    def validate(self, attrs):
+        if attrs["script_version"].script_id != attrs["script"].pk:
+            raise serializers.ValidationError(
+                {"script_version": ["This version belongs to another script."]})
+        return attrs
+
+    def to_representation(self, run):
+        data = super().to_representation(run)
+        data["parameters"] = actions.masked_parameters(run.parameters)
+        return data
 
 
 TARGET_MODELS = {TargetKind.DEVICE: "inventory.Device", TargetKind.SITE: Site,
@@ -257,7 +281,7 @@ class ScriptRunViewSet(ScopedMixin, viewsets.ModelViewSet):
         target = scoped(model.objects.all(), request.user).filter(pk=data["target_id"]).first()
         if target is None:
             raise exceptions.ValidationError({"target_id": ["Unknown target."]})
-        version = data["script"].current
+        version = data["script_version"]
         run = _action(actions.run_script, actor=request.user, version=version,
                       target_kind=data["target_kind"], target=target,
                       parameters=data.get("parameters", {}))
@@ -291,6 +315,11 @@ class CommandSerializer(serializers.ModelSerializer):
                   "delivered_at", "finished_at", "exit_code", "stdout", "stderr", "truncated",
                   "duration_ms", "reason"]
         read_only_fields = fields
+
+    def to_representation(self, command):
+        data = super().to_representation(command)
+        data["args"] = actions.masked_args(command.args)
+        return data
 
 
 class CommandViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):

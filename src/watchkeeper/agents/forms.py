@@ -44,7 +44,8 @@ class ScriptForm(forms.Form):
                                      "Parameters arrive as arguments ($1, $2… / sys.argv).")
     parameters = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-        help_text='JSON list, in argument order: [{"name": "path", "required": true}]')
+        help_text='JSON list, in argument order: [{"name": "path", "required": true}]; '
+                  '"secret": true stores the value encrypted and shows it masked.')
     timeout = forms.IntegerField(min_value=1, max_value=3600, initial=300,
                                  label="Timeout (seconds)")
 
@@ -67,6 +68,8 @@ class RunForm(forms.Form):
                                     label="Device", to_field_name="device_id")
     site = forms.ModelChoiceField(queryset=Site.objects.none(), required=False)
     client = forms.ModelChoiceField(queryset=Client.objects.none(), required=False)
+    # The version the requester reviewed on the page; the run is refused if it changed.
+    script_version = forms.IntegerField(widget=forms.HiddenInput)
 
     def __init__(self, *args, user, parameters: list[dict], **kwargs):
         super().__init__(*args, **kwargs)
@@ -84,7 +87,9 @@ class RunForm(forms.Form):
             self.parameter_names.append((spec["name"], name))
             self.fields[name] = forms.CharField(
                 label=spec["name"], required=spec.get("required", False),
-                initial=spec.get("default", ""), help_text=spec.get("description", ""))
+                initial=spec.get("default", ""), help_text=spec.get("description", ""),
+                widget=(forms.PasswordInput(attrs={"autocomplete": "off"})
+                        if spec.get("secret") else forms.TextInput))
 
     def clean(self):
         data = super().clean()

@@ -205,6 +205,14 @@ class SignerKey(models.Model):
     def __str__(self) -> str:
         return self.public_key[:12]
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the raw public key in hex: `enroll --signer-fingerprint` checks it."""
+        import base64
+        import hashlib
+
+        return hashlib.sha256(base64.b64decode(self.public_key)).hexdigest()
+
 
 class Script(models.Model):
     """A script of the MSP-wide library. Its body lives in versions; runs pin a version."""

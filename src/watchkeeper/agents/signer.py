@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db.models import Count, F
 from django.utils import timezone
 
+from .actions import open_value, recent_agent_count
 from .choices import CommandStatus
 from .models import Agent, Command, ScriptRun
 from .protocol import b64e
@@ -69,22 +70,26 @@ def command_payload(command: Command) -> str:
         "expires_at": int(command.expires_at.timestamp()),
         "language": command.language,
         "body": command.body,
-        "args": list(command.args),
+        "args": [open_value(arg) for arg in command.args],
         "timeout": command.timeout,
         "output_cap": command.output_cap,
     }, sort_keys=True, separators=(",", ":"))
 
 
 def _approved_runs(run_ids: set[int]) -> set[int]:
-    """Runs whose commands may be signed: small ones, or large ones a second person approved."""
+    """Runs whose commands may be signed: small ones, or large ones a second person approved.
+    A run is large when its agents plus those its requester targeted in unapproved runs of
+    the preceding window exceed the threshold (splitting a job does not avoid approval)."""
     if not run_ids:
         return set()
     counts = dict(Command.objects.filter(run_id__in=run_ids).values("run_id")
                   .annotate(n=Count("id")).values_list("run_id", "n"))
     ok = set()
     for run in ScriptRun.objects.filter(pk__in=run_ids).only(
-            "id", "requested_by_id", "approved_by_id"):
-        large = counts.get(run.pk, 0) > settings.LARGE_JOB_THRESHOLD
+            "id", "requested_by_id", "approved_by_id", "created_at"):
+        total = counts.get(run.pk, 0) + recent_agent_count(
+            requester_id=run.requested_by_id, until=run.created_at, exclude_run=run.pk)
+        large = total > settings.LARGE_JOB_THRESHOLD
         if not large or (run.approved_by_id is not None
                          and run.approved_by_id != run.requested_by_id):
             ok.add(run.pk)

@@ -26,8 +26,7 @@ def _page(request, queryset, per: int = 50):
     return Paginator(queryset, per).get_page(request.GET.get("page"))
 
 
-def install_command(raw: str) -> str:
-    return f"watchkeeper-agent enroll --server {settings.BASE_URL} --token {raw}"
+install_command = actions.install_command
 
 
 # --- Enrollment ------------------------------------------------------------------------------
@@ -53,7 +52,9 @@ def enrollment(request):
             else:
                 # Shown in this answer only: the token is stored as a hash.
                 response = render(request, "agents/token_created.html", {
-                    "token": token, "raw": raw, "command": install_command(raw)})
+                    "token": token, "raw": raw, "command": install_command(raw),
+                    "plain_http": settings.BASE_URL.startswith("http://"),
+                    "signer": actions.active_signer_key()})
                 response["Cache-Control"] = "no-store"
                 return response
     tokens = scoped(EnrollmentToken.objects.select_related("client", "site"), request.user)
@@ -211,16 +212,19 @@ def script_detail(request, pk: int):
         "body": version.body, "timeout": version.timeout,
         "parameters": json.dumps(version.parameters) if version.parameters else ""})
     run_form = RunForm(request.POST or None, user=request.user, parameters=version.parameters,
-                       initial={"target_kind": "device",
+                       initial={"target_kind": "device", "script_version": version.pk,
                                 "device": request.GET.get("device") or None})
     if request.method == "POST":
         if not can_run:
             messages.error(request, "You may not run scripts.")
             return redirect("script_detail", pk=pk)
         if run_form.is_valid():
+            seen = script.versions.filter(pk=run_form.cleaned_data["script_version"]).first()
             try:
+                if seen is None:
+                    raise actions.ActionError("Unknown script version.")
                 run = actions.run_script(
-                    actor=request.user, version=version,
+                    actor=request.user, version=seen,
                     target_kind=run_form.cleaned_data["target_kind"],
                     target=run_form.target(), parameters=run_form.parameters())
             except actions.ActionError as exc:
@@ -274,7 +278,8 @@ def script_run(request, pk: int):
     commands = Command.objects.filter(run=run).select_related("agent__device").defer(
         "payload", "signature", "body").order_by("agent__hostname", "id")
     return render(request, "agents/script_run.html", {
-        "run": run, "page_obj": _page(request, commands, 100),
+        "run": run, "parameters": actions.masked_parameters(run.parameters),
+        "page_obj": _page(request, commands, 100),
         "counts": dict(commands.values_list("status").annotate(n=Count("id")).order_by()),
         "can_approve": (has_capability(request.user, "scripts.approve")
                         and run.status == RunStatus.AWAITING_APPROVAL

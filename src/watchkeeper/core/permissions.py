@@ -53,8 +53,10 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.TECHNICIAN: frozenset(_STAFF_READ | {"clients.change", "webhooks.view",
                                                 "devices.change"}
                                | {"tickets.view", "tickets.change"}
+                               # Not scripts.change: the library is MSP-wide and runs on
+                               # clients a technician does not see (owner/admin edit it).
                                | {"agents.view", "agents.manage", "scripts.view",
-                                  "scripts.change", "scripts.run"}
+                                  "scripts.run"}
                                | {"monitoring.change", "alerts.ack"}),
     Role.DISPATCHER: frozenset(_STAFF_READ | {"users.view"} | {"agents.view", "scripts.view"}
                                | {"alerts.ack"}
