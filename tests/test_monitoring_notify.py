@@ -311,3 +311,18 @@ def test_flapping_sends_no_storm(owner, client_a, smtp):
         events.dispatch_due()
     # Opened and resolved only until flapping was detected, then silence
     assert len(smtp.messages) <= 5
+
+
+def test_recovery_goes_only_to_channels_told_of_the_problem(owner, client_a, smtp):
+    _, check = disk_policy(owner)
+    actions.create_channel(actor=owner, name="Critical only", kind=ChannelKind.EMAIL,
+                           recipients=["crit@msp.test"], min_severity=State.CRITICAL)
+    actions.create_channel(actor=owner, name="Everything", kind=ChannelKind.EMAIL,
+                           recipients=["all@msp.test"])
+    device = make_device(client_a, "srv-01")
+    # A warning reaches only the second channel; its recovery too
+    record_results([CheckResult(check.pk, device.pk, client_a.pk, State.WARNING)])
+    events.dispatch_due()
+    record_results([CheckResult(check.pk, device.pk, client_a.pk, State.OK)])
+    events.dispatch_due()
+    assert [rcpt for rcpt, _ in smtp.messages] == [["all@msp.test"], ["all@msp.test"]]

@@ -105,17 +105,17 @@ events.add_resolver(HANDLER_PREFIX, handle)
 
 # --- Delivery ------------------------------------------------------------------------------
 
-def _suppression(alert: Alert | None, kind: str) -> str:
+def _suppression(alert: Alert | None, kind: str, channel: NotificationChannel) -> str:
     from . import dependencies, maintenance
 
     if alert is None:
         return ""
     if kind == "alert.resolved":
-        # A recovery is told only to those who were told of the problem.
-        return "" if Notification.objects.filter(
-            alert=alert, status=NotificationStatus.SENT).exists() or \
-            Notification.objects.filter(alert=alert, status=NotificationStatus.DIGEST
-                                        ).exists() else "never notified"
+        # A recovery is told only to the channels that were told of the problem.
+        told = Notification.objects.filter(
+            alert=alert, channel=channel,
+            status__in=[NotificationStatus.SENT, NotificationStatus.DIGEST]).exists()
+        return "" if told else "never notified"
     if alert.suppressed:
         return alert.suppressed
     if alert.is_flapping:
@@ -145,7 +145,7 @@ def deliver(event: Event, channel: NotificationChannel) -> str:
     if note.status in (NotificationStatus.SENT, NotificationStatus.SUPPRESSED,
                        NotificationStatus.DIGEST):
         return note.status
-    reason = _suppression(alert, event.kind)
+    reason = _suppression(alert, event.kind, channel)
     if reason:
         if Notification.objects.filter(pk=note.pk, status=NotificationStatus.PENDING).update(
                 status=NotificationStatus.SUPPRESSED):
