@@ -99,6 +99,9 @@ def test_every_change_is_a_version_with_its_references(owner, world):
     assert [c["name"] for c in latest.snapshot["checks"]] == ["Disk", "postgres"]
     # the first version referenced nothing yet
     assert versions.first().references == []
+    # an edit that changes nothing is no new version
+    actions.update_policy(actor=owner, policy=world["dbpol"], name="DB servers")
+    assert PolicyVersion.objects.filter(policy=world["dbpol"]).count() == 3
 
 
 def test_what_if_counts_the_alerts_a_draft_would_have_raised(owner, client_a, world):

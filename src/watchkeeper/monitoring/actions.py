@@ -82,9 +82,9 @@ def create_policy(*, actor, name: str, client=None, **fields: Any) -> Policy:
 
 def update_policy(*, actor, policy: Policy, **fields: Any) -> Policy:
     with transaction.atomic():
-        before = policy.version
+        before = audit.snapshot(policy)
         policy = update_object(actor=actor, obj=policy, **fields)
-        if fields and policy.version == before:
+        if audit.snapshot(policy) != before:
             _bump(policy, actor)
     return policy
 
@@ -118,8 +118,10 @@ def update_check(*, actor, check: Check, **fields: Any) -> Check:
     if "config" in fields or "kind" in fields:
         _validate_check(fields.get("kind", check.kind), fields.get("config", check.config))
     with transaction.atomic():
+        before = audit.snapshot(check)
         check = update_object(actor=actor, obj=check, **fields)
-        _bump(check.policy, actor)
+        if audit.snapshot(check) != before:
+            _bump(check.policy, actor)
     return check
 
 
