@@ -125,3 +125,11 @@ def test_maintenance_and_channel_round_trip(as_user, tech_a, client_a, client_b)
                         "url": "https://hooks.example.test/x", "webhook_format": "slack"},
                        content_type="application/json")
     assert channel.status_code == 201, channel.content
+
+
+def test_deleting_a_check_resolves_its_open_alerts(as_user, owner, alerts):
+    api = as_user(owner)
+    response = api.delete(f"/api/v1/monitoring/checks/{alerts['check'].pk}/")
+    assert response.status_code == 204
+    assert not Alert.objects.exclude(status=AlertStatus.RESOLVED).exists()
+    assert Event.objects.filter(kind="alert.resolved").count() == 4

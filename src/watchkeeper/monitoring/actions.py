@@ -90,7 +90,12 @@ def update_policy(*, actor, policy: Policy, **fields: Any) -> Policy:
 
 
 def delete_policy(*, actor, policy: Policy) -> None:
-    delete_object(actor=actor, obj=policy)
+    """Delete a policy and its checks; their open alerts are resolved first (nothing would
+    ever resolve them afterwards)."""
+    with transaction.atomic():
+        resolve_alerts(actor=actor, alerts=list(Alert.objects.filter(
+            check_template__policy=policy, status__in=OPEN_STATUSES)))
+        delete_object(actor=actor, obj=policy)
 
 
 def _validate_check(kind: str, config: dict) -> None:
@@ -128,6 +133,8 @@ def update_check(*, actor, check: Check, **fields: Any) -> Check:
 def delete_check(*, actor, check: Check) -> None:
     with transaction.atomic():
         policy = check.policy
+        resolve_alerts(actor=actor, alerts=list(Alert.objects.filter(
+            check_template=check, status__in=OPEN_STATUSES)))
         delete_object(actor=actor, obj=check)
         _bump(policy, actor)
 
