@@ -157,6 +157,8 @@ def run_db(db: str, sizes: list[int]) -> dict:
 
         pg_admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
                                    autocommit=True)
+        pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        pg_admin.execute(f"CREATE DATABASE {PG_DB}")
         os.environ["WATCHKEEPER_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
     try:
         import django
@@ -165,16 +167,11 @@ def run_db(db: str, sizes: list[int]) -> dict:
 
         django.setup()
         rows = []
+        call_command("migrate", verbosity=0)
         for n in sizes:
-            # A fresh database per size, so the larger run does not start on the smaller's.
-            connections.close_all()
-            if pg_admin is not None:
-                pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-                pg_admin.execute(f"CREATE DATABASE {PG_DB}")
-            else:
-                for name in os.listdir(data_dir):
-                    os.remove(os.path.join(data_dir, name))
-            call_command("migrate", verbosity=0)
+            # Empty tables per size, so the larger run does not start on the smaller's (a
+            # flush, not a new database: PostgreSQL connections may be pooled).
+            call_command("flush", interactive=False, verbosity=0)
             rows += run_size(n)
         vendor_version = (connection.Database.sqlite_version if connection.vendor == "sqlite"
                           else str(connection.cursor().connection.info.server_version))
