@@ -196,14 +196,22 @@ def _sender_belongs(ticket: Ticket, sender: str) -> bool:
 
 
 def match_sender(sender: str):
-    """(contact, client) of a sender address: a contact by address, else a client by the
-    domain list; (None, None) for an unknown sender."""
-    contact = Contact.objects.filter(email__iexact=sender).select_related("client") \
-        .order_by("id").first()
+    """(contact, client) of a sender address; (None, None) for an unknown sender.
+
+    The client that registered the sender's mail domain owns that domain: a contact with
+    the exact address is used only when it belongs to that same client (or when nobody
+    registered the domain). A contact filed under another client is ignored and the mail
+    goes to the domain owner, so creating a contact in one client with an address at
+    another client's domain cannot divert that client's mail."""
+    domain = sender.rpartition("@")[2].lower()
+    row = ClientEmailDomain.objects.filter(domain__iexact=domain).select_related("client") \
+        .first() if domain else None
+    contacts = Contact.objects.filter(email__iexact=sender).select_related("client")
+    if row is not None:
+        contacts = contacts.filter(client_id=row.client_id)
+    contact = contacts.order_by("id").first()
     if contact is not None:
         return contact, contact.client
-    domain = sender.rpartition("@")[2]
-    row = ClientEmailDomain.objects.filter(domain=domain).select_related("client").first()
     return None, (row.client if row else None)
 
 

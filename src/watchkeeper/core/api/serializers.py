@@ -11,6 +11,7 @@ import re
 
 from rest_framework import serializers
 
+from .. import contact_rules
 from ..models import (
     AuditEntry,
     Client,
@@ -114,6 +115,12 @@ class ContactSerializer(serializers.ModelSerializer):
         site = attrs.get("site", getattr(self.instance, "site", None))
         if site is not None and client is not None and site.client_id != client.pk:
             raise serializers.ValidationError({"site": ["The site belongs to another client."]})
+        if "email" in attrs or "client" in attrs:
+            request = self.context.get("request")
+            email = attrs.get("email", getattr(self.instance, "email", ""))
+            errors = contact_rules.check_email(getattr(request, "user", None), client, email)
+            if errors:
+                raise serializers.ValidationError({"email": errors})
         return attrs
 
 

@@ -7,6 +7,7 @@ import datetime
 from django import forms
 from django.core.exceptions import ValidationError
 
+from .. import contact_rules
 from ..models import TIMEZONE_CHOICES, Client, Site
 
 WEEKDAYS = [(1, "Monday"), (2, "Tuesday"), (3, "Wednesday"), (4, "Thursday"), (5, "Friday"),
@@ -145,9 +146,18 @@ class ContactForm(forms.Form):
 
     FIELDS = ("name", "title", "email", "phone", "site", "is_primary", "is_user")
 
-    def __init__(self, *args, sites=None, **kwargs):
+    def __init__(self, *args, sites=None, user=None, client=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["site"].queryset = sites if sites is not None else Site.objects.none()
+        self.user = user
+        self.client = client
+
+    def clean_email(self):
+        email = self.cleaned_data.get("email", "")
+        errors = contact_rules.check_email(self.user, self.client, email)
+        if errors:
+            raise forms.ValidationError(errors)
+        return email
 
     def values(self) -> dict:
         return {k: self.cleaned_data[k] for k in self.FIELDS}

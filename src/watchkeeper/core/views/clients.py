@@ -397,6 +397,7 @@ def contact_create(request):
 def client_contact_create(request, pk: int):
     client = get_object_or_404(_visible_clients(request.user), pk=pk)
     form = ContactForm(request.POST or None, sites=client.sites.order_by("name"),
+                       user=request.user, client=client,
                        initial={"site": request.GET.get("site")})
     if request.method == "POST" and form.is_valid():
         try:
@@ -439,6 +440,7 @@ def contact_edit(request, pk: int):
     contact = _visible_contact(request, pk)
     client = contact.client
     form = ContactForm(request.POST or None, sites=client.sites.order_by("name"),
+                       user=request.user, client=client,
                        initial={k: getattr(contact, k) for k in ContactForm.FIELDS})
     if request.method == "POST" and form.is_valid():
         try:
