@@ -140,3 +140,23 @@ def timeline(ticket: Ticket, *, public_only: bool = False) -> QuerySet:
     if public_only:
         qs = qs.filter(is_public=True)
     return qs.order_by("created_at", "id")
+
+
+def search_tickets(user, text: str, limit: int = 10) -> list[dict]:
+    """Tickets for the global search: by reference (WK-000123, or just 123), subject or
+    requester email, in every tenant the user sees (and only for roles that see tickets)."""
+    from watchkeeper.core.permissions import has_capability
+
+    text = text.strip()
+    if not text or not has_capability(user, "tickets.view"):
+        return []
+    ref = text.upper().removeprefix(REFERENCE_PREFIX).lstrip("0")
+    cond = Q(pk=int(ref)) if ref.isdigit() and len(ref) <= 18 else Q(pk__in=[])
+    if len(text) >= 2:
+        cond |= Q(subject__icontains=text) | Q(requester_email__icontains=text)
+    rows = (visible_tickets(user).filter(cond).select_related("client")
+            .order_by("-created_at", "-id")[:limit])
+    return [{"type": "ticket", "id": t.pk, "name": f"{t.reference} {t.subject}",
+             "client": t.client_id, "client_name": t.client.name if t.client else "",
+             "detail": " ".join(filter(None, [t.get_status_display(), t.requester_email])),
+             "url": f"/tickets/{t.pk}/"} for t in rows]
