@@ -36,13 +36,14 @@ class VisibleField(serializers.PrimaryKeyRelatedField):
         return scoped(self.queryset.all(), self.context["request"].user)
 
 
-def _sealed_config(kind: str, config: dict, previous: dict | None = None) -> dict:
-    """Validate as entered and seal secrets; a secret left as the mask keeps its old value."""
-    previous = previous or {}
-    config = dict(config)
-    for key in poller.poller_checks.SECRET_FIELDS.get(kind, ()):
-        if config.get(key) in ("••••••", None) and key in previous:
-            config[key] = previous[key]
+def _sealed_config(kind: str, config: dict, instance: Check | None = None,
+                   device=None) -> dict:
+    """Validate as entered and seal secrets; a secret left as the mask keeps its old value
+    only while the target is unchanged (poller.keep_secrets)."""
+    if instance is not None:
+        config = poller.keep_secrets(kind, config, instance.kind, instance.config or {},
+                                     same_device=getattr(device, "pk", None)
+                                     == instance.device_id)
     try:
         poller.validate_for_storage(kind, config)
     except ConfigError as exc:
@@ -81,10 +82,14 @@ class NetworkCheckSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         kind = attrs.get("kind", getattr(self.instance, "kind", None))
-        if "config" in attrs or self.instance is None:
-            previous = self.instance.config if self.instance else None
-            attrs["config"] = _sealed_config(kind, attrs.get("config") or {}, previous)
         device = attrs.get("device", getattr(self.instance, "device", None))
+        if "config" in attrs or self.instance is None:
+            attrs["config"] = _sealed_config(kind, attrs.get("config") or {}, self.instance,
+                                             device)
+        elif "device" in attrs and device != self.instance.device:
+            attrs["config"] = _sealed_config(kind, poller.masked(kind, self.instance.config
+                                                                 or {}),
+                                             self.instance, device)
         config = attrs.get("config", getattr(self.instance, "config", {}))
         if device is None and not any(config.get(k) for k in ("host", "url", "name",
                                                                "target")):

@@ -78,10 +78,12 @@ class NetworkCheckForm(forms.Form):
         kind = data.get("kind") or (self.instance.kind if self.instance else None)
         config = data.get("config")
         if kind and isinstance(config, dict):
-            previous = self.instance.config if self.instance else {}
-            for key in poller.poller_checks.SECRET_FIELDS.get(kind, ()):
-                if config.get(key) == "••••••" and key in previous:
-                    config[key] = previous[key]
+            if self.instance is not None:
+                # A stored secret is kept only while the target is unchanged.
+                config = poller.keep_secrets(
+                    kind, config, self.instance.kind, self.instance.config or {},
+                    same_device=getattr(data.get("device"), "pk", None)
+                    == self.instance.device_id)
             try:
                 poller.validate_for_storage(kind, config)
             except ConfigError as exc:

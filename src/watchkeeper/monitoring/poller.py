@@ -61,6 +61,29 @@ def seal_secrets(kind: str, config: dict) -> dict:
     return sealed
 
 
+MASK = "••••••"
+TARGET_FIELDS = ("host", "port", "target", "url", "name", "version", "user")
+
+
+def keep_secrets(kind: str, config: dict, previous_kind: str | None = None,
+                 previous: dict | None = None, same_device: bool = True) -> dict:
+    """A copy of an edited `config` in which a secret sent back as the mask (or left out)
+    keeps its stored value, but only while the check still points at the same target
+    (kind, host, port, SNMP version and user, device): a stored community or key is never
+    carried over to a new destination, it has to be entered again."""
+    config = dict(config)
+    previous = previous or {}
+    same_target = (same_device and previous_kind == kind
+                   and all(config.get(k) == previous.get(k) for k in TARGET_FIELDS))
+    for key in poller_checks.SECRET_FIELDS.get(kind, ()):
+        if config.get(key) in (MASK, None):
+            if same_target and key in previous:
+                config[key] = previous[key]
+            else:
+                config.pop(key, None)
+    return config
+
+
 def open_secrets(kind: str, config: dict) -> dict:
     opened = dict(config)
     for key in poller_checks.SECRET_FIELDS.get(kind, ()):
@@ -75,7 +98,7 @@ def masked(kind: str, config: dict) -> dict:
     shown = dict(config)
     for key in poller_checks.SECRET_FIELDS.get(kind, ()):
         if shown.get(key):
-            shown[key] = "••••••"
+            shown[key] = MASK
     return shown
 
 
