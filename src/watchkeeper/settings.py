@@ -265,6 +265,7 @@ SPECTACULAR_SETTINGS = {
         "BillingRunStatusEnum": "watchkeeper.helpdesk.choices_billing.RunStatus",
         "BillingLineKindEnum": "watchkeeper.helpdesk.choices_billing.LineKind",
         "CheckKindEnum": "watchkeeper.monitoring.choices.CheckKind",
+        "ServerCheckKindEnum": "watchkeeper.monitoring.choices.SERVER_KIND_VALUES",
         "MonitoringStateEnum": "watchkeeper.monitoring.choices.State",
         "AlertStatusEnum": "watchkeeper.monitoring.choices.AlertStatus",
         "AlertSuppressionEnum": "watchkeeper.monitoring.choices.Suppression",

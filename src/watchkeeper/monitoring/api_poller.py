@@ -185,7 +185,8 @@ class TestConfigView(APIView):
 
     permissions = {"POST": CHANGE}
 
-    @extend_schema(request=TestConfigSerializer, responses={200: dict})
+    @extend_schema(request=TestConfigSerializer, responses={200: dict},
+                   operation_id="monitoring_network_checks_test_draft")
     def post(self, request):
         data = TestConfigSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)

@@ -33,6 +33,9 @@ AGENT_KINDS = frozenset({CheckKind.DISK, CheckKind.CPU, CheckKind.MEMORY, CheckK
                          CheckKind.SCRIPT, CheckKind.METRIC})
 SERVER_KINDS = frozenset({CheckKind.PING, CheckKind.TCP, CheckKind.HTTP, CheckKind.TLS,
                           CheckKind.DNS, CheckKind.SNMP})
+# The same set in a stable order: the API schema names this enum (ServerCheckKindEnum).
+SERVER_KIND_VALUES = sorted(SERVER_KINDS)
+
 
 
 class State(models.TextChoices):
