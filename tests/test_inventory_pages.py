@@ -265,3 +265,11 @@ def test_client_scope_narrows_the_list_unless_the_url_names_a_client(as_user, ow
     assert "in-scope" in body and "out-of-scope" not in body
     body = web.get(reverse("devices"), {"client": ""}).content.decode()
     assert "in-scope" in body and "out-of-scope" in body
+
+
+def test_device_page_links_its_checks_and_alerts(as_user, owner, client_a):
+    from watchkeeper.inventory import actions as inventory_actions
+
+    device = inventory_actions.create_device(actor=None, client=client_a, name="fw-01")
+    page = as_user(owner).get(f"/devices/{device.pk}/").content.decode()
+    assert f'href="/monitoring/devices/{device.pk}/checks/"' in page
