@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from watchkeeper.core.models import AuditEntry
 from watchkeeper.monitoring import actions as mon_actions
 from watchkeeper.monitoring import poller
-from watchkeeper.monitoring.models import Check
+from watchkeeper.monitoring.models import Check, PolicyVersion
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/monitoring"
@@ -72,3 +73,49 @@ def test_edit_form_does_not_keep_the_secret_for_a_new_host(as_user, tech_a, poli
     # Then the stored check still points at the old host with its community
     stored = poller.open_secrets("snmp", Check.objects.get(pk=check.pk).config)
     assert stored["host"] == "10.0.0.2" and stored["community"] == "n0t-public"
+
+
+# --- 2: SNMP secrets through the general checks endpoint ---------------------------------
+
+def test_general_checks_endpoint_seals_and_masks_snmp_secrets(as_user, tech_a, policy_a):
+    # Given a technician creating an SNMP check through /monitoring/checks/
+    api = as_user(tech_a)
+    response = api.post(f"{API}/checks/", {
+        "policy": policy_a.pk, "name": "Core switch", "kind": "snmp", "config": SNMP},
+        content_type="application/json")
+    assert response.status_code == 201, response.content
+    check_id = response.json()["id"]
+    # Then the answer, a later read, the stored row, the policy versions and the audit rows
+    # never carry the community
+    assert response.json()["config"]["community"] == "••••••"
+    read = api.get(f"{API}/checks/{check_id}/").json()
+    assert read["config"]["community"] == "••••••" and read["config"]["host"] == "10.0.0.2"
+    stored = Check.objects.get(pk=check_id).config
+    assert "n0t-public" not in json.dumps(stored)
+    assert poller.open_secrets("snmp", stored)["community"] == "n0t-public"
+    versions = api.get(f"{API}/policies/{policy_a.pk}/versions/").json()
+    assert versions and "n0t-public" not in json.dumps(versions)
+    snapshot = PolicyVersion.objects.filter(policy=policy_a).order_by("-version").first()
+    assert snapshot.snapshot["checks"][0]["config"]["community"] == "••••••"
+    # When the check is edited with the mask sent back, the secret is kept
+    response = api.patch(f"{API}/checks/{check_id}/", {"config": {**read["config"],
+                                                                  "if_index": 4}},
+                         content_type="application/json")
+    assert response.status_code == 200, response.content
+    config = poller.open_secrets("snmp", Check.objects.get(pk=check_id).config)
+    assert config["community"] == "n0t-public" and config["if_index"] == 4
+    rows = AuditEntry.objects.filter(object_type__icontains="check")
+    assert rows.exists()
+    dumped = json.dumps([r.changes for r in rows])
+    assert "n0t-public" not in dumped and '"enc"' not in dumped
+
+
+def test_action_seals_secrets_for_every_caller(policy_a):
+    # Given code calling the action directly with a plain community
+    check = mon_actions.add_check(actor=None, policy=policy_a, name="Core switch",
+                                  kind="snmp", config=dict(SNMP))
+    # Then it is stored sealed, and an invalid server-side config is refused
+    assert "n0t-public" not in json.dumps(Check.objects.get(pk=check.pk).config)
+    with pytest.raises(mon_actions.ActionError):
+        mon_actions.add_check(actor=None, policy=policy_a, name="Broken", kind="snmp",
+                              config={"host": "10.0.0.2", "mode": "interface"})

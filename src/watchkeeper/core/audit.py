@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
@@ -25,13 +26,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# model -> function(obj, data) -> data masking secrets held inside a field (e.g. a JSON
+# config with an SNMP community); registered by the app that owns the model.
+_MASKERS: dict[type[models.Model], Callable[[models.Model, dict], dict]] = {}
+
+
+def register_masker(model: type[models.Model],
+                    masker: Callable[[models.Model, dict], dict]) -> None:
+    _MASKERS[model] = masker
+
+
 def snapshot(obj: models.Model) -> dict[str, Any]:
     """Concrete field values of `obj`, secrets masked, ready for JSON."""
     data = {}
     for field in obj._meta.concrete_fields:
         value = getattr(obj, field.attname)
         data[field.attname] = "••••" if field.attname in SECRET_FIELDS and value else _plain(value)
-    return data
+    masker = _MASKERS.get(type(obj))
+    return masker(obj, data) if masker else data
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

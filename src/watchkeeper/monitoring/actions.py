@@ -50,8 +50,24 @@ def _references(policy: Policy) -> list[str]:
     return sorted(refs)
 
 
+def masked_config(kind: str, config: dict | None) -> dict:
+    from .poller import masked
+
+    return masked(kind, config or {})
+
+
+def _mask_check_audit(check: Check, data: dict) -> dict:
+    if isinstance(data.get("config"), dict):
+        data["config"] = masked_config(check.kind, data["config"])
+    return data
+
+
+audit.register_masker(Check, _mask_check_audit)
+
+
 def _snapshot_version(policy: Policy, actor) -> PolicyVersion:
-    checks = [{"id": c.pk, "name": c.name, "kind": c.kind, "config": c.config,
+    checks = [{"id": c.pk, "name": c.name, "kind": c.kind,
+               "config": masked_config(c.kind, c.config),
                "interval_seconds": c.interval_seconds, "fail_after": c.fail_after,
                "recover_after": c.recover_after, "is_enabled": c.is_enabled,
                "device": c.device_id} for c in policy.checks.order_by("name", "id")]
@@ -106,10 +122,29 @@ def _validate_check(kind: str, config: dict) -> None:
         raise ActionError("; ".join(errors))
 
 
+def _server_config(kind: str, config: dict, check: Check | None = None,
+                   device=None) -> dict:
+    """A server-side check's config as stored: a secret sent back masked is kept only for
+    the same target, the config is validated as the poller will run it, secrets sealed."""
+    from .poller import keep_secrets, seal_secrets, validate_for_storage
+    from .poller_checks import ConfigError
+
+    if check is not None:
+        config = keep_secrets(kind, config, check.kind, check.config or {},
+                              same_device=getattr(device, "pk", device) == check.device_id)
+    try:
+        validate_for_storage(kind, config)
+    except ConfigError as exc:
+        raise ActionError(str(exc)) from None
+    return seal_secrets(kind, config)
+
+
 def add_check(*, actor, policy: Policy, name: str, kind: str, config: dict | None = None,
               **fields: Any) -> Check:
     config = config or {}
     _validate_check(kind, config)
+    if kind in SERVER_KINDS:
+        config = _server_config(kind, config)
     with transaction.atomic():
         if kind in SERVER_KINDS:
             fields.setdefault("next_run_at", timezone.now())
@@ -120,8 +155,13 @@ def add_check(*, actor, policy: Policy, name: str, kind: str, config: dict | Non
 
 
 def update_check(*, actor, check: Check, **fields: Any) -> Check:
+    kind = fields.get("kind", check.kind)
     if "config" in fields or "kind" in fields:
-        _validate_check(fields.get("kind", check.kind), fields.get("config", check.config))
+        _validate_check(kind, fields.get("config", check.config))
+    if kind in SERVER_KINDS and {"config", "kind", "device"} & set(fields):
+        fields["config"] = _server_config(
+            kind, fields.get("config", masked_config(check.kind, check.config)), check,
+            fields.get("device", check.device_id))
     with transaction.atomic():
         before = audit.snapshot(check)
         check = update_object(actor=actor, obj=check, **fields)

@@ -208,6 +208,11 @@ class CheckSerializer(serializers.ModelSerializer):
                   "recover_after", "is_enabled", "device", "next_run_at", "created_at"]
         read_only_fields = ["next_run_at", "created_at"]
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["config"] = actions.masked_config(instance.kind, instance.config)
+        return data
+
 
 class CheckViewSet(ScopedMixin, viewsets.ModelViewSet):
     queryset = Check.objects.select_related("policy")
