@@ -119,3 +119,81 @@ def test_action_seals_secrets_for_every_caller(policy_a):
     with pytest.raises(mon_actions.ActionError):
         mon_actions.add_check(actor=None, policy=policy_a, name="Broken", kind="snmp",
                               config={"host": "10.0.0.2", "mode": "interface"})
+
+
+# --- 5: notification templates cannot exhaust a worker -----------------------------------
+
+@pytest.mark.parametrize("body", [
+    '{{ alert.check|center:"2000000000" }}',
+    "{% lorem 100000 p %}",
+    '{{ alert.summary|truncatechars:"999999999" }}',
+    '{{ alert.summary|floatformat:"100000" }}',
+    '{{ alert.summary|join:"' + "x" * 500 + '" }}',
+    "{% for a in alert.summary %}{% for b in alert.summary %}x{% endfor %}{% endfor %}",
+])
+def test_channel_template_outside_the_allowlist_is_refused(owner, body):
+    with pytest.raises(mon_actions.ActionError):
+        mon_actions.create_channel(actor=owner, name="Ops", kind="email",
+                                   recipients=["ops@msp.test"], body_template=body)
+
+
+def test_channel_template_with_allowed_filters_is_accepted_and_renders(owner):
+    from watchkeeper.monitoring import notify
+
+    channel = mon_actions.create_channel(
+        actor=owner, name="Ops", kind="email", recipients=["ops@msp.test"],
+        subject_template="{{ alert.severity|upper }} {{ alert.check|truncatechars:20 }}",
+        body_template="{{ alert.summary|default:'none'|capfirst }}")
+    subject, body = notify.render(channel, _event("disk almost full"), None)
+    assert subject == "CRITICAL Disk space" and body == "Disk almost full"
+
+
+def _event(summary: str):
+    from django.utils import timezone
+
+    from watchkeeper.core.models import Event
+
+    return Event(kind="alert.opened", created_at=timezone.now(), client_id=None,
+                 payload={"alert_id": 1, "check": "Disk space", "severity": "critical",
+                          "summary": summary})
+
+
+def test_rendered_length_is_capped(owner):
+    # Given an allowed template whose single loop repeats a long text per character
+    from watchkeeper.monitoring import notify
+
+    channel = mon_actions.create_channel(
+        actor=owner, name="Ops", kind="email", recipients=["ops@msp.test"],
+        body_template="{% for c in alert.summary %}" + "y" * 200 + "{% endfor %}")
+    # When it is rendered for an alert with a long summary
+    _subject, body = notify.render(channel, _event("z" * 5000), None)
+    # Then the body stops at the cap (1,000,000 characters uncapped)
+    assert 0 < len(body) <= notify.BODY_LIMIT
+
+
+def test_stored_unsafe_template_falls_back_to_the_default(owner):
+    # Given a channel row saved before templates were checked
+    from watchkeeper.monitoring import notify
+    from watchkeeper.monitoring.models import NotificationChannel
+
+    channel = NotificationChannel.objects.create(
+        name="Old", kind="email", recipients=["ops@msp.test"],
+        body_template='{{ alert.check|center:"3000000" }}')
+    # When it is rendered, the unsafe template is not used
+    _subject, body = notify.render(channel, _event("disk almost full"), None)
+    assert len(body) < 10_000 and "Disk space" in body
+
+
+def test_helpdesk_templates_refuse_unsafe_filters():
+    from django.core.exceptions import ValidationError
+
+    from watchkeeper.helpdesk import templating
+
+    with pytest.raises(ValidationError):
+        templating.validate('{{ ticket.subject|center:"2000000000" }}')
+    assert templating.validate("{{ ticket.subject|upper }}") == ["ticket"]
+    # A template saved before the check is not rendered (the fallback is)
+    rendered = templating.render('{{ ticket.subject|center:"3000000" }}',
+                                 {"ticket": {"subject": "Printer"}},
+                                 fallback="{{ ticket.subject }}")
+    assert rendered == "Printer"

@@ -8,9 +8,11 @@ model instance), so a template can read exactly the variables in VARIABLES and n
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import ValidationError
-from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import FilterExpression, Node, TextNode, Variable, VariableNode
+from django.template import Engine, TemplateSyntaxError
+from django.template.base import TextNode, Variable, VariableNode
 from django.template.defaulttags import (
     AutoEscapeControlNode,
     CommentNode,
@@ -19,6 +21,8 @@ from django.template.defaulttags import (
     IfNode,
     SpacelessNode,
 )
+
+from watchkeeper.core import safe_templates
 
 # name -> allowed keys (None: a plain value).
 VARIABLES: dict[str, frozenset[str] | None] = {
@@ -34,6 +38,8 @@ VARIABLES: dict[str, frozenset[str] | None] = {
 ALLOWED_NODES = (TextNode, VariableNode, IfNode, ForNode, CommentNode, AutoEscapeControlNode,
                  SpacelessNode, FirstOfNode)
 
+log = logging.getLogger(__name__)
+RENDER_LIMIT = 100_000  # characters of a rendered subject or body
 _engine = Engine(debug=False, loaders=[], libraries={}, autoescape=False,
                  string_if_invalid="")
 
@@ -51,38 +57,6 @@ DEFAULTS = {
                  "problem is still there.\n{% if survey_url %}\nHow did we do? "
                  "{{ survey_url }}\n{% endif %}\n{{ msp_name }} service desk\n"),
 }
-
-
-def _expressions(obj, depth: int = 0):
-    """Every FilterExpression reachable from a node's attributes (if/for conditions too)."""
-    if depth > 6 or obj is None:
-        return
-    if isinstance(obj, FilterExpression):
-        yield obj
-        return
-    if isinstance(obj, Node) and depth > 0:
-        return  # child nodes are visited by the node walk
-    if isinstance(obj, list | tuple):
-        for item in obj:
-            yield from _expressions(item, depth + 1)
-        return
-    if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        for key, value in vars(obj).items():
-            if key in ("token", "origin", "nodelist"):
-                continue
-            yield from _expressions(value, depth + 1)
-
-
-def _walk(nodelist):
-    for node in nodelist:
-        yield node
-        for attr in getattr(node, "child_nodelists", ()):
-            child = getattr(node, attr, None)
-            if child:
-                yield from _walk(child)
-        if isinstance(node, IfNode):
-            for _cond, child in node.conditions_nodelists:
-                yield from _walk(child)
 
 
 def _check_variable(var: Variable, loopvars: set[str], errors: list[str],
@@ -121,29 +95,21 @@ def validate(*sources: str, custom_keys: frozenset[str] = frozenset()) -> list[s
             template = _engine.from_string(source)
         except TemplateSyntaxError as exc:
             raise ValidationError(f"Template syntax error: {exc}") from exc
-        loopvars: set[str] = set()
-        for node in _walk(template.nodelist):
-            if not isinstance(node, ALLOWED_NODES):
-                errors.append(f"tag {type(node).__name__.removesuffix('Node').lower()!r} "
-                              f"is not allowed")
-                continue
-            if isinstance(node, ForNode):
-                loopvars.update(node.loopvars)
-            for expr in _expressions(node):
-                candidates = [expr.var] + [arg for _f, args in expr.filters
-                                           for _lookup, arg in args]
-                for var in candidates:
-                    if isinstance(var, Variable):
-                        name = _check_variable(var, loopvars, errors, custom_keys)
-                        if name and (name in VARIABLES or name == "custom"):
-                            used.add(name)
+        # Tags, filters, numeric arguments, loops: the checks shared with monitoring.
+        errors.extend(safe_templates.problems(template, ALLOWED_NODES))
+        for var, loopvars in safe_templates.variables(template):
+            name = _check_variable(var, loopvars, errors, custom_keys)
+            if name and (name in VARIABLES or name == "custom"):
+                used.add(name)
     if errors:
         raise ValidationError(sorted(set(errors)))
     return sorted(used)
 
 
-def render(source: str, context: dict) -> str:
-    """Render with only the allowlisted names of `context` (plain values and dicts)."""
+def render(source: str, context: dict, fallback: str = "") -> str:
+    """Render with only the allowlisted names of `context` (plain values and dicts), the
+    output capped at RENDER_LIMIT characters. A template saved before its tags and filters
+    were checked, and unsafe now, is not rendered: `fallback` is, if given."""
     clean = {k: v for k, v in context.items() if k in VARIABLES or k == "custom"}
     for key, value in clean.items():
         if key == "custom":
@@ -155,4 +121,10 @@ def render(source: str, context: dict) -> str:
                           if k in allowed}
         else:
             clean[key] = "" if value is None else str(value)
-    return _engine.from_string(source).render(Context(clean, autoescape=False))
+    template = _engine.from_string(source)
+    if safe_templates.problems(template, ALLOWED_NODES):
+        log.warning("unsafe notification template not rendered; edit the template")
+        template = _engine.from_string(fallback)
+        if safe_templates.problems(template, ALLOWED_NODES):
+            return ""
+    return safe_templates.render(template, clean, RENDER_LIMIT)

@@ -26,10 +26,19 @@ import httpx
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.template import Context, Engine
+from django.template import Engine
+from django.template.base import TextNode, VariableNode
+from django.template.defaulttags import (
+    AutoEscapeControlNode,
+    CommentNode,
+    FirstOfNode,
+    ForNode,
+    IfNode,
+    SpacelessNode,
+)
 from django.utils import timezone
 
-from watchkeeper.core import events
+from watchkeeper.core import events, safe_templates
 from watchkeeper.core.models import Event
 
 from .choices import STATE_RANK, ChannelKind, NotificationStatus, State, WebhookFormat
@@ -52,9 +61,30 @@ DEFAULT_BODY = ("{{ event.verb|capfirst }}: {{ alert.check }} on "
 VERBS = {"alert.opened": "opened", "alert.changed": "changed", "alert.resolved": "resolved",
          "alert.escalated": "escalated (not acknowledged)"}
 
-# A sandbox: no loaders, no tag libraries, plain-dict context built below.
+# A sandbox: no loaders, no tag libraries, plain-dict context built below; only these tags
+# and the filters of core.safe_templates, output capped while rendering.
 _engine = Engine(debug=False, loaders=[], libraries={}, autoescape=False,
                  string_if_invalid="")
+ALLOWED_NODES = (TextNode, VariableNode, IfNode, ForNode, CommentNode, AutoEscapeControlNode,
+                 SpacelessNode, FirstOfNode)
+SUBJECT_LIMIT = 1_000
+BODY_LIMIT = 50_000
+
+
+def template_problems(source: str) -> list[str]:
+    """Why `source` may not be used as a notification template (empty: it may)."""
+    try:
+        template = _engine.from_string(source)
+    except Exception as exc:  # TemplateSyntaxError and friends
+        return [f"Template error: {exc}"]
+    return [f"Template error: {p}" for p in safe_templates.problems(template, ALLOWED_NODES)]
+
+
+def _render_template(source: str, default: str, context: dict, limit: int) -> str:
+    if template_problems(source):  # a row saved before templates were checked
+        log.warning("unsafe notification template ignored, the default is used")
+        source = default
+    return safe_templates.render(_engine.from_string(source), context, limit)
 
 
 def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
@@ -72,10 +102,7 @@ def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
         if kind_name not in VERBS:
             errors.append(f"Unknown event {kind_name!r}.")
     for source in (fields.get("subject_template") or "", fields.get("body_template") or ""):
-        try:
-            _engine.from_string(source)
-        except Exception as exc:  # TemplateSyntaxError and friends
-            errors.append(f"Template error: {exc}")
+        errors.extend(template_problems(source))
     return errors
 
 
@@ -210,9 +237,11 @@ def _json_context(event: Event, alert: Alert | None) -> dict[str, Any]:
 
 def render(channel: NotificationChannel, event: Event, alert: Alert | None
            ) -> tuple[str, str]:
-    ctx = Context(_context(event, alert), autoescape=False)
-    subject = _engine.from_string(channel.subject_template or DEFAULT_SUBJECT).render(ctx)
-    body = _engine.from_string(channel.body_template or DEFAULT_BODY).render(ctx)
+    ctx = _context(event, alert)
+    subject = _render_template(channel.subject_template or DEFAULT_SUBJECT, DEFAULT_SUBJECT,
+                               ctx, SUBJECT_LIMIT)
+    body = _render_template(channel.body_template or DEFAULT_BODY, DEFAULT_BODY, ctx,
+                            BODY_LIMIT)
     return " ".join(subject.split()), body
 
 
