@@ -197,3 +197,49 @@ def test_helpdesk_templates_refuse_unsafe_filters():
                                  {"ticket": {"subject": "Printer"}},
                                  fallback="{{ ticket.subject }}")
     assert rendered == "Printer"
+
+
+# --- 6: chat/webhook channel URLs are credentials -----------------------------------------
+
+SLACK = "https://hooks.slack.test/services/T000/B000/s3cr3tT0ken"
+
+
+def test_channel_url_is_stored_encrypted_and_shown_masked(as_user, owner, tech_a, client_a):
+    # Given an owner creating a Slack channel of client A through the API
+    api = as_user(owner)
+    response = api.post(f"{API}/channels/", {"name": "Ops Slack", "kind": "webhook",
+                                             "client": client_a.pk, "url": SLACK,
+                                             "webhook_format": "slack"},
+                        content_type="application/json")
+    assert response.status_code == 201, response.content
+    channel_id = response.json()["id"]
+    # Then the answer, a read by a technician and the audit rows never show the token
+    assert "s3cr3tT0ken" not in json.dumps(response.json())
+    read = as_user(tech_a).get(f"{API}/channels/{channel_id}/").json()
+    assert "s3cr3tT0ken" not in json.dumps(read) and "hooks.slack.test" in read["url"]
+    from watchkeeper.monitoring.models import NotificationChannel
+
+    row = NotificationChannel.objects.filter(pk=channel_id).values().get()
+    assert "s3cr3tT0ken" not in json.dumps(row, default=str)
+    # When an edit sends the masked URL back, the stored URL is kept
+    api = as_user(owner)
+    response = api.patch(f"{API}/channels/{channel_id}/", {"url": read["url"],
+                                                           "name": "Ops chat"},
+                         content_type="application/json")
+    assert response.status_code == 200, response.content
+    from watchkeeper.monitoring import notify
+
+    assert notify.channel_url(NotificationChannel.objects.get(pk=channel_id)) == SLACK
+    # And a new URL replaces it
+    api.patch(f"{API}/channels/{channel_id}/", {"url": SLACK + "2"},
+              content_type="application/json")
+    assert notify.channel_url(NotificationChannel.objects.get(pk=channel_id)) == SLACK + "2"
+    rows = AuditEntry.objects.filter(object_type="monitoring.notificationchannel")
+    assert rows.count() >= 3
+    assert "s3cr3tT0ken" not in json.dumps([r.changes for r in rows])
+
+
+def test_channel_url_must_be_http(owner):
+    with pytest.raises(mon_actions.ActionError):
+        mon_actions.create_channel(actor=owner, name="Bad", kind="webhook",
+                                   url="file:///etc/passwd")

@@ -65,6 +65,15 @@ def _mask_check_audit(check: Check, data: dict) -> dict:
 audit.register_masker(Check, _mask_check_audit)
 
 
+def _mask_channel_audit(channel: NotificationChannel, data: dict) -> dict:
+    if data.get("url_enc"):
+        data["url_enc"] = "••••"  # the URL is the credential of a Slack/Teams webhook
+    return data
+
+
+audit.register_masker(NotificationChannel, _mask_channel_audit)
+
+
 def _snapshot_version(policy: Policy, actor) -> PolicyVersion:
     checks = [{"id": c.pk, "name": c.name, "kind": c.kind,
                "config": masked_config(c.kind, c.config),
@@ -291,11 +300,12 @@ def delete_maintenance(*, actor, window: MaintenanceWindow) -> None:
 
 def create_channel(*, actor, name: str, kind: str, client=None, contacts=(),
                    **fields: Any) -> NotificationChannel:
-    from .notify import validate_channel
+    from .notify import seal_url, validate_channel
 
     errors = validate_channel(kind, {**fields, "client": client})
     if errors:
         raise ActionError("; ".join(errors))
+    fields["url_enc"] = seal_url(fields.pop("url", "") or "")
     with transaction.atomic():
         if fields.get("digest_minutes"):
             fields.setdefault("next_digest_at",
@@ -311,13 +321,20 @@ def create_channel(*, actor, name: str, kind: str, client=None, contacts=(),
 
 
 def update_channel(*, actor, channel: NotificationChannel, **fields: Any) -> NotificationChannel:
-    from .notify import validate_channel
+    from .notify import channel_url, mask_url, seal_url, validate_channel
 
+    if "url" in fields:  # the URL shown (masked) sent back unchanged keeps the stored one
+        url = fields.pop("url") or ""
+        current = channel_url(channel)
+        if url not in (current, mask_url(current)):
+            fields["url"] = url
     merged = {f.name: getattr(channel, f.name) for f in channel._meta.concrete_fields}
     merged.update(fields)
     errors = validate_channel(merged["kind"], merged)
     if errors:
         raise ActionError("; ".join(errors))
+    if "url" in fields:
+        fields["url_enc"] = seal_url(fields.pop("url"))
     return update_object(actor=actor, obj=channel, **fields)
 
 

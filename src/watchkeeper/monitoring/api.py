@@ -435,6 +435,9 @@ class MaintenanceViewSet(ScopedMixin, viewsets.ModelViewSet):
 class ChannelSerializer(serializers.ModelSerializer):
     client = VisibleField(queryset=Client.objects.all(), allow_null=True, required=False)
     contacts = VisibleField(queryset=Contact.objects.all(), many=True, required=False)
+    url = serializers.CharField(required=False, allow_blank=True, max_length=2000,
+                                write_only=True,
+                                help_text="Webhook URL; answered masked (scheme and host).")
 
     class Meta:
         model = NotificationChannel
@@ -443,6 +446,13 @@ class ChannelSerializer(serializers.ModelSerializer):
                   "body_template", "digest_minutes", "next_digest_at", "is_active",
                   "created_at"]
         read_only_fields = ["next_digest_at", "created_at"]
+
+    def to_representation(self, instance):
+        from .notify import channel_url, mask_url
+
+        data = super().to_representation(instance)
+        data["url"] = mask_url(channel_url(instance))
+        return data
 
 
 class ChannelViewSet(ScopedMixin, viewsets.ModelViewSet):

@@ -335,7 +335,9 @@ class NotificationChannel(models.Model):
     kind = models.CharField(max_length=10, choices=ChannelKind.choices)
     recipients = models.JSONField(default=list, blank=True)  # email addresses
     contacts = models.ManyToManyField(Contact, blank=True, related_name="+")
-    url = models.URLField(max_length=500, blank=True)
+    # The webhook URL (Slack/Teams URLs are the credential): core.crypto token, purpose
+    # monitoring.channel-url; read it with notify.channel_url(), shown masked.
+    url_enc = models.TextField(blank=True)
     webhook_format = models.CharField(max_length=10, choices=WebhookFormat.choices,
                                       default=WebhookFormat.GENERIC)
     event_kinds = models.JSONField(default=list, blank=True)  # empty: opened + resolved

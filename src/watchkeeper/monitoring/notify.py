@@ -21,9 +21,12 @@ import smtplib
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.template import Engine
@@ -38,7 +41,7 @@ from django.template.defaulttags import (
 )
 from django.utils import timezone
 
-from watchkeeper.core import events, safe_templates
+from watchkeeper.core import crypto, events, safe_templates
 from watchkeeper.core.models import Event
 
 from .choices import STATE_RANK, ChannelKind, NotificationStatus, State, WebhookFormat
@@ -71,6 +74,35 @@ SUBJECT_LIMIT = 1_000
 BODY_LIMIT = 50_000
 
 
+URL_PURPOSE = "monitoring.channel-url"
+URL_MASK = "••••••"
+
+
+def seal_url(url: str) -> str:
+    return crypto.encrypt(url, URL_PURPOSE) if url else ""
+
+
+def channel_url(channel: NotificationChannel) -> str:
+    """The channel's webhook URL in clear (for sending only; never shown)."""
+    return crypto.decrypt(channel.url_enc, URL_PURPOSE) if channel.url_enc else ""
+
+
+def mask_url(url: str) -> str:
+    """Scheme and host only: Slack/Teams/webhook URLs carry their credential in the path."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}/{URL_MASK}"
+
+
+def url_problems(url: str) -> list[str]:
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        return ["The URL must be a valid http:// or https:// address."]
+    return [] if len(url) <= 2000 else ["The URL is too long."]
+
+
 def template_problems(source: str) -> list[str]:
     """Why `source` may not be used as a notification template (empty: it may)."""
     try:
@@ -93,8 +125,10 @@ def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
         return [f"Unknown channel kind {kind!r}."]
     if kind == ChannelKind.EMAIL and not fields.get("recipients"):
         errors.append("An email channel needs at least one recipient.")
-    if kind == ChannelKind.WEBHOOK and not fields.get("url"):
+    if kind == ChannelKind.WEBHOOK and not (fields.get("url") or fields.get("url_enc")):
         errors.append("A webhook channel needs a URL.")
+    if fields.get("url"):
+        errors.extend(url_problems(fields["url"]))
     if kind == ChannelKind.CONTACTS and not fields.get("client"):
         if not fields.get("client_id"):
             errors.append("A contacts channel belongs to a client.")
@@ -294,12 +328,13 @@ def webhook_body(fmt: str, subject: str, body: str, context: dict[str, Any]) -> 
 def send_webhook(channel: NotificationChannel, subject: str, body: str,
                  context: dict[str, Any]) -> str:
     payload = webhook_body(channel.webhook_format, subject, body, context)
-    response = httpx.post(channel.url, content=json.dumps(payload, default=str),
+    response = httpx.post(channel_url(channel), content=json.dumps(payload, default=str),
                           headers={"Content-Type": "application/json",
                                    "User-Agent": "Watchkeeper-Monitoring"},
                           timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
     if response.status_code >= 300:
-        raise RuntimeError(f"HTTP {response.status_code} from {channel.url}")
+        raise RuntimeError(f"HTTP {response.status_code} from "
+                           f"{mask_url(channel_url(channel))}")
     return f"HTTP {response.status_code}"
 
 
