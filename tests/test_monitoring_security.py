@@ -243,3 +243,34 @@ def test_channel_url_must_be_http(owner):
     with pytest.raises(mon_actions.ActionError):
         mon_actions.create_channel(actor=owner, name="Bad", kind="webhook",
                                    url="file:///etc/passwd")
+
+
+def test_override_cannot_carry_an_snmp_secret(policy_a):
+    # Given an SNMP check (overrides are not applied to server-side checks)
+    check = mon_actions.add_check(actor=None, policy=policy_a, name="Core switch",
+                                  kind="snmp", config=dict(SNMP))
+    # When an override tries to set a community, it is refused (it would be stored in clear)
+    with pytest.raises(mon_actions.ActionError):
+        mon_actions.set_override(actor=None, check=check, scope="global",
+                                 config={"community": "in-clear"})
+
+
+def test_migration_seals_existing_secrets_and_masks_old_snapshots(policy_a):
+    # Given rows written before the fix: a plain community in a check and in a version
+    import importlib
+
+    from django.apps import apps
+
+    check = Check.objects.create(policy=policy_a, name="Old", kind="snmp", config=dict(SNMP))
+    PolicyVersion.objects.create(policy=policy_a, version=99, snapshot={
+        "checks": [{"id": check.pk, "kind": "snmp", "config": dict(SNMP)}]})
+    migration = importlib.import_module(
+        "watchkeeper.monitoring.migrations.0005_seal_existing_secrets")
+    # When the data migration runs
+    migration.seal_and_mask(apps, None)
+    # Then neither row holds the community in clear, and the check still runs with it
+    assert "n0t-public" not in json.dumps(Check.objects.get(pk=check.pk).config)
+    assert poller.open_secrets("snmp", Check.objects.get(pk=check.pk).config)[
+        "community"] == "n0t-public"
+    old = PolicyVersion.objects.get(policy=policy_a, version=99).snapshot
+    assert "n0t-public" not in json.dumps(old)

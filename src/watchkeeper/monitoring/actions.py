@@ -218,6 +218,11 @@ def unassign_policy(*, actor, assignment: PolicyAssignment) -> None:
 def set_override(*, actor, check: Check, scope: str, target=None,
                  is_enabled: bool | None = None, config: dict | None = None) -> CheckOverride:
     fields = _scope_fields(scope, target)
+    if config and check.kind in SERVER_KINDS:
+        from .poller_checks import SECRET_FIELDS
+
+        if set(config) & set(SECRET_FIELDS.get(check.kind, ())):
+            raise ActionError("Secrets (community, keys) are set on the check itself.")
     if config:
         _validate_check(check.kind, {**check.config, **config})
     with transaction.atomic():
