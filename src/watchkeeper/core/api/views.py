@@ -127,7 +127,7 @@ class SiteViewSet(ScopedMixin, ActionWritesMixin, viewsets.ModelViewSet):
 class ContactViewSet(ScopedMixin, ActionWritesMixin, viewsets.ModelViewSet):
     queryset = Contact.objects.select_related("client", "site").only(
         "id", "client_id", "client__name", "site_id", "site__name", "name", "email", "phone",
-        "title", "is_primary", "created_at",
+        "title", "is_primary", "is_user", "created_at",
     )
     serializer_class = ContactSerializer
     filterset_class = filters.ContactFilter
