@@ -408,3 +408,20 @@ def test_custom_fields_and_watchers_on_the_ticket_page(owner, tech_a, as_user, c
     web.post(f"/tickets/{t.pk}/update", {"cf_room": "twelve"})
     t.refresh_from_db()
     assert t.custom_fields == {"room": 12.0}
+
+
+def test_an_unsafe_stored_template_falls_back_to_the_built_in_one(client_a):
+    """Given a template saved before the sandbox refused its filters (written directly, as an
+    old row would be), when a ticket notification is queued, the built-in template is sent
+    instead of an empty mail."""
+    from watchkeeper.helpdesk import notify
+    from watchkeeper.helpdesk.models import NotificationTemplate
+
+    NotificationTemplate.objects.create(
+        kind="created", version=7, subject='{{ ticket.subject|center:"2000000000" }}',
+        body="{% lorem 999999 %}", is_current=True)
+    created = ticket(client_a, "Printer jammed")
+    mail = notify.queue_notification(created, "created")
+    assert "Printer jammed" in mail.subject and created.reference in mail.subject
+    assert "We have received your request" in mail.body
+    assert len(mail.subject) < 400 and len(mail.body) < 2000
