@@ -151,17 +151,27 @@ def test_recovery_fails_stuck_runs_and_requeues_lost_ones(owner, client_a):
                                        status=RunStatus.QUEUED, created_at=old)
     fresh = DiscoveryRun.objects.create(client=client_a, subnet="192.0.2.4/30",
                                         status=RunStatus.RUNNING, started_at=timezone.now())
-    result = discovery.recover_discoveries.call()
+    # The task backend is configuration (database queue or RQ): watch what is enqueued.
+    from django_tasks.signals import task_enqueued
+
+    enqueued = []
+
+    def _seen(sender, task_result, **kwargs):
+        enqueued.append(task_result)
+
+    task_enqueued.connect(_seen)
+    try:
+        result = discovery.recover_discoveries.call()
+    finally:
+        task_enqueued.disconnect(_seen)
     assert result == {"failed": 1, "requeued": 1}
     stuck.refresh_from_db()
     fresh.refresh_from_db()
     assert stuck.status == RunStatus.FAILED and "stopped" in stuck.error
     assert fresh.status == RunStatus.RUNNING
-    from django_tasks_db.models import DBTaskResult
-
     from watchkeeper.core import scheduler
 
-    queued = DBTaskResult.objects.filter(task_path__endswith="discovery.run_discovery")
-    assert [r.args_kwargs["args"] for r in queued] == [[lost.pk]]
+    queued = [r for r in enqueued if r.task.module_path.endswith("discovery.run_discovery")]
+    assert [list(r.args) for r in queued] == [[lost.pk]]
     scheduler.discover()
     assert "inventory.recover_discoveries" in scheduler.registered()
