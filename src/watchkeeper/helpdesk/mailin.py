@@ -80,7 +80,8 @@ def header(msg: EmailMessage, name: str) -> str:
         value = msg.get(name)
     except Exception as exc:  # a malformed header the policy cannot decode
         raise Unprocessable(f"malformed {name} header: {exc}") from exc
-    return str(value or "").strip()
+    # NUL cannot be stored in PostgreSQL text; it carries nothing a person would read.
+    return str(value or "").replace("\x00", "").strip()
 
 
 def sender_of(msg: EmailMessage) -> tuple[str, str]:
@@ -141,7 +142,7 @@ def body_text(msg: EmailMessage) -> str:
         content = content.decode("utf-8", "replace")
     if part.get_content_subtype() == "html":
         content = strip_tags(re.sub(r"(?is)<(script|style).*?</\1>", "", content))
-    return content.replace("\r\n", "\n").strip()
+    return content.replace("\r\n", "\n").replace("\x00", "").strip()
 
 
 def attachment_parts(msg: EmailMessage) -> list[tuple[str, str, bytes]]:
