@@ -6,11 +6,19 @@
     button.addEventListener("click", function () {
       var field = document.getElementById(button.dataset.copy);
       var status = document.getElementById("hb-copied");
-      var done = function () { if (status) status.textContent = "Copied to the clipboard."; };
+      var settled = false;
+      var done = function () {
+        settled = true; if (status) status.textContent = "Copied to the clipboard.";
+      };
+      var manual = function () {
+        settled = true; field.select();
+        if (status) status.textContent = "Press Ctrl+C to copy.";
+      };
       if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(field.value).then(done, function () {
-          field.select(); if (status) status.textContent = "Press Ctrl+C to copy.";
-        });
+        navigator.clipboard.writeText(field.value).then(done, manual);
+        // A browser that waits on a permission prompt neither resolves nor rejects: after a
+        // second, select the URL and say how to copy it, so the button always answers.
+        setTimeout(function () { if (!settled) manual(); }, 1000);
       } else {
         field.select();
         try { document.execCommand("copy"); done(); } catch (e) { /* selected for the user */ }
