@@ -352,19 +352,9 @@ site_edit.wk_model = Site
 @require_http_methods(["GET", "POST"])
 def site_delete(request, pk: int):
     site = _visible_site(request, pk)
-    client = site.client
-    if request.method == "POST":
-        name = site.name
-        actions.delete_object(actor=request.user, obj=site)
-        messages.success(request, f"Site “{name}” deleted from {client.name}.")
-        return redirect(f"{reverse('client_detail', args=[client.pk])}?tab=sites")
-    return render(request, "core/clients/confirm_delete.html", {
-        "object": site, "kind": "site", "typed": False,
-        "note": f"Contacts at this site stay with {client.name} without a site.",
-        "cancel_url": reverse("site_detail", args=[pk]),
-        "crumbs": _client_crumbs(client, (site.name, reverse("site_detail", args=[pk])),
-                                 ("Delete", "")),
-    })
+    return _delete_child(request, site, kind="site", tab="sites",
+                         note=f"Contacts at this site stay with {site.client.name} "
+                              "without a site.")
 
 
 site_delete.wk_model = Site
@@ -464,19 +454,24 @@ contact_edit.wk_model = Contact
 @requires("clients.change")
 @require_http_methods(["GET", "POST"])
 def contact_delete(request, pk: int):
-    contact = _visible_contact(request, pk)
-    client = contact.client
+    return _delete_child(request, _visible_contact(request, pk), kind="contact",
+                         tab="contacts")
+
+
+def _delete_child(request, obj: Site | Contact, *, kind: str, tab: str, note: str = ""):
+    """Confirm, then delete a site or contact, back on its client's tab."""
+    client = obj.client
+    detail_url = reverse(f"{kind}_detail", args=[obj.pk])
     if request.method == "POST":
-        name = contact.name
-        actions.delete_object(actor=request.user, obj=contact)
-        messages.success(request, f"Contact “{name}” deleted from {client.name}.")
-        return redirect(f"{reverse('client_detail', args=[client.pk])}?tab=contacts")
-    return render(request, "core/clients/confirm_delete.html", {
-        "object": contact, "kind": "contact", "typed": False,
-        "cancel_url": reverse("contact_detail", args=[pk]),
-        "crumbs": _client_crumbs(client, (contact.name, reverse("contact_detail", args=[pk])),
-                                 ("Delete", "")),
-    })
+        name = obj.name
+        actions.delete_object(actor=request.user, obj=obj)
+        messages.success(request, f"{kind.capitalize()} “{name}” deleted from {client.name}.")
+        return redirect(f"{reverse('client_detail', args=[client.pk])}?tab={tab}")
+    context = {"object": obj, "kind": kind, "typed": False, "cancel_url": detail_url,
+               "crumbs": _client_crumbs(client, (obj.name, detail_url), ("Delete", ""))}
+    if note:
+        context["note"] = note
+    return render(request, "core/clients/confirm_delete.html", context)
 
 
 contact_delete.wk_model = Contact
