@@ -71,11 +71,11 @@ def queue_notification(ticket: Ticket, kind: str, *, entry: TicketEntry | None =
     ctx = context_for(ticket, entry=entry, survey_token=survey_token)
     # A stored template that the sandbox now refuses falls back to the built-in one.
     default_subject, default_body = templating.DEFAULTS[kind][:2]
-    subject = " ".join(templating.render(subject_src, ctx, fallback=templating.render(
-        default_subject, ctx)).split())[:400]
+    subject = " ".join(templating.render(subject_src, ctx,
+                                         fallback=default_subject).split())[:400]
     if ticket.reference not in subject:
         subject = f"[{ticket.reference}] {subject}"[:400]
-    body = templating.render(body_src, ctx, fallback=templating.render(default_body, ctx))
+    body = templating.render(body_src, ctx, fallback=default_body)
     refs = thread_ids(ticket)
     mail = OutgoingMail.objects.create(
         ticket=ticket, kind=kind, template_version=version, to=ticket.requester_email,
