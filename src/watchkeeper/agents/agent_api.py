@@ -33,30 +33,51 @@ log = logging.getLogger(__name__)
 QUARANTINE_BODY_CHARS = 65536
 
 
-def problem(status: int, detail: str, *, code: str, errors: list[str] | None = None,
-            path: str = "") -> JsonResponse:
+def problem_body(status: int, detail: str, *, code: str, errors: list[str] | None = None,
+                 path: str = "") -> dict:
+    """The RFC 9457 body; the lean check-in path (fastpath.py) answers with the same."""
     body = {"type": "about:blank", "title": detail.split(".")[0][:80], "status": status,
             "detail": detail, "code": code, "instance": path}
     if errors:
         body["errors"] = errors[:50]
-    return JsonResponse(body, status=status, content_type="application/problem+json")
-
-
-def _read_body(request) -> bytes:
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    limit = settings.AGENT_MAX_BODY_BYTES
-    if length > limit:
-        raise AuthError(413, "too_large", f"Body larger than {limit} bytes.")
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        raise AuthError(413, "too_large", f"Body larger than {limit} bytes.")
     return body
 
 
-def _parse(body: bytes):
+def problem(status: int, detail: str, *, code: str, errors: list[str] | None = None,
+            path: str = "") -> JsonResponse:
+    return JsonResponse(problem_body(status, detail, code=code, errors=errors, path=path),
+                        status=status, content_type="application/problem+json")
+
+
+def too_large() -> AuthError:
+    limit = settings.AGENT_MAX_BODY_BYTES
+    return AuthError(413, "too_large", f"Body larger than {limit} bytes.")
+
+
+def declared_length_too_large(content_length: str | None) -> bool:
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        length = 0
+    return length > settings.AGENT_MAX_BODY_BYTES
+
+
+def _read_body(request) -> bytes:
+    if declared_length_too_large(request.META.get("CONTENT_LENGTH")):
+        raise too_large()
+    body = request.read(settings.AGENT_MAX_BODY_BYTES + 1)
+    if len(body) > settings.AGENT_MAX_BODY_BYTES:
+        raise too_large()
+    return body
+
+
+def checkin_settings() -> dict:
+    """What every accepted check-in's answer carries besides the acknowledgement."""
+    return {"status": AgentStatus.APPROVED, "interval": settings.AGENT_INTERVAL,
+            "inventory_interval": settings.AGENT_INVENTORY_INTERVAL}
+
+
+def parse_body(body: bytes):
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -93,7 +114,7 @@ def _quarantine(request, agent: Agent | None, body: bytes, reason: str) -> None:
 def enroll(request):
     try:
         body = _read_body(request)
-        data = validate_enroll(_parse(body))
+        data = validate_enroll(parse_body(body))
     except AuthError as exc:
         return problem(exc.status, exc.detail, code=exc.code, path=request.path)
     except Invalid as exc:
@@ -135,8 +156,10 @@ def enroll(request):
 @require_POST
 @public
 def checkin(request):
-    # One transaction for the whole check-in (nonce, data, command hand-out): one commit per
-    # request, and the answer is built only after it committed.
+    # The lean path (fastpath.py, in front of Django in asgi.py) answers ordinary metric
+    # check-ins in batches; this view takes the rest and is the reference behaviour.
+    # One transaction for the whole check-in (nonce, data, command hand-out): one commit
+    # per request, and the answer is built only after it committed.
     try:
         body = _read_body(request)
         with transaction.atomic():
@@ -154,7 +177,7 @@ def _checkin(request, agent: Agent, body: bytes):
         return problem(403, "This agent waits for a technician's approval.", code="pending",
                        path=request.path)
     try:
-        batch = validate_checkin(_parse(body))
+        batch = validate_checkin(parse_body(body))
     except Invalid as exc:
         _quarantine(request, agent, body, "; ".join(exc.errors))
         return problem(400, "The check-in did not validate.", code="invalid",
@@ -167,12 +190,8 @@ def _checkin(request, agent: Agent, body: bytes):
         _quarantine(request, agent, body, f"inventory: {exc}")
         return problem(400, f"The inventory was refused: {exc}", code="invalid",
                        path=request.path)
-    answer.update({
-        "status": AgentStatus.APPROVED,
-        "interval": settings.AGENT_INTERVAL,
-        "inventory_interval": settings.AGENT_INVENTORY_INTERVAL,
-        "commands": ingest.pending_commands(agent),
-    })
+    answer.update(checkin_settings())
+    answer["commands"] = ingest.pending_commands(agent)
     return answer
 
 

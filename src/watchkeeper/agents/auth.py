@@ -4,6 +4,10 @@ body hash; a timestamp within the allowed skew; a nonce never used before by thi
 Order matters for cost and for leaks: cheap header checks first, then the one indexed
 lookup of the agent, then the signature, and only a request that verified may write a
 nonce row (so an attacker without the key cannot fill the nonce table).
+
+The steps are pure functions (`parse_headers`, `verify_signature`, `check_allowed`,
+`nonce_expiry`) shared by the Django view (`authenticate`) and the lean check-in path
+(`fastpath.py` + `batch.py`), which runs the same steps on a batch of requests.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -41,8 +46,20 @@ class AuthError(Exception):
     detail: str
 
 
-def authenticate(request, body: bytes) -> Agent:
-    meta = request.META
+@dataclass(frozen=True)
+class SignedHeaders:
+    """The signature headers of one request, well-formed and within the clock window."""
+
+    agent_id: str
+    agent_uuid: uuid.UUID
+    timestamp: int
+    nonce: str
+    signature: bytes
+
+
+def parse_headers(meta: Mapping[str, str], *, now: float | None = None) -> SignedHeaders:
+    """The cheap checks, no database: all four headers present and well-formed, timestamp
+    within ±AGENT_CLOCK_SKEW. `meta` is keyed like Django's request.META."""
     agent_id = meta.get(HEADER_AGENT, "")
     timestamp = meta.get(HEADER_TIMESTAMP, "")
     nonce = meta.get(HEADER_NONCE, "")
@@ -58,35 +75,67 @@ def authenticate(request, body: bytes) -> Agent:
     if not NONCE_RE.match(nonce):
         raise AuthError(401, "malformed_auth", "Malformed nonce.")
     skew = settings.AGENT_CLOCK_SKEW
-    if abs(time.time() - ts) > skew:
+    if abs((time.time() if now is None else now) - ts) > skew:
         raise AuthError(401, "stale", f"Timestamp outside the accepted ±{skew} s window; "
                                       "check the endpoint's clock.")
-    # facts (free-form JSON from enrollment) is never needed on the hot path.
-    # No ORDER BY (the model's default ordering would cost a sort and compile time).
-    agent = next(iter(Agent.objects.filter(uid=agent_uuid).order_by().defer("facts")[:1]),
-                 None)
-    if agent is None:
-        # Deleted agents land here: refused at once, with nothing to say about why.
-        raise AuthError(401, "unknown_agent", "Unknown agent.")
-    message = canonical_request(method=request.method, path=request.path, timestamp=ts,
-                                nonce=nonce, body=body, agent_id=agent_id)
+    return SignedHeaders(agent_id, agent_uuid, ts, nonce, sig)
+
+
+def verify_signature(public_key: str, headers: SignedHeaders, *, method: str, path: str,
+                     body: bytes) -> None:
+    message = canonical_request(method=method, path=path, timestamp=headers.timestamp,
+                                nonce=headers.nonce, body=body, agent_id=headers.agent_id)
     try:
-        Ed25519PublicKey.from_public_bytes(b64d(agent.public_key)).verify(sig, message)
+        Ed25519PublicKey.from_public_bytes(b64d(public_key)).verify(headers.signature, message)
     except (InvalidSignature, ValueError) as exc:
         raise AuthError(401, "bad_signature", "Signature does not verify.") from exc
-    if agent.status in (AgentStatus.REVOKED, AgentStatus.REJECTED):
-        raise AuthError(403, agent.status, f"This agent is {agent.status}.")
+
+
+def check_allowed(status: str) -> None:
+    """Revoked and rejected agents are refused even with a valid signature."""
+    if status in (AgentStatus.REVOKED, AgentStatus.REJECTED):
+        raise AuthError(403, status, f"This agent is {status}.")
+
+
+def unknown_agent() -> AuthError:
+    # Deleted agents land here: refused at once, with nothing to say about why.
+    return AuthError(401, "unknown_agent", "Unknown agent.")
+
+
+def replay() -> AuthError:
+    return AuthError(401, "replay", "Nonce already used.")
+
+
+def nonce_expiry(now: datetime | None = None) -> datetime:
     # Kept a little longer than the skew window: after that the timestamp check alone
-    # refuses the request. ON CONFLICT DO NOTHING (SQLite ≥ 3.24, PostgreSQL) reports a
-    # replay as "no row inserted", without a savepoint round trip.
-    expires = timezone.now() + timedelta(seconds=2 * skew + 60)
+    # refuses the request.
+    return (now or timezone.now()) + timedelta(seconds=2 * settings.AGENT_CLOCK_SKEW + 60)
+
+
+def find_agent(agent_uuid: uuid.UUID) -> Agent | None:
+    # facts (free-form JSON from enrollment) is never needed on the hot path.
+    # No ORDER BY (the model's default ordering would cost a sort and compile time).
+    return next(iter(Agent.objects.filter(uid=agent_uuid).order_by().defer("facts")[:1]),
+                None)
+
+
+def authenticate(request, body: bytes) -> Agent:
+    headers = parse_headers(request.META)
+    agent = find_agent(headers.agent_uuid)
+    if agent is None:
+        raise unknown_agent()
+    verify_signature(agent.public_key, headers, method=request.method, path=request.path,
+                     body=body)
+    check_allowed(agent.status)
+    # ON CONFLICT DO NOTHING (SQLite ≥ 3.24, PostgreSQL) reports a replay as "no row
+    # inserted", without a savepoint round trip.
     table = connection.ops.quote_name(AgentNonce._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (agent_id, nonce, expires_at) VALUES (%s, %s, %s) "  # noqa: S608
             "ON CONFLICT (agent_id, nonce) DO NOTHING",
-            [agent.pk, nonce, connection.ops.adapt_datetimefield_value(expires)])
+            [agent.pk, headers.nonce, connection.ops.adapt_datetimefield_value(nonce_expiry())])
         inserted = cursor.rowcount
     if inserted != 1:
-        raise AuthError(401, "replay", "Nonce already used.")
+        raise replay()
     return agent

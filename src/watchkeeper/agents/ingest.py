@@ -191,8 +191,14 @@ def _went_online(agent: Agent) -> None:
     if Agent.objects.filter(pk=agent.pk).filter(
             Q(connectivity=Connectivity.OFFLINE) | Q(connectivity=Connectivity.UNKNOWN)).update(
             connectivity=Connectivity.ONLINE):
-        events.emit("agent.online", client=agent.client_id, payload={
-            "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id})
+        emit_online(agent)
+
+
+def emit_online(agent: Agent) -> None:
+    """The outbox event of an offline (or never seen) agent checking in; the caller claimed
+    the transition with a conditional UPDATE in its transaction."""
+    events.emit("agent.online", client=agent.client_id, payload={
+        "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id})
 
 
 def pending_commands(agent: Agent) -> list[dict[str, Any]]:
