@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -303,7 +304,18 @@ METRIC_RETENTION_DAYS = env_int("WATCHKEEPER_METRIC_RETENTION_DAYS", 30)
 # Monitoring, poller side: rollup retention, check-run history, poller limits.
 METRIC_ROLLUP_5M_DAYS = env_int("WATCHKEEPER_METRIC_ROLLUP_5M_DAYS", 90)
 METRIC_ROLLUP_1H_DAYS = env_int("WATCHKEEPER_METRIC_ROLLUP_1H_DAYS", 730)
-POLL_SAMPLE_DAYS = env_int("WATCHKEEPER_POLL_SAMPLE_DAYS", 30)
+# Network check history: raw runs briefly, then 5-minute / hourly rollups of their values and
+# states, and the state transitions (monitoring/rollups.py).
+POLL_SAMPLE_DAYS = env_int("WATCHKEEPER_POLL_SAMPLE_DAYS", 2)
+POLL_ROLLUP_5M_DAYS = env_int("WATCHKEEPER_POLL_ROLLUP_5M_DAYS", 14)
+POLL_ROLLUP_1H_DAYS = env_int("WATCHKEEPER_POLL_ROLLUP_1H_DAYS", 400)
+POLL_TRANSITION_DAYS = env_int("WATCHKEEPER_POLL_TRANSITION_DAYS", 400)
+for _name in ("POLL_SAMPLE_DAYS", "POLL_ROLLUP_5M_DAYS", "POLL_ROLLUP_1H_DAYS",
+              "POLL_TRANSITION_DAYS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"WATCHKEEPER_{_name} must be at least 1 (days), not "
+                                   f"{globals()[_name]}.")
+del _name
 POLLER_CONCURRENCY = env_int("WATCHKEEPER_POLLER_CONCURRENCY", 500)
 POLLER_CA_FILE = env_str("WATCHKEEPER_POLLER_CA_FILE", "")
 HEARTBEAT_PINGS_KEPT = env_int("WATCHKEEPER_HEARTBEAT_PINGS_KEPT", 100)

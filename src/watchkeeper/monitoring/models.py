@@ -412,4 +412,4 @@ class EvalCursor(models.Model):
 
 
 # The poller side's tables (network check history, heartbeats, metric rollups).
-from .models_poller import HeartbeatJob, HeartbeatPing, MetricRollup, PollSample, RollupCursor  # noqa: E402,F401,I001
+from .models_poller import CheckRollup, HeartbeatJob, HeartbeatPing, MetricRollup, PollSample, PollTransition, RollupCursor  # noqa: E402,F401,I001,E501

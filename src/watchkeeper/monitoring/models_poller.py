@@ -1,5 +1,6 @@
-"""Tables of the poller side of monitoring: network check history, passive heartbeats,
-metric rollups. Imported by models.py, so they belong to the monitoring app."""
+"""Tables of the poller side of monitoring: network check history (raw runs, rollups, state
+transitions), passive heartbeats, metric rollups. Imported by models.py, so they belong to
+the monitoring app."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from watchkeeper.core.models import Client
 
 
 class PollSample(models.Model):
-    """One run of a server-side check (history for charts and the "last runs" list).
-    Pruned after WATCHKEEPER_POLL_SAMPLE_DAYS."""
+    """One run of a server-side check (the "last runs" list and short-range charts). Kept
+    briefly (WATCHKEEPER_POLL_SAMPLE_DAYS): longer ranges read CheckRollup, and state
+    changes are kept in PollTransition."""
 
     tenant_path = "client"
 
@@ -145,9 +147,74 @@ class MetricRollup(models.Model):
         return self.total / self.count if self.count else 0.0
 
 
-class RollupCursor(models.Model):
-    """Up to where each resolution has been rolled up (a compare-and-set keeps two
-    schedulers from rolling the same span at once)."""
+class CheckRollup(models.Model):
+    """Aggregates of a server-side check's runs per bucket: `resolution` is 300 (5 min) or
+    3600 (1 h) seconds. `runs` and the runs per state (availability); `count`, `total`,
+    `minimum`, `maximum` over the runs that had a value (a failed connect has none).
+    Unique per (resolution, check, bucket); a rerun of a bucket overwrites it."""
 
-    resolution = models.PositiveIntegerField(unique=True)
+    tenant_path = "client"
+
+    resolution = models.PositiveIntegerField()
+    check_template = models.ForeignKey("monitoring.Check", on_delete=models.CASCADE,
+                                       related_name="+", db_constraint=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, null=True, blank=True,
+                               related_name="+", db_constraint=False)
+    bucket = models.DateTimeField()
+    runs = models.PositiveIntegerField()
+    ok = models.PositiveIntegerField(default=0)
+    warning = models.PositiveIntegerField(default=0)
+    critical = models.PositiveIntegerField(default=0)
+    unknown = models.PositiveIntegerField(default=0)
+    count = models.PositiveIntegerField(default=0)
+    total = models.FloatField(null=True, blank=True)
+    minimum = models.FloatField(null=True, blank=True)
+    maximum = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["resolution", "check_template", "bucket"], name="checkrollup_unique")]
+        indexes = [models.Index(fields=["resolution", "bucket"],
+                                name="checkrollup_bucket_idx")]
+
+    @property
+    def average(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+
+class PollTransition(models.Model):
+    """A run of a server-side check whose state differs from the run before it (`previous`
+    empty: the first run known). Derived from PollSample by the rollup job and kept for
+    WATCHKEEPER_POLL_TRANSITION_DAYS, long after the runs themselves are pruned."""
+
+    tenant_path = "client"
+
+    check_template = models.ForeignKey("monitoring.Check", on_delete=models.CASCADE,
+                                       related_name="poll_transitions", db_constraint=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, null=True, blank=True,
+                               related_name="+", db_constraint=False)
+    ts = models.DateTimeField()
+    state = models.CharField(max_length=10)
+    previous = models.CharField(max_length=10, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-ts", "-id"]
+        constraints = [models.UniqueConstraint(fields=["check_template", "ts"],
+                                               name="polltransition_unique")]
+        indexes = [models.Index(fields=["ts"], name="polltransition_ts_idx")]
+
+
+class RollupCursor(models.Model):
+    """Up to where each stream ("metrics": agents' samples, "poll": server-side check runs)
+    has been rolled up per resolution (a compare-and-set keeps two schedulers from rolling
+    the same span at once)."""
+
+    stream = models.CharField(max_length=20, default="metrics")
+    resolution = models.PositiveIntegerField()
     position = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["stream", "resolution"],
+                                               name="rollupcursor_unique")]

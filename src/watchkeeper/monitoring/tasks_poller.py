@@ -1,19 +1,16 @@
-"""Periodic work of the poller side (heartbeat sweep, metric rollups and retention,
-predictive checks, history pruning), registered with the scheduler on import (imported
-by schedules.py)."""
+"""Periodic work of the poller side (heartbeat sweep, metric and check-run rollups and their
+retention, predictive checks, history pruning), registered with the scheduler on import
+(imported by schedules.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
 
 from watchkeeper.core.scheduler import register
 
 from . import heartbeats
-from .models_poller import HeartbeatJob, PollSample
+from .models_poller import HeartbeatJob
 
 
 @task()
@@ -43,9 +40,9 @@ def monitoring_predictive() -> dict[str, int]:
 def monitoring_prune_poller() -> dict[str, int]:
     from . import rollups
 
-    cutoff = timezone.now() - timedelta(days=settings.POLL_SAMPLE_DAYS)
-    samples = PollSample.objects.filter(ts__lt=cutoff).delete()[0]
-    return {"poll_samples": samples, "heartbeat_pings": heartbeats.prune_pings(),
+    # Check runs, their rollups and transitions, metric rollups: each deleted in bounded
+    # chunks (rollups.prune_chunked), runs the rollup has not taken in yet kept.
+    return {**rollups.enforce_poll_retention(), "heartbeat_pings": heartbeats.prune_pings(),
             **rollups.enforce_retention()}
 
 
