@@ -32,6 +32,7 @@ import json
 import os
 import pkgutil
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -549,25 +550,42 @@ class Peaks:
 
 # --- Databases ----------------------------------------------------------------------------
 
+BENCH_DB_NAME = re.compile(r"watchkeeper_bench[a-z0-9_]{0,46}")
+
+
 @contextlib.contextmanager
-def database(db: str, data_dir: Path, admin_url: str) -> Iterator[str]:
-    """Yield a WATCHKEEPER_DATABASE_URL for a fresh database, dropped afterwards."""
+def database(db: str, data_dir: Path, admin_url: str,
+             name: str = PG_BENCH_DB) -> Iterator[str]:
+    """Yield a WATCHKEEPER_DATABASE_URL for a fresh database, dropped afterwards.
+
+    On PostgreSQL the database is `name` (default `watchkeeper_bench`), dropped first if a
+    crashed run left it behind and dropped again on the way out (WITH FORCE, so connections
+    the run forgot to close do not keep it alive). Because it is dropped unasked, `name`
+    must start with `watchkeeper_bench` (lowercase letters, digits, underscores): a typo
+    can never name a real database. On SQLite it is `bench.db` in `data_dir`, whatever
+    `name` says (the data directory is fresh per run already).
+    """
+    if not BENCH_DB_NAME.fullmatch(name):
+        raise ValueError(f"bench database name {name!r}: must start with 'watchkeeper_bench' "
+                         "and hold only lowercase letters, digits and underscores "
+                         "(at most 63 characters)")
     if db == "sqlite":
         yield f"sqlite:///{data_dir / 'bench.db'}"
         return
     import psycopg
+    from psycopg import sql
 
-    def admin(sql: str) -> None:
+    def admin(statement: str) -> None:
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql)
+            conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
 
-    admin(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
-    admin(f"CREATE DATABASE {PG_BENCH_DB}")
+    admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+    admin("CREATE DATABASE {}")
     base = admin_url.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{PG_BENCH_DB}"
+        yield f"{base}/{name}"
     finally:
-        admin(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+        admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
 def bench_env(data_dir: Path, database_url: str,

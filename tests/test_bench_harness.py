@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -243,6 +244,81 @@ def test_machine_lock_makes_a_second_run_wait(tmp_path):
     # And once the first run is done the lock is free again
     with harness.machine_lock(lock, wait=0):
         assert "pid" in lock.read_text()
+
+
+# --- the fresh database of a run --------------------------------------------------------
+
+def _pg_admin():
+    """A connection to the local PostgreSQL server's maintenance database, or a skip."""
+    import psycopg
+
+    try:
+        return psycopg.connect(harness.PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {harness.PG_ADMIN_URL}: {exc}")
+
+
+def _pg_exists(admin, name: str) -> bool:
+    return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                         [name]).fetchone() is not None
+
+
+def test_database_creates_and_drops_a_named_postgres_database(tmp_path):
+    import psycopg
+    from psycopg import sql
+
+    name = f"watchkeeper_bench_test_{uuid.uuid4().hex[:12]}"
+    base = harness.PG_ADMIN_URL.rsplit("/", 1)[0]
+    with _pg_admin() as admin:
+        # Given a database of that name left behind by a crashed run, with a table in it
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        with psycopg.connect(f"{base}/{name}", autocommit=True) as old:
+            old.execute("CREATE TABLE leftover (id integer)")
+        try:
+            # When the harness provides the database under that name
+            with harness.database("postgres", tmp_path, harness.PG_ADMIN_URL,
+                                  name=name) as url:
+                # Then the URL names it, and it is a fresh one (the leftover was dropped)
+                assert url == f"{base}/{name}"
+                with psycopg.connect(url) as conn:
+                    assert conn.execute("SELECT current_database()").fetchone()[0] == name
+                    assert conn.execute("SELECT to_regclass('leftover')").fetchone() == (None,)
+                # and a connection the run forgot to close
+                forgotten = psycopg.connect(url)
+            # Then afterwards it is dropped all the same
+            assert not _pg_exists(admin, name)
+            forgotten.close()
+            # And it is dropped too when the run fails
+            with pytest.raises(RuntimeError, match="run failed"), harness.database(
+                    "postgres", tmp_path, harness.PG_ADMIN_URL, name=name):
+                assert _pg_exists(admin, name)
+                raise RuntimeError("run failed")
+            assert not _pg_exists(admin, name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                          .format(sql.Identifier(name)))
+
+
+def test_database_on_sqlite_is_a_file_in_the_data_dir_whatever_the_name(tmp_path):
+    # The default, as every harness run calls it, and with a scenario's own name
+    with harness.database("sqlite", tmp_path, harness.PG_ADMIN_URL) as url:
+        assert url == f"sqlite:///{tmp_path / 'bench.db'}"
+    with harness.database("sqlite", tmp_path, harness.PG_ADMIN_URL,
+                          name="watchkeeper_bench_eval") as url:
+        assert url == f"sqlite:///{tmp_path / 'bench.db'}"
+
+
+@pytest.mark.parametrize("name", ["postgres", "template1", "watchkeeper",
+                                  "Watchkeeper_bench_x", "watchkeeper_bench-x",
+                                  "watchkeeper_bench; DROP DATABASE postgres",
+                                  "watchkeeper_bench_" + "x" * 46])
+def test_database_refuses_a_name_that_is_not_a_bench_database(tmp_path, name):
+    # Given an admin URL nothing listens on: a name that got as far as SQL would fail there
+    admin_url = "postgresql://postgres@127.0.0.1:1/postgres"
+    # When the harness is asked for a database that could be a real one, it refuses first
+    with pytest.raises(ValueError, match="must start with 'watchkeeper_bench'"), \
+            harness.database("postgres", tmp_path, admin_url, name=name):
+        pass
 
 
 # --- the HTTP client, against a real server on loopback ------------------------------------

@@ -28,9 +28,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 
 from bench.harness import (
+    PG_ADMIN_URL,
     RESULTS_DIR,
+    database,
     machine_lock,
     percentile,
     write_standalone_docs,
@@ -67,23 +70,13 @@ def _stats(values: list[float]) -> dict:
 
 
 def run_db(db: str, args) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="wk-bench-e2e-")
+    data_dir = Path(tempfile.mkdtemp(prefix="wk-bench-e2e-"))
     port = _free_port()
-    os.environ.update({"WATCHKEEPER_DATA_DIR": data_dir,
+    os.environ.update({"WATCHKEEPER_DATA_DIR": str(data_dir),
                        "DJANGO_SETTINGS_MODULE": "watchkeeper.settings",
                        "WATCHKEEPER_SMTP_HOST": "127.0.0.1",
                        "WATCHKEEPER_SMTP_PORT": str(port)})
-    os.environ.pop("WATCHKEEPER_DATABASE_URL", None)
     os.environ.pop("WATCHKEEPER_TASKS_URL", None)
-    pg_admin = None
-    if db == "postgres":
-        import psycopg
-
-        pg_admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
-                                   autocommit=True)
-        pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-        pg_admin.execute(f"CREATE DATABASE {PG_DB}")
-        os.environ["WATCHKEEPER_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
     import logging
 
     from aiosmtpd.controller import Controller
@@ -93,108 +86,114 @@ def run_db(db: str, args) -> dict:
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        import django
-        from django.core.management import call_command
+        with database(db, data_dir, PG_ADMIN_URL, name=PG_DB) as url:
+            os.environ["WATCHKEEPER_DATABASE_URL"] = url
+            from django.db import connections
 
-        django.setup()
-        call_command("migrate", verbosity=0)
-        from django.utils import timezone
-
-        from watchkeeper.agents.ingest import _insert_samples
-        from watchkeeper.core import actions as core_actions
-        from watchkeeper.core import events
-        from watchkeeper.inventory.models import Device
-        from watchkeeper.monitoring import actions, evaluate
-        from watchkeeper.monitoring.models import Alert
-
-        client = core_actions.create_client(actor=None, name="Bench E2E Client")
-        policy = actions.create_policy(actor=None, name="Servers")
-        actions.add_check(actor=None, policy=policy, name="Disk space", kind="disk",
-                          config={"warning": 80, "critical": 90})
-        actions.assign_policy(actor=None, policy=policy, scope="global")
-        actions.create_channel(actor=None, name="NOC", kind="email",
-                               recipients=["noc@bench.test"])
-        # A fresh set of devices per round: the same devices going up and down round after
-        # round would (rightly) be flagged as flapping, and flapping sends nothing.
-        fleets = [[Device.objects.create(client=client, name=f"bench-dev-{r:02d}{i:04d}")
-                   for i in range(args.devices)] for r in range(args.rounds)]
-        # Baseline: plain SMTP sends to the same receiver.
-        base = []
-        for i in range(args.devices):
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = "b@bench.test", "n@bench.test", f"{i}"
-            msg.set_content("baseline")
-            started = time.perf_counter()
-            with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
-                smtp.send_message(msg)
-            base.append(time.perf_counter() - started)
-        with inbox.lock:
-            inbox.received.clear()
-
-        def run_round(devices, value: float, expect: str) -> tuple[list[float], int]:
-            stamps: dict[int, float] = {}
-            for device in devices:
-                _insert_samples(device.pk, timezone.now(), {"disk.used_percent:/": value,
-                                                            "disk.free_bytes:/": 2**34})
-                stamps[device.pk] = time.perf_counter()
-            evaluate.run_evaluation(timezone.now())
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                events.dispatch_due(limit=5000)
-                with inbox.lock:
-                    got = [m for m in inbox.received if expect in m[1]]
-                if len(got) >= len(devices):
-                    break
-                time.sleep(0.01)
-            time.sleep(0.2)  # anything extra (a duplicate) would arrive now
-            with inbox.lock:
-                got = [m for m in inbox.received if expect in m[1]]
-                inbox.received.clear()
-            by_name = {d.name: d.pk for d in devices}
-            latencies, seen = [], set()
-            for at, content in got:
-                match = DEVICE.search(content)
-                pk = by_name.get(match.group(0)) if match else None
-                if pk is None or pk in seen:
-                    continue
-                seen.add(pk)
-                latencies.append(at - stamps[pk])
-            return latencies, len(got)
-
-        opened, resolved, sent, expected = [], [], 0, 0
-        for devices in fleets:
-            lat, n = run_round(devices, 95.0, "CRITICAL")
-            opened += lat
-            sent += n
-            lat, n = run_round(devices, 40.0, "resolved")
-            resolved += lat
-            sent += n
-            expected += 2 * len(devices)
-        from django.db import connection
-
-        version = (connection.Database.sqlite_version if connection.vendor == "sqlite"
-                   else str(connection.cursor().connection.info.server_version))
-        alerts = Alert.objects.count()
-        connection.close()
-        return {"meta": {"benchmark": NAME, "db": db, "db_version": version,
-                         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                         "cores": os.cpu_count(), "loadavg": round(os.getloadavg()[0], 2),
-                         "python": platform.python_version(), "devices": args.devices,
-                         "rounds": args.rounds},
-                "rows": {"baseline: one smtplib send": _stats(base),
-                         "metric stored → alert opened → email received": _stats(opened),
-                         "metric recovered → alert resolved → email received":
-                             _stats(resolved)},
-                "messages": {"sent": sent, "expected": expected, "alerts": alerts}}
+            try:
+                return _measure(db, args, port, inbox)
+            finally:
+                connections.close_all()  # before the database is dropped
     finally:
         controller.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-        if pg_admin is not None:
-            from django.db import connections
 
-            connections.close_all()
-            pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-            pg_admin.close()
+
+def _measure(db: str, args, port: int, inbox: Inbox) -> dict:
+    """Baseline and both paths on the database WATCHKEEPER_DATABASE_URL names."""
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    from django.utils import timezone
+
+    from watchkeeper.agents.ingest import _insert_samples
+    from watchkeeper.core import actions as core_actions
+    from watchkeeper.core import events
+    from watchkeeper.inventory.models import Device
+    from watchkeeper.monitoring import actions, evaluate
+    from watchkeeper.monitoring.models import Alert
+
+    client = core_actions.create_client(actor=None, name="Bench E2E Client")
+    policy = actions.create_policy(actor=None, name="Servers")
+    actions.add_check(actor=None, policy=policy, name="Disk space", kind="disk",
+                      config={"warning": 80, "critical": 90})
+    actions.assign_policy(actor=None, policy=policy, scope="global")
+    actions.create_channel(actor=None, name="NOC", kind="email",
+                           recipients=["noc@bench.test"])
+    # A fresh set of devices per round: the same devices going up and down round after
+    # round would (rightly) be flagged as flapping, and flapping sends nothing.
+    fleets = [[Device.objects.create(client=client, name=f"bench-dev-{r:02d}{i:04d}")
+               for i in range(args.devices)] for r in range(args.rounds)]
+    # Baseline: plain SMTP sends to the same receiver.
+    base = []
+    for i in range(args.devices):
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "b@bench.test", "n@bench.test", f"{i}"
+        msg.set_content("baseline")
+        started = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.send_message(msg)
+        base.append(time.perf_counter() - started)
+    with inbox.lock:
+        inbox.received.clear()
+
+    def run_round(devices, value: float, expect: str) -> tuple[list[float], int]:
+        stamps: dict[int, float] = {}
+        for device in devices:
+            _insert_samples(device.pk, timezone.now(), {"disk.used_percent:/": value,
+                                                        "disk.free_bytes:/": 2**34})
+            stamps[device.pk] = time.perf_counter()
+        evaluate.run_evaluation(timezone.now())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            events.dispatch_due(limit=5000)
+            with inbox.lock:
+                got = [m for m in inbox.received if expect in m[1]]
+            if len(got) >= len(devices):
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)  # anything extra (a duplicate) would arrive now
+        with inbox.lock:
+            got = [m for m in inbox.received if expect in m[1]]
+            inbox.received.clear()
+        by_name = {d.name: d.pk for d in devices}
+        latencies, seen = [], set()
+        for at, content in got:
+            match = DEVICE.search(content)
+            pk = by_name.get(match.group(0)) if match else None
+            if pk is None or pk in seen:
+                continue
+            seen.add(pk)
+            latencies.append(at - stamps[pk])
+        return latencies, len(got)
+
+    opened, resolved, sent, expected = [], [], 0, 0
+    for devices in fleets:
+        lat, n = run_round(devices, 95.0, "CRITICAL")
+        opened += lat
+        sent += n
+        lat, n = run_round(devices, 40.0, "resolved")
+        resolved += lat
+        sent += n
+        expected += 2 * len(devices)
+    from django.db import connection
+
+    version = (connection.Database.sqlite_version if connection.vendor == "sqlite"
+               else str(connection.cursor().connection.info.server_version))
+    alerts = Alert.objects.count()
+    connection.close()
+    return {"meta": {"benchmark": NAME, "db": db, "db_version": version,
+                     "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                     "cores": os.cpu_count(), "loadavg": round(os.getloadavg()[0], 2),
+                     "python": platform.python_version(), "devices": args.devices,
+                     "rounds": args.rounds},
+            "rows": {"baseline: one smtplib send": _stats(base),
+                     "metric stored → alert opened → email received": _stats(opened),
+                     "metric recovered → alert resolved → email received":
+                         _stats(resolved)},
+            "messages": {"sent": sent, "expected": expected, "alerts": alerts}}
 
 
 def render(result: dict) -> str:

@@ -26,8 +26,15 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from bench.harness import RESULTS_DIR, machine_lock, write_standalone_docs
+from bench.harness import (
+    PG_ADMIN_URL,
+    RESULTS_DIR,
+    database,
+    machine_lock,
+    write_standalone_docs,
+)
 
 NAME = "monitoring_poller"
 TARGET_PER_MINUTE = 10_000
@@ -180,55 +187,18 @@ def _row(label: str, n: int, seconds: float, peak: int, failures: int, extra=Non
 
 
 def run_db(db: str, args) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="wk-bench-poller-")
-    os.environ["WATCHKEEPER_DATA_DIR"] = data_dir
+    data_dir = Path(tempfile.mkdtemp(prefix="wk-bench-poller-"))
+    os.environ["WATCHKEEPER_DATA_DIR"] = str(data_dir)
     os.environ["DJANGO_SETTINGS_MODULE"] = "watchkeeper.settings"
-    os.environ.pop("WATCHKEEPER_DATABASE_URL", None)
-    pg_admin = None
-    if db == "postgres":
-        import psycopg
-
-        pg_admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
-                                   autocommit=True)
-        pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-        pg_admin.execute(f"CREATE DATABASE {PG_DB}")
-        os.environ["WATCHKEEPER_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
     try:
-        import django
-        from django.core.management import call_command
+        with database(db, data_dir, PG_ADMIN_URL, name=PG_DB) as url:
+            os.environ["WATCHKEEPER_DATABASE_URL"] = url
+            from django.db import connections
 
-        django.setup()
-        call_command("migrate", verbosity=0)
-        import logging
-
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        rows = []
-        with Targets(args.targets) as ports:
-            asyncio.run(baseline(ports, min(args.checks, 1000), args.concurrency))  # warm-up
-            b = asyncio.run(baseline(ports, args.checks, args.concurrency))
-            rows.append(_row("baseline: raw asyncio connect + close", args.checks, b[0],
-                             b[1], b[2]))
-            t = asyncio.run(check_functions("tcp", ports, args.checks, args.concurrency))
-            rows.append(_row("TCP check function", args.checks, t[0], t[1], t[2]))
-            h = asyncio.run(check_functions("http", ports, args.checks, args.concurrency))
-            rows.append(_row("HTTP check function (GET + keyword)", args.checks, h[0], h[1],
-                             h[2]))
-            seed_checks(ports, args.checks)
-            full = full_poller(args.checks, args.concurrency)
-            for label, rnd in zip(("first run: state rows created",
-                                   "steady state: state rows updated"), full["rounds"],
-                                  strict=True):
-                rows.append(_row(f"poller, {label} (sweep + claim + check + record)",
-                                 args.checks, rnd["seconds"], rnd["in_flight_max"],
-                                 args.checks - rnd["states"].get("ok", 0),
-                                 {"recorded": rnd["recorded"],
-                                  "check_states": full["check_states"],
-                                  "history_rows": full["history_rows"]}))
-        from django.db import connection
-
-        vendor_version = (connection.Database.sqlite_version if connection.vendor == "sqlite"
-                          else str(connection.cursor().connection.info.server_version))
-        connection.close()
+            try:
+                rows, vendor_version = _measure(args)
+            finally:
+                connections.close_all()  # before the database is dropped
         return {"meta": {"benchmark": NAME, "db": db, "db_version": vendor_version,
                          "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                          "cores": os.cpu_count(), "loadavg": round(os.getloadavg()[0], 2),
@@ -237,12 +207,45 @@ def run_db(db: str, args) -> dict:
                 "rows": rows}
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-        if pg_admin is not None:
-            from django.db import connections
 
-            connections.close_all()
-            pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-            pg_admin.close()
+
+def _measure(args) -> tuple[list[dict], str]:
+    """Every row, on the database WATCHKEEPER_DATABASE_URL names; and its server version."""
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    rows = []
+    with Targets(args.targets) as ports:
+        asyncio.run(baseline(ports, min(args.checks, 1000), args.concurrency))  # warm-up
+        b = asyncio.run(baseline(ports, args.checks, args.concurrency))
+        rows.append(_row("baseline: raw asyncio connect + close", args.checks, b[0],
+                         b[1], b[2]))
+        t = asyncio.run(check_functions("tcp", ports, args.checks, args.concurrency))
+        rows.append(_row("TCP check function", args.checks, t[0], t[1], t[2]))
+        h = asyncio.run(check_functions("http", ports, args.checks, args.concurrency))
+        rows.append(_row("HTTP check function (GET + keyword)", args.checks, h[0], h[1],
+                         h[2]))
+        seed_checks(ports, args.checks)
+        full = full_poller(args.checks, args.concurrency)
+        for label, rnd in zip(("first run: state rows created",
+                               "steady state: state rows updated"), full["rounds"],
+                              strict=True):
+            rows.append(_row(f"poller, {label} (sweep + claim + check + record)",
+                             args.checks, rnd["seconds"], rnd["in_flight_max"],
+                             args.checks - rnd["states"].get("ok", 0),
+                             {"recorded": rnd["recorded"],
+                              "check_states": full["check_states"],
+                              "history_rows": full["history_rows"]}))
+    from django.db import connection
+
+    vendor_version = (connection.Database.sqlite_version if connection.vendor == "sqlite"
+                      else str(connection.cursor().connection.info.server_version))
+    return rows, vendor_version
 
 
 def render(result: dict) -> str:
