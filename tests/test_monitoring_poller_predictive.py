@@ -1,6 +1,6 @@
 """Predictive checks: disk-full forecast from the stored rollup trend (critical / warning
 by days left, the worst mount wins, flat disks are fine), SMART pre-failure from the
-agent's disk inventory when present."""
+agent's "drives" inventory section (smartctl's ATA attributes and NVMe health log)."""
 
 from __future__ import annotations
 
@@ -93,42 +93,116 @@ def test_short_history_uses_five_minute_rollups_and_too_little_reports_nothing(
     assert CheckState.objects.get(check_template=check).state == "critical"
 
 
-def smart_disk(name, status="PASSED", attributes=()):
-    return {"device": name, "mountpoint": "/", "smart_status": status,
-            "smart_attributes": list(attributes)}
+def drive(name, status="passed", attributes=(), **extra):
+    """A drive as the agent reports it in the "drives" section (from smartctl's JSON)."""
+    return {"device": name, "model": "WDC WD40EFRX-68N32N0", "serial": f"WD-{name[-3:]}",
+            "smart_status": status, "attributes": list(attributes), **extra}
+
+
+def attr(aid, name, value, thresh, raw=0, prefailure=True, when_failed=""):
+    return {"id": aid, "name": name, "value": value, "worst": value, "thresh": thresh,
+            "when_failed": when_failed, "prefailure": prefailure, "raw": raw}
+
+
+def drives(device, *rows):
+    return DeviceSection.objects.create(device=device, section="drives", data=list(rows))
 
 
 def test_smart_pre_failure_is_critical(client_a, device):
     check = assign(client_a, device, "smart")
-    DeviceSection.objects.create(device=device, section="disks", data=[
-        smart_disk("/dev/sda"),
-        smart_disk("/dev/sdb", attributes=[
-            {"id": 1, "name": "Raw_Read_Error_Rate", "value": 5, "thresh": 6,
-             "type": "Pre-fail", "raw": 0}]),
-    ])
+    drives(device, drive("/dev/sda"),
+           drive("/dev/sdb", attributes=[attr(1, "Raw_Read_Error_Rate", 5, 6)]))
     predictive.run_predictive(NOW)
     state = CheckState.objects.get(check_template=check)
     assert state.state == "critical"
-    assert "/dev/sdb: Raw_Read_Error_Rate at 5 (threshold 6): pre-failure" in state.message
+    assert state.message == ("/dev/sdb (WDC WD40EFRX-68N32N0 WD-sdb): Raw_Read_Error_Rate "
+                             "at 5 (threshold 6): pre-failure")
+
+
+def test_smart_overall_failed_is_critical_even_with_attributes_in_range(client_a, device):
+    check = assign(client_a, device, "smart")
+    drives(device, drive("/dev/sda", status="failed",
+                         attributes=[attr(1, "Raw_Read_Error_Rate", 100, 6)]))
+    predictive.run_predictive(NOW)
+    state = CheckState.objects.get(check_template=check)
+    assert state.state == "critical" and "SMART overall health FAILED" in state.message
 
 
 def test_smart_reallocated_sectors_warn_and_healthy_is_ok(client_a, device):
     check = assign(client_a, device, "smart")
-    section = DeviceSection.objects.create(device=device, section="disks", data=[
-        smart_disk("/dev/nvme0", attributes=[
-            {"id": 5, "name": "Reallocated_Sector_Ct", "value": 100, "thresh": 10,
-             "type": "Pre-fail", "raw": "8"}])])
+    section = drives(device, drive("/dev/sda", attributes=[
+        attr(5, "Reallocated_Sector_Ct", 100, 10, raw=8)]))
     predictive.run_predictive(NOW)
-    assert CheckState.objects.get(check_template=check).state == "warning"
-    section.data = [smart_disk("/dev/nvme0")]
+    state = CheckState.objects.get(check_template=check)
+    assert state.state == "warning" and state.message.endswith("Reallocated_Sector_Ct = 8")
+    section.data = [drive("/dev/sda", attributes=[attr(5, "Reallocated_Sector_Ct", 100, 10)])]
     section.save()
     predictive.run_predictive(NOW + timedelta(hours=1))
-    assert CheckState.objects.get(check_template=check).state == "ok"
+    state = CheckState.objects.get(check_template=check)
+    assert state.state == "ok" and state.message == "SMART healthy on 1 drive(s)"
 
 
-def test_disks_without_smart_data_report_nothing(client_a, device):
+def test_old_age_attribute_failing_now_or_in_the_past_warns(client_a, device):
+    # A usage (old-age) attribute at its threshold means wear, not imminent failure;
+    # smartctl's when_failed "past" says it was there once.
     check = assign(client_a, device, "smart")
+    drives(device, drive("/dev/sda", attributes=[
+        attr(177, "Wear_Leveling_Count", 5, 5, prefailure=False, when_failed="now"),
+        attr(3, "Spin_Up_Time", 90, 21, when_failed="past")]))
+    predictive.run_predictive(NOW)
+    state = CheckState.objects.get(check_template=check)
+    assert state.state == "warning"
+    assert "Wear_Leveling_Count at 5 (threshold 5): old-age attribute past its limit" in (
+        state.message)
+    assert "Spin_Up_Time fell to its threshold (21) in the past" in state.message
+
+
+@pytest.mark.parametrize(("health", "state", "message"), [
+    ({"critical_warning": 1, "available_spare": 4, "available_spare_threshold": 10},
+     "critical", "NVMe critical warning 0x01: available spare below threshold"),
+    ({"critical_warning": 0x0c}, "critical",
+     "NVMe critical warning 0x0c: reliability degraded by media or internal errors, "
+     "media in read-only mode"),
+    ({"critical_warning": 0, "available_spare": 4, "available_spare_threshold": 10},
+     "critical", "available spare 4% below its threshold 10%"),
+    ({"critical_warning": 0, "media_errors": 12}, "warning",
+     "12 media and data integrity errors"),
+    ({"critical_warning": 0, "percentage_used": 100}, "warning",
+     "100% of rated endurance used"),
+    ({"critical_warning": 0, "available_spare": 100, "available_spare_threshold": 10,
+      "percentage_used": 99, "media_errors": 0}, "ok", "SMART healthy on 1 drive(s)"),
+])
+def test_nvme_health_log(client_a, device, health, state, message):
+    check = assign(client_a, device, "smart")
+    drives(device, drive("/dev/nvme0", protocol="NVMe", **health))
+    predictive.run_predictive(NOW)
+    result = CheckState.objects.get(check_template=check)
+    assert result.state == state
+    assert result.message.endswith(message)
+    if state == "critical":
+        assert Alert.objects.get().severity == "critical"
+
+
+def test_unreadable_drives_decide_nothing_and_are_named(client_a, device):
+    check = assign(client_a, device, "smart")
+    section = drives(device, drive("/dev/sdc", status="unknown",
+                                   error="Smartctl open device: /dev/sdc failed"))
+    predictive.run_predictive(NOW)
+    assert not CheckState.objects.filter(check_template=check).exists()
+    section.data = [*section.data, drive("/dev/sda")]
+    section.save()
+    predictive.run_predictive(NOW)
+    state = CheckState.objects.get(check_template=check)
+    assert state.state == "ok"
+    assert state.message == "SMART healthy on 1 drive(s); not readable: /dev/sdc"
+
+
+def test_devices_without_drives_report_nothing(client_a, device):
+    check = assign(client_a, device, "smart")
+    # The old disk rows never carry SMART; an empty drives section (smartctl found none,
+    # as in a virtual machine) is no reading either.
     DeviceSection.objects.create(device=device, section="disks",
                                  data=[{"mountpoint": "/", "total_bytes": 100}])
+    drives(device)
     predictive.run_predictive(NOW)
     assert not CheckState.objects.filter(check_template=check).exists()

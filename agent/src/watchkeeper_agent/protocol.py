@@ -20,7 +20,7 @@ HEADER_SIGNATURE = "X-WK-Signature"
 
 INVENTORY_SECTIONS = (
     "system", "disks", "interfaces", "software", "services", "users", "logged_in", "ports",
-    "updates",
+    "updates", "drives",
 )
 
 

@@ -17,7 +17,7 @@ HEADER_SIGNATURE = "HTTP_X_WK_SIGNATURE"
 
 INVENTORY_SECTIONS = (
     "system", "disks", "interfaces", "software", "services", "users", "logged_in", "ports",
-    "updates",
+    "updates", "drives",
 )
 
 

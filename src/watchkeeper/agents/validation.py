@@ -23,7 +23,56 @@ MAX_OUTPUT = 1024 * 1024
 
 # Field types per list section. "str?" may also be absent; values may always be "unknown".
 STR, INT, BOOL, STRLIST = "str", "int", "bool", "strlist"
-SECTION_FIELDS: dict[str, dict[str, str]] = {
+
+
+# --- "drives": physical drives with SMART health (agent collectors/smart.py) ---------------
+def _int_between(lo: int, hi: int):
+    def check(value: Any, path: str, errors: list[str]) -> None:
+        if value != "unknown" and not (_is_int(value) and lo <= value <= hi):
+            errors.append(f"{path}: expected an integer from {lo} to {hi}")
+    return check
+
+
+def _one_of(*choices: str):
+    def check(value: Any, path: str, errors: list[str]) -> None:
+        if value not in choices:
+            errors.append(f"{path}: expected one of {', '.join(repr(c) for c in choices)}")
+    return check
+
+
+BYTE = _int_between(0, 255)
+COUNT = _int_between(0, 2**63 - 1)
+MAX_SMART_ATTRIBUTES = 255
+SMART_ATTRIBUTE_FIELDS = {
+    "id": _int_between(1, 255), "name": STR, "value": BYTE, "worst": BYTE, "thresh": BYTE,
+    "when_failed": _one_of("", "now", "past"), "prefailure": BOOL, "raw": COUNT,
+}
+
+
+def _smart_attributes(value: Any, path: str, errors: list[str]) -> None:
+    """ata_smart_attributes.table as the agent reduces it: a list of attribute objects."""
+    if not isinstance(value, list) or len(value) > MAX_SMART_ATTRIBUTES:
+        errors.append(f"{path}: expected a list of at most {MAX_SMART_ATTRIBUTES} "
+                      "attribute objects")
+        return
+    for i, item in enumerate(value):
+        _fields(item, SMART_ATTRIBUTE_FIELDS, f"{path}[{i}]", errors, ("id", "value", "thresh"))
+        if len(errors) > 50:
+            return
+
+
+DRIVE_FIELDS = {
+    "device": STR, "type": STR, "protocol": STR, "model": STR, "serial": STR,
+    "firmware": STR, "capacity_bytes": COUNT, "media": _one_of("ssd", "hdd", "unknown"),
+    "rotation_rate": _int_between(0, 1_000_000), "exit_status": BYTE,
+    "smart_status": _one_of("passed", "failed", "unknown"), "error": STR,
+    "temperature_c": _int_between(-100, 300), "power_on_hours": COUNT,
+    "attributes": _smart_attributes,
+    # NVMe SMART / Health Information log (page 02h)
+    "critical_warning": BYTE, "available_spare": BYTE, "available_spare_threshold": BYTE,
+    "percentage_used": BYTE, "media_errors": COUNT,
+}
+SECTION_FIELDS: dict[str, dict[str, Any]] = {
     "disks": {"device": STR, "mountpoint": STR, "fstype": STR, "total_bytes": INT,
               "encrypted": BOOL},
     "interfaces": {"name": STR, "mac": STR, "ipv4": STRLIST, "ipv6": STRLIST},
@@ -33,6 +82,7 @@ SECTION_FIELDS: dict[str, dict[str, str]] = {
     "logged_in": {"name": STR, "terminal": STR, "since": STR},
     "ports": {"proto": STR, "address": STR, "port": INT, "process": STR},
     "updates": {"name": STR, "version": STR},
+    "drives": DRIVE_FIELDS,
 }
 SYSTEM_FIELDS = {
     "os_name": STR, "os_version": STR, "kernel": STR, "hostname": STR, "domain": STR,
@@ -42,7 +92,8 @@ SYSTEM_FIELDS = {
 }
 REQUIRED = {"software": ("name",), "services": ("name",), "users": ("name",),
             "ports": ("port",), "updates": ("name",), "interfaces": ("name",),
-            "disks": ("mountpoint",), "logged_in": ("name",)}
+            "disks": ("mountpoint",), "logged_in": ("name",),
+            "drives": ("device", "smart_status")}
 
 
 class Invalid(Exception):
@@ -86,7 +137,9 @@ def _fields(obj: Any, spec: dict[str, str], path: str, errors: list[str],
         kind = spec.get(name)
         if kind is None:
             continue  # unknown keys are ignored, not stored
-        if not _check(kind, value):
+        if callable(kind):  # a field with bounds or nested objects checks itself
+            kind(value, f"{path}.{name}", errors)
+        elif not _check(kind, value):
             errors.append(f"{path}.{name}: expected {kind}")
 
 

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 SECTIONS = ("system", "disks", "interfaces", "software", "services", "users", "logged_in",
-            "ports", "updates")
+            "ports", "updates", "drives")
 LIST_SECTIONS = frozenset(SECTIONS) - {"system"}
 # "system" keys that live on the Device row, and the column each one fills.
 SYSTEM_COLUMNS = {
@@ -358,6 +358,37 @@ def _apply_disks(device, data, old, agent_ref, at) -> list[str]:
     return []
 
 
+def _apply_drives(device, data, old, agent_ref, at) -> list[str]:
+    """Physical drives (SMART, from smartctl): a drive swapped on a port and a change of
+    SMART verdict go on the timeline; temperature and hours change every report, so not."""
+    if old is None:
+        return []
+
+    def facts(rows) -> dict[str, tuple[str, str]]:
+        return {as_text(d.get("device")): (
+            " ".join(as_text(d.get(k)) for k in ("model", "serial")
+                     if d.get(k) not in (None, "", UNKNOWN)),
+            as_text(d.get("smart_status"))) for d in rows if isinstance(d, dict)}
+
+    before, after = facts(old), facts(data)
+    rows = []
+    for name in sorted(set(before) | set(after)):
+        (was, was_status), (now, now_status) = before.get(name, ("", "")), after.get(
+            name, ("", ""))
+        if was != now:
+            rows.append(DeviceChange(
+                device=device, kind=ChangeKind.HARDWARE_CHANGED, subject=f"drive {name}"[:255],
+                before=was, after=now, source_kind=SourceKind.AGENT, source_ref=agent_ref,
+                at=at))
+        elif was_status != now_status:
+            rows.append(DeviceChange(
+                device=device, kind=ChangeKind.FIELD_CHANGED,
+                subject=f"drive {name} SMART"[:255], before=was_status, after=now_status,
+                source_kind=SourceKind.AGENT, source_ref=agent_ref, at=at))
+    DeviceChange.objects.bulk_create(rows)
+    return []
+
+
 def _apply_interfaces(device, data, old, agent_ref, at) -> list[str]:
     rows = []
     for iface in data:
@@ -454,6 +485,7 @@ def _apply_updates(device, data, old, agent_ref, at) -> list[str]:
 _SECTION_HANDLERS = {
     "system": _apply_system,
     "disks": _apply_disks,
+    "drives": _apply_drives,
     "interfaces": _apply_interfaces,
     "software": _apply_software,
     "updates": _apply_updates,

@@ -5,16 +5,19 @@
   predicts when the disk is full; warning / critical when that is fewer than `days_warning`
   (14) / `days_critical` (3) days away. Value: days until full (empty when not growing).
   Config: mount (default: every mount reported), lookback_days (7), min_points (6).
-- smart: SMART pre-failure from the device's "disks" inventory rows when the agent reports
-  them (`smart_status`, `smart_attributes` in smartctl's terms): overall status failed, or a
-  pre-fail attribute at or below its threshold, is critical; a non-zero reallocated /
-  pending / offline-uncorrectable sector count is a warning. Disks without SMART data are
-  skipped (the check reports nothing rather than a guess).
+- smart: SMART pre-failure from the device's "drives" inventory section, which the agent
+  fills from smartctl (see agent collectors/smart.py). Critical: overall SMART status
+  failed; a pre-fail attribute at or below its (non-zero) threshold; an NVMe critical
+  warning or available spare below its threshold. Warning: a non-zero reallocated /
+  pending / offline-uncorrectable sector count; an attribute smartctl marks as failed in
+  the past, or an old-age one failing now; NVMe media errors; NVMe percentage used at or
+  above 100. Drives smartctl could not read are named but decide nothing; a device with
+  no readable drive gets no reading (nothing rather than a guess).
 - Certificate expiry ahead is the TLS check's own job (days_warning / days_critical on the
   days left; see poller_checks.tls).
 
-`run_predictive()` runs hourly (scheduler): for every device with disk rollups or SMART
-data it takes the effective checks (policies.effective_checks_for), evaluates the
+`run_predictive()` runs hourly (scheduler): for every device with disk rollups or a drives
+section it takes the effective checks (policies.effective_checks_for), evaluates the
 predictive ones and records the results in one batch per 1000 devices.
 """
 
@@ -126,45 +129,98 @@ def evaluate_disk_forecast(check: dict[str, Any], mounts: dict[str, dict[int, li
                                                         else math.inf)))
 
 
-def _smart_disks(section: Any) -> list[dict[str, Any]]:
-    rows = section if isinstance(section, list) else []
-    return [r for r in rows if isinstance(r, dict)
-            and ("smart_status" in r or "smart_attributes" in r)]
+NVME_WARNING_BITS = {
+    0: "available spare below threshold", 1: "temperature outside its limits",
+    2: "reliability degraded by media or internal errors", 3: "media in read-only mode",
+    4: "volatile memory backup failed", 5: "persistent memory region read-only",
+}
 
 
-def evaluate_smart(check: dict[str, Any], disks: list[dict[str, Any]]
+@dataclass
+class Finding:
+    state: str          # State.CRITICAL or State.WARNING
+    message: str
+    attribute: int | None = None   # the SMART attribute id it is about, if any
+
+
+def drive_label(drive: dict[str, Any]) -> str:
+    what = " ".join(str(drive[k]) for k in ("model", "serial")
+                    if drive.get(k) not in (None, "", "unknown"))
+    name = str(drive.get("device") or "drive")
+    return f"{name} ({what})" if what else name
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def assess_drive(drive: dict[str, Any]) -> list[Finding]:
+    """What is wrong with one drive of the "drives" section, worst first. The device page
+    highlights the same findings that the smart check alerts on."""
+    found: list[Finding] = []
+    if drive.get("smart_status") == "failed":
+        found.append(Finding(State.CRITICAL, "SMART overall health FAILED"))
+    for attr in drive.get("attributes") or []:
+        if not isinstance(attr, dict):
+            continue
+        aid, value, thresh = (_count(attr.get(k)) for k in ("id", "value", "thresh"))
+        if aid is None or value is None or thresh is None:
+            continue
+        name = attr.get("name") or SECTOR_ATTRIBUTES.get(aid) or f"attribute {aid}"
+        raw = _count(attr.get("raw"))
+        failing_now = attr.get("when_failed") == "now" or (thresh > 0 and value <= thresh)
+        if attr.get("prefailure") and thresh > 0 and value <= thresh:
+            found.append(Finding(State.CRITICAL, f"{name} at {value} (threshold {thresh}): "
+                                                 "pre-failure", aid))
+        elif failing_now:
+            found.append(Finding(State.WARNING, f"{name} at {value} (threshold {thresh}): "
+                                                "old-age attribute past its limit", aid))
+        elif attr.get("when_failed") == "past":
+            found.append(Finding(State.WARNING, f"{name} fell to its threshold ({thresh}) "
+                                                "in the past", aid))
+        elif aid in SECTOR_ATTRIBUTES and raw:
+            found.append(Finding(State.WARNING, f"{name} = {raw}", aid))
+    warning = _count(drive.get("critical_warning"))
+    if warning:
+        bits = [text for bit, text in NVME_WARNING_BITS.items() if warning & (1 << bit)]
+        found.append(Finding(State.CRITICAL, f"NVMe critical warning 0x{warning:02x}: "
+                                             f"{', '.join(bits) or 'reserved bits set'}"))
+    spare, spare_min = (_count(drive.get(k)) for k in ("available_spare",
+                                                       "available_spare_threshold"))
+    if spare is not None and spare_min and spare < spare_min and not (warning or 0) & 1:
+        found.append(Finding(State.CRITICAL, f"available spare {spare}% below its threshold "
+                                             f"{spare_min}%"))
+    media_errors = _count(drive.get("media_errors"))
+    if media_errors:
+        found.append(Finding(State.WARNING, f"{media_errors} media and data integrity errors"))
+    used = _count(drive.get("percentage_used"))
+    if used is not None and used >= 100:
+        found.append(Finding(State.WARNING, f"{used}% of rated endurance used"))
+    found.sort(key=lambda f: f.state != State.CRITICAL)
+    return found
+
+
+def _readable(drive: Any) -> bool:
+    return isinstance(drive, dict) and drive.get("smart_status") in ("passed", "failed")
+
+
+def evaluate_smart(check: dict[str, Any], drives: list[dict[str, Any]]
                    ) -> tuple[str, float | None, str] | None:
-    disks = _smart_disks(disks)
-    if not disks:
+    rows = [d for d in drives if isinstance(d, dict)] if isinstance(drives, list) else []
+    readable = [d for d in rows if _readable(d)]
+    if not readable:
         return None
     problems: list[tuple[str, str]] = []
-    for disk in disks:
-        label = str(disk.get("device") or disk.get("name") or disk.get("mountpoint") or "disk")
-        status = str(disk.get("smart_status", "")).strip().upper()
-        if status in ("FAILED", "FAILING", "BAD", "FALSE"):
-            problems.append((State.CRITICAL, f"{label}: SMART overall status {status}"))
-        for attr in disk.get("smart_attributes") or []:
-            if not isinstance(attr, dict):
-                continue
-            try:
-                aid = int(attr.get("id", 0))
-                value, thresh = int(attr.get("value", 0)), int(attr.get("thresh", 0))
-                raw = int(str(attr.get("raw", 0)).split()[0])
-            except (TypeError, ValueError):
-                continue
-            name = attr.get("name") or SECTOR_ATTRIBUTES.get(aid) or f"attribute {aid}"
-            prefail = str(attr.get("type", "")).lower().replace("_", "-") == "pre-fail" or \
-                bool(attr.get("prefailure"))
-            if (prefail and thresh > 0 and value <= thresh) or attr.get("when_failed") in (
-                    "FAILING_NOW", "now"):
-                problems.append((State.CRITICAL, f"{label}: {name} at {value} "
-                                                 f"(threshold {thresh}): pre-failure"))
-            elif aid in SECTOR_ATTRIBUTES and raw > 0:
-                problems.append((State.WARNING, f"{label}: {name} = {raw}"))
+    for drive in readable:
+        label = drive_label(drive)
+        problems.extend((f.state, f"{label}: {f.message}") for f in assess_drive(drive))
+    unread = [str(d.get("device") or "drive") for d in rows if not _readable(d)]
+    note = f"; not readable: {', '.join(unread)}" if unread else ""
     if not problems:
-        return State.OK, None, f"SMART healthy on {len(disks)} disk(s)"
+        return State.OK, None, f"SMART healthy on {len(readable)} drive(s){note}"[:500]
     state = State.CRITICAL if any(s == State.CRITICAL for s, _ in problems) else State.WARNING
-    return state, float(len(problems)), "; ".join(m for _, m in problems)[:500]
+    problems.sort(key=lambda p: p[0] != State.CRITICAL)
+    return state, float(len(problems)), ("; ".join(m for _, m in problems) + note)[:500]
 
 
 def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult]:
@@ -187,7 +243,7 @@ def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult
                          now - timedelta(days=lookback))
     smart_devices = [d for d, cs in wanted.items() if any(c["kind"] == CheckKind.SMART
                                                           for c in cs)]
-    sections = dict(DeviceSection.objects.filter(device_id__in=smart_devices, section="disks")
+    sections = dict(DeviceSection.objects.filter(device_id__in=smart_devices, section="drives")
                     .values_list("device_id", "data")) if smart_devices else {}
     results = []
     for dev, checks in wanted.items():
@@ -225,7 +281,7 @@ def candidate_devices(now: datetime, lookback_days: int = 30) -> list[int]:
         metric_id__in=disk_ids, resolution=FIVE_MIN,
         bucket__gte=now - timedelta(days=2)).values_list(
         "device_id", flat=True).distinct()) if disk_ids else set()
-    with_smart = set(DeviceSection.objects.filter(section="disks")
+    with_smart = set(DeviceSection.objects.filter(section="drives")
                      .values_list("device_id", flat=True))
     return sorted(with_disks | with_smart)
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from .smart import read_drives
+
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
@@ -119,6 +121,7 @@ class Collector:
             "system": self.system, "disks": self.disks, "interfaces": self.interfaces,
             "software": self.software, "services": self.services, "users": self.users,
             "logged_in": self.logged_in, "ports": self.ports, "updates": self.updates,
+            "drives": self.drives,
         }
         for name, reader in readers.items():
             try:
@@ -158,6 +161,11 @@ class Collector:
             result.append({"device": part.device, "mountpoint": part.mountpoint,
                            "fstype": part.fstype, "total_bytes": total, "encrypted": UNKNOWN})
         return result
+
+    def drives(self) -> list[dict[str, Any]] | None:
+        """Physical drives with SMART health, through smartctl where it is installed (the
+        same on every platform); None without smartctl. Read once per inventory cycle."""
+        return read_drives()
 
     def interfaces(self) -> list[dict[str, Any]] | None:
         result = []
