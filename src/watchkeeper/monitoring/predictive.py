@@ -210,17 +210,19 @@ def evaluate_smart(check: dict[str, Any], drives: list[dict[str, Any]]
     readable = [d for d in rows if _readable(d)]
     if not readable:
         return None
-    problems: list[tuple[str, str]] = []
-    for drive in readable:
-        label = drive_label(drive)
-        problems.extend((f.state, f"{label}: {f.message}") for f in assess_drive(drive))
+    # One entry per drive with findings ("label: finding, finding"), critical drives first,
+    # so the alert names each drive (model and serial: the one to pull) once.
+    per_drive = [(drive_label(d), found) for d in readable if (found := assess_drive(d))]
+    per_drive.sort(key=lambda item: item[1][0].state != State.CRITICAL)
     unread = [str(d.get("device") or "drive") for d in rows if not _readable(d)]
     note = f"; not readable: {', '.join(unread)}" if unread else ""
-    if not problems:
+    if not per_drive:
         return State.OK, None, f"SMART healthy on {len(readable)} drive(s){note}"[:500]
-    state = State.CRITICAL if any(s == State.CRITICAL for s, _ in problems) else State.WARNING
-    problems.sort(key=lambda p: p[0] != State.CRITICAL)
-    return state, float(len(problems)), ("; ".join(m for _, m in problems) + note)[:500]
+    findings = [f for _, found in per_drive for f in found]
+    state = State.CRITICAL if any(f.state == State.CRITICAL for f in findings) else State.WARNING
+    text = "; ".join(f"{label}: {', '.join(f.message for f in found)}"
+                     for label, found in per_drive)
+    return state, float(len(findings)), (text + note)[:500]
 
 
 def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult]:
