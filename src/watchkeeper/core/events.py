@@ -14,12 +14,13 @@ from __future__ import annotations
 import fnmatch
 import logging
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -84,6 +85,33 @@ def emit(kind: str, *, client=None, payload: dict | None = None) -> Event:
              for n in names]
         )
         _kick_after_commit()
+    return event
+
+
+# Directed events take a name-based id (uuid5) in this namespace: see emit_directed().
+DIRECTED_NAMESPACE = uuid.UUID("5d0b8e4e-3f57-4d3c-9a57-0c7f5c8e2a61")
+
+
+def emit_directed(kind: str, *, handler: str, key: str, client=None,
+                  payload: dict | None = None) -> Event | None:
+    """Record an event for the one handler named `handler` (subscriptions and providers are
+    not asked), at most once per (kind, handler, key).
+
+    For a follow-up addressed to one recipient, e.g. a notification channel catching up on
+    alerts that opened before it existed. The event's id is derived from the three, so a
+    second call with the same key (a retried request, a concurrent one) inserts nothing and
+    returns None: the primary key, not a read-then-write, makes it once."""
+    client_id = getattr(client, "pk", client)
+    event_id = uuid.uuid5(DIRECTED_NAMESPACE, f"{kind}\n{handler}\n{key}")
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(id=event_id, kind=kind, client_id=client_id,
+                                         payload=payload or {})
+    except IntegrityError:
+        return None
+    EventDelivery.objects.create(event=event, handler=handler,
+                                 next_attempt_at=event.created_at)
+    _kick_after_commit()
     return event
 
 

@@ -304,7 +304,9 @@ def delete_maintenance(*, actor, window: MaintenanceWindow) -> None:
 
 
 def create_channel(*, actor, name: str, kind: str, client=None, contacts=(),
-                   **fields: Any) -> NotificationChannel:
+                   catch_up: bool = False, **fields: Any) -> NotificationChannel:
+    """Create a channel; with `catch_up`, also tell it once of the alerts open now that it
+    matches (catch_up_channel). The ids queued are left on `channel.caught_up`."""
     from .notify import seal_url, validate_channel
 
     errors = validate_channel(kind, {**fields, "client": client})
@@ -322,10 +324,15 @@ def create_channel(*, actor, name: str, kind: str, client=None, contacts=(),
             if any(c.client_id != channel.client_id for c in contacts):
                 raise ActionError("Contacts must belong to the channel's client.")
             channel.contacts.set(contacts)
+        channel.caught_up = catch_up_channel(actor=actor, channel=channel) if catch_up else []
     return channel
 
 
-def update_channel(*, actor, channel: NotificationChannel, **fields: Any) -> NotificationChannel:
+def update_channel(*, actor, channel: NotificationChannel, catch_up: bool = False,
+                   contacts=None, **fields: Any) -> NotificationChannel:
+    """Change a channel (and its contacts, when given); with `catch_up`, then tell it once
+    of the open alerts it matches and was not told of (what a switch-on or a wider scope
+    lets in), in one transaction."""
     from .notify import channel_url, mask_url, seal_url, validate_channel
 
     if "url" in fields:  # the URL shown (masked) sent back unchanged keeps the stored one
@@ -340,7 +347,45 @@ def update_channel(*, actor, channel: NotificationChannel, **fields: Any) -> Not
         raise ActionError("; ".join(errors))
     if "url" in fields:
         fields["url_enc"] = seal_url(fields.pop("url"))
-    return update_object(actor=actor, obj=channel, **fields)
+    with transaction.atomic():
+        channel = update_object(actor=actor, obj=channel, **fields)
+        if contacts is not None:
+            _set_channel_contacts(actor=actor, channel=channel, contacts=contacts)
+        channel.caught_up = catch_up_channel(actor=actor, channel=channel) if catch_up else []
+    return channel
+
+
+def _set_channel_contacts(*, actor, channel: NotificationChannel, contacts) -> None:
+    contacts = list(contacts)
+    if any(c.client_id != channel.client_id for c in contacts):
+        raise ActionError("Contacts must belong to the channel's client.")
+    before = sorted(channel.contacts.values_list("id", flat=True))
+    after = sorted(c.pk for c in contacts)
+    if before != after:
+        channel.contacts.set(contacts)
+        audit.record(actor=actor, action=AuditAction.UPDATE, obj=channel,
+                     changes={"contacts": [before, after]})
+        events.emit("notificationchannel.changed", client=channel.client_id,
+                    payload={"id": channel.pk, "changed": ["contacts"]})
+
+
+def catch_up_channel(*, actor, channel: NotificationChannel) -> list[int]:
+    """Tell `channel`, once each, of the open alerts it would have been told of had it
+    existed, been on, or been this wide when they opened (notify.queue_catch_up). One audit
+    row and one `notificationchannel.caught_up` event name the alerts; returns their ids."""
+    from .notify import queue_catch_up
+
+    with transaction.atomic():
+        # Two requests for one channel wait for each other (PostgreSQL; SQLite's
+        # transactions are IMMEDIATE): the second then finds the alerts already queued.
+        NotificationChannel.objects.select_for_update().filter(pk=channel.pk).first()
+        ids = queue_catch_up(channel)
+        if ids:
+            audit.record(actor=actor, action=AuditAction.UPDATE, obj=channel,
+                         changes={"catch_up_alerts": [[], ids]})
+            events.emit("notificationchannel.caught_up", client=channel.client_id,
+                        payload={"id": channel.pk, "count": len(ids), "alerts": ids})
+    return ids
 
 
 def delete_channel(*, actor, channel: NotificationChannel) -> None:

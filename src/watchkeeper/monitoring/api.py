@@ -438,14 +438,33 @@ class ChannelSerializer(serializers.ModelSerializer):
     url = serializers.CharField(required=False, allow_blank=True, max_length=2000,
                                 write_only=True,
                                 help_text="Webhook URL; answered masked (scheme and host).")
+    catch_up = serializers.BooleanField(
+        required=False, default=False, write_only=True,
+        help_text="Also notify this channel, once each, about the alerts open now that it "
+                  "matches and was never told of (sent as `alert.catchup`).")
+    catch_up_available = serializers.SerializerMethodField(
+        help_text="How many open alerts a catch-up would send now (null in lists).")
+    caught_up = serializers.SerializerMethodField(
+        help_text="Ids of the alerts this request queued for a catch-up.")
 
     class Meta:
         model = NotificationChannel
         fields = ["id", "client", "name", "kind", "recipients", "contacts", "url",
                   "webhook_format", "event_kinds", "min_severity", "subject_template",
                   "body_template", "digest_minutes", "next_digest_at", "is_active",
-                  "created_at"]
+                  "created_at", "catch_up", "catch_up_available", "caught_up"]
         read_only_fields = ["next_digest_at", "created_at"]
+
+    def get_catch_up_available(self, obj) -> int | None:
+        from .notify import catch_up_candidates
+
+        view = self.context.get("view")
+        if getattr(view, "action", None) == "list":
+            return None  # one count per row would cost a query each
+        return catch_up_candidates(obj).count()
+
+    def get_caught_up(self, obj) -> list[int]:
+        return list(getattr(obj, "caught_up", []))
 
     def to_representation(self, instance):
         from .notify import channel_url, mask_url
@@ -453,6 +472,11 @@ class ChannelSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         data["url"] = mask_url(channel_url(instance))
         return data
+
+
+class CatchUpResultSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+    alerts = serializers.ListField(child=serializers.IntegerField())
 
 
 class ChannelViewSet(ScopedMixin, viewsets.ModelViewSet):
@@ -473,7 +497,6 @@ class ChannelViewSet(ScopedMixin, viewsets.ModelViewSet):
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
-        data.pop("contacts", None)
         if "client" in data and data["client"] != serializer.instance.client:
             raise Conflict("A channel's client cannot change.")
         serializer.instance = _action(actions.update_channel, actor=self.request.user,
@@ -481,6 +504,17 @@ class ChannelViewSet(ScopedMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         actions.delete_channel(actor=self.request.user, channel=instance)
+
+    @extend_schema(request=None, responses={200: CatchUpResultSerializer},
+                   summary="Notify the channel, once each, about the alerts open now that "
+                           "it matches and was never told of")
+    @action(detail=True, methods=["post"], url_path="catch-up")
+    def catch_up(self, request, pk=None):
+        channel = self.get_object()
+        if not channel.is_active:
+            raise Conflict("The channel is switched off; switch it on to catch up.")
+        ids = actions.catch_up_channel(actor=request.user, channel=channel)
+        return Response({"queued": len(ids), "alerts": ids})
 
 
 class NotificationSerializer(serializers.ModelSerializer):

@@ -11,6 +11,15 @@ Every try is a `NotificationAttempt` row.
 
 Maintenance windows, a parent that is down, and flapping suppress the send (recorded with
 its reason); digest channels collect rows that a scheduled task sends as one message.
+
+Catch-up: a channel only hears of events emitted while it exists and matches. When one is
+created, enabled or widened, `queue_catch_up` can tell it, once, of the alerts open now
+that it would have been told of: one directed `alert.catchup` event per (channel, alert),
+whose id is derived from the pair, with its `Notification` row created at once (pending),
+then sent by the same handler and claim as any other. A recovery goes only to channels
+that were told of the problem (sent or in a digest, catch-up included); a change or an
+escalation reaching a channel that wants openings but never had this one is sent,
+labelled as the first notice (`event.first_notice`).
 """
 
 from __future__ import annotations
@@ -44,25 +53,48 @@ from django.utils import timezone
 from watchkeeper.core import crypto, events, safe_templates
 from watchkeeper.core.models import Event
 
-from .choices import STATE_RANK, ChannelKind, NotificationStatus, State, WebhookFormat
+from .choices import (
+    STATE_RANK,
+    AlertStatus,
+    ChannelKind,
+    NotificationStatus,
+    State,
+    WebhookFormat,
+)
 from .models import Alert, Notification, NotificationAttempt, NotificationChannel
 
 log = logging.getLogger(__name__)
 
 HANDLER_PREFIX = "monitoring.notify"
 DEFAULT_KINDS = ("alert.opened", "alert.resolved")
+# The events a channel may ask for; alert.catchup is never broadcast, only directed.
+SUBSCRIBABLE = ("alert.opened", "alert.changed", "alert.resolved", "alert.escalated")
+CATCH_UP = "alert.catchup"
+# What a catch-up reports: alerts someone may still need to act on (snoozed ones are quiet
+# on purpose, suppressed ones were never told to anybody).
+CATCH_UP_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+# One request queues at most this many (oldest first); asking again queues the rest.
+CATCH_UP_LIMIT = 1000
+# A channel counts as told of an alert once one of its notifications was sent or digested.
+TOLD = (NotificationStatus.SENT, NotificationStatus.DIGEST)
 LEASE = timedelta(minutes=2)
 WEBHOOK_TIMEOUT = 10.0
 
 DEFAULT_SUBJECT = ("[{{ alert.severity|upper }}] {{ alert.check }} on "
-                   "{{ device.name|default:'(no device)' }} — {{ event.verb }}")
+                   "{{ device.name|default:'(no device)' }} — {{ event.verb }}"
+                   "{% if event.first_notice %} (first notice){% endif %}")
 DEFAULT_BODY = ("{{ event.verb|capfirst }}: {{ alert.check }} on "
                 "{{ device.name|default:'(no device)' }} ({{ client.name }})\n"
+                "{% if event.catch_up %}This alert opened before this channel was told "
+                "of it; it is sent once now because the channel asked to catch up.\n"
+                "{% elif event.first_notice %}First notice to this channel: it was not "
+                "told when this alert opened.\n{% endif %}"
                 "Severity: {{ alert.severity }}\nSummary: {{ alert.summary }}\n"
                 "Seen {{ alert.count }} time(s) since {{ alert.opened_at }}\n"
                 "{{ alert.url }}\n")
 VERBS = {"alert.opened": "opened", "alert.changed": "changed", "alert.resolved": "resolved",
-         "alert.escalated": "escalated (not acknowledged)"}
+         "alert.escalated": "escalated (not acknowledged)",
+         CATCH_UP: "already open (catch-up)"}
 
 # A sandbox: no loaders, no tag libraries, plain-dict context built below; only these tags
 # and the filters of core.safe_templates, output capped while rendering.
@@ -133,7 +165,7 @@ def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
         if not fields.get("client_id"):
             errors.append("A contacts channel belongs to a client.")
     for kind_name in fields.get("event_kinds") or []:
-        if kind_name not in VERBS:
+        if kind_name not in SUBSCRIBABLE:
             errors.append(f"Unknown event {kind_name!r}.")
     for source in (fields.get("subject_template") or "", fields.get("body_template") or ""):
         errors.extend(template_problems(source))
@@ -144,7 +176,7 @@ def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
 
 def channels_for(kind: str, client_id: int | None) -> list[str]:
     """Provider: one delivery per active channel that wants this alert event."""
-    if kind not in VERBS:
+    if kind not in SUBSCRIBABLE:
         return []
     rows = NotificationChannel.objects.filter(is_active=True).filter(
         Q(client__isnull=True) | Q(client_id=client_id)).values_list("id", "event_kinds")
@@ -156,6 +188,13 @@ def handle(event: Event, handler_name: str) -> None:
     channel_id = int(handler_name.split(":", 1)[1])
     channel = NotificationChannel.objects.filter(pk=channel_id, is_active=True).first()
     if channel is None:
+        if event.kind == CATCH_UP:  # its row was made when queued: close it, with why
+            for note in Notification.objects.filter(event=event,
+                                                    status=NotificationStatus.PENDING):
+                if Notification.objects.filter(pk=note.pk, status=NotificationStatus.PENDING
+                                               ).update(status=NotificationStatus.SUPPRESSED):
+                    NotificationAttempt.objects.create(
+                        notification=note, ok=True, detail="suppressed: channel switched off")
         return  # deleted or switched off since the event
     deliver(event, channel)
 
@@ -164,19 +203,113 @@ events.add_provider(channels_for)
 events.add_resolver(HANDLER_PREFIX, handle)
 
 
+# --- Catch-up ------------------------------------------------------------------------------
+
+def catch_up_matches(*, client_id: int | None, min_severity: str,
+                     event_kinds: list[str] | None,
+                     channel: NotificationChannel | None = None):
+    """The open alerts a channel with these settings would be told of by a catch-up.
+
+    Only a channel that wants `alert.opened` catches up (an escalation-only channel hears of
+    escalations as they happen). An alert counts when it is active or acknowledged, neither
+    suppressed nor flapping, at least `min_severity`, of the channel's client (no client:
+    every client), and the channel has no notification of it yet except suppressed ones
+    (told, in a digest, queued or being retried all count as told)."""
+    from django.db.models import Exists, OuterRef
+
+    if "alert.opened" not in (event_kinds or DEFAULT_KINDS):
+        return Alert.objects.none()
+    floor = STATE_RANK.get(min_severity, 0)
+    severities = [s for s, rank in STATE_RANK.items() if rank >= floor]
+    qs = Alert.objects.filter(status__in=CATCH_UP_STATUSES, suppressed="",
+                              is_flapping=False, severity__in=severities)
+    if client_id is not None:
+        qs = qs.filter(client_id=client_id)
+    if channel is not None and channel.pk:
+        qs = qs.filter(~Exists(Notification.objects.filter(
+            alert=OuterRef("pk"), channel=channel).exclude(
+            status=NotificationStatus.SUPPRESSED)))
+    return qs
+
+
+def catch_up_candidates(channel: NotificationChannel):
+    """`catch_up_matches` for a saved channel as it is now (none while it is switched off)."""
+    if not channel.is_active:
+        return Alert.objects.none()
+    return catch_up_matches(client_id=channel.client_id, min_severity=channel.min_severity,
+                            event_kinds=channel.event_kinds, channel=channel)
+
+
+def widens(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether an update lets the channel hear of alerts it did not before: switched on,
+    a lower minimum severity, or `alert.opened` newly among its events."""
+    if not after.get("is_active", True):
+        return False
+    if not before.get("is_active", True):
+        return True
+    if STATE_RANK.get(after.get("min_severity"), 0) < \
+            STATE_RANK.get(before.get("min_severity"), 0):
+        return True
+    return ("alert.opened" in (after.get("event_kinds") or DEFAULT_KINDS)
+            and "alert.opened" not in (before.get("event_kinds") or DEFAULT_KINDS))
+
+
+def _alert_payload(alert: Alert, channel: NotificationChannel) -> dict[str, Any]:
+    return {"alert_id": alert.pk, "id": alert.pk, "device_id": alert.device_id,
+            "client_id": alert.client_id, "check": alert.check_name,
+            "severity": alert.severity, "summary": alert.summary, "status": alert.status,
+            "count": alert.count, "channel_id": channel.pk, "catch_up": True}
+
+
+def queue_catch_up(channel: NotificationChannel) -> list[int]:
+    """In the caller's transaction: one directed `alert.catchup` event per matching open
+    alert (oldest first, at most CATCH_UP_LIMIT), each with its pending `Notification`.
+    Returns the ids of the alerts queued.
+
+    The pending row makes the alert count as told at once, so a later request skips it.
+    Two requests at the same moment both see it untold; the event id, derived from
+    (channel, its creation time, alert, how many catch-ups of the pair came before — only
+    suppressed ones can have), is then the same for both and the primary key admits one.
+    A catch-up that was suppressed (the channel switched off before it went, a maintenance
+    window) may be asked for again."""
+    from django.db.models import Count
+
+    handler = f"{HANDLER_PREFIX}:{channel.pk}"
+    queued = []
+    alerts = list(catch_up_candidates(channel).order_by("opened_at", "id")[:CATCH_UP_LIMIT])
+    before = dict(Notification.objects.filter(
+        channel=channel, event__kind=CATCH_UP, alert__in=[a.pk for a in alerts])
+        .values_list("alert_id").annotate(n=Count("id")).values_list("alert_id", "n"))
+    for alert in alerts:
+        event = events.emit_directed(
+            CATCH_UP, handler=handler, client=alert.client_id,
+            key=f"{channel.pk}:{channel.created_at.isoformat()}:{alert.pk}:"
+                f"{before.get(alert.pk, 0)}",
+            payload=_alert_payload(alert, channel))
+        if event is None:
+            continue  # this pair was queued before (by a concurrent request)
+        Notification.objects.create(event=event, channel=channel, alert=alert,
+                                    client_id=alert.client_id)
+        queued.append(alert.pk)
+    return queued
+
+
 # --- Delivery ------------------------------------------------------------------------------
 
 def _suppression(alert: Alert | None, kind: str, channel: NotificationChannel) -> str:
     from . import dependencies, maintenance
 
     if alert is None:
-        return ""
+        return "no longer open" if kind == CATCH_UP else ""
     if kind == "alert.resolved":
-        # A recovery is told only to the channels that were told of the problem.
-        told = Notification.objects.filter(
-            alert=alert, channel=channel,
-            status__in=[NotificationStatus.SENT, NotificationStatus.DIGEST]).exists()
-        return "" if told else "never notified"
+        # A recovery is told only to the channels that were told of the problem (as
+        # Alertmanager's send_resolved does): one that never heard of it gets no noise.
+        return "" if _told(alert, channel) else "never notified"
+    if kind == CATCH_UP:  # queued a while ago: judged on the alert and channel as they are
+        if alert.status not in CATCH_UP_STATUSES:
+            return "no longer open"
+        if STATE_RANK.get(alert.severity, 0) < STATE_RANK.get(channel.min_severity, 0):
+            return "below threshold"
     if alert.suppressed:
         return alert.suppressed
     if alert.is_flapping:
@@ -194,7 +327,7 @@ def deliver(event: Event, channel: NotificationChannel) -> str:
     alert = Alert.objects.filter(pk=payload.get("alert_id")).first()
     severity = payload.get("severity") or (alert.severity if alert else State.WARNING)
     if STATE_RANK.get(severity, 0) < STATE_RANK.get(channel.min_severity, 0) and \
-            event.kind != "alert.resolved":
+            event.kind not in ("alert.resolved", CATCH_UP):
         return "below threshold"
     try:
         with transaction.atomic():
@@ -213,7 +346,8 @@ def deliver(event: Event, channel: NotificationChannel) -> str:
             NotificationAttempt.objects.create(notification=note, ok=True,
                                                detail=f"suppressed: {reason}")
         return NotificationStatus.SUPPRESSED
-    subject, body = render(channel, event, alert)
+    context = _context(event, alert, channel)
+    subject, body = render(channel, event, alert, context)
     if channel.digest_minutes:
         Notification.objects.filter(pk=note.pk, status=NotificationStatus.PENDING).update(
             status=NotificationStatus.DIGEST, subject=subject[:300], body=body)
@@ -228,7 +362,7 @@ def deliver(event: Event, channel: NotificationChannel) -> str:
     if not claimed:
         return "claimed elsewhere"
     try:
-        detail = send(channel, subject, body, _json_context(event, alert))
+        detail = send(channel, subject, body, context)
     except Exception as exc:
         Notification.objects.filter(pk=note.pk).update(
             status=NotificationStatus.FAILED, locked_until=None,
@@ -243,7 +377,28 @@ def deliver(event: Event, channel: NotificationChannel) -> str:
     return NotificationStatus.SENT
 
 
-def _context(event: Event, alert: Alert | None) -> dict[str, Any]:
+def _told(alert: Alert, channel: NotificationChannel, *, besides: Event | None = None
+          ) -> bool:
+    notes = Notification.objects.filter(alert=alert, channel=channel, status__in=TOLD)
+    if besides is not None:
+        notes = notes.exclude(event=besides)
+    return notes.exists()
+
+
+def _first_notice(event: Event, alert: Alert | None, channel: NotificationChannel | None
+                  ) -> bool:
+    """A change or escalation for a channel that wants openings but was never told of this
+    one (it did not exist, was off, or had a higher minimum then): labelled as such."""
+    if alert is None or channel is None or event.kind not in ("alert.changed",
+                                                              "alert.escalated"):
+        return False
+    if "alert.opened" not in (channel.event_kinds or DEFAULT_KINDS):
+        return False
+    return not _told(alert, channel, besides=event)
+
+
+def _context(event: Event, alert: Alert | None,
+             channel: NotificationChannel | None = None) -> dict[str, Any]:
     from watchkeeper.core.models import Client
     from watchkeeper.inventory.models import Device
 
@@ -262,16 +417,14 @@ def _context(event: Event, alert: Alert | None) -> dict[str, Any]:
     }
     return {"alert": alert_ctx, "device": device, "client": client,
             "event": {"kind": event.kind, "verb": VERBS.get(event.kind, event.kind),
-                      "at": event.created_at.isoformat()}}
+                      "at": event.created_at.isoformat(),
+                      "catch_up": event.kind == CATCH_UP,
+                      "first_notice": _first_notice(event, alert, channel)}}
 
 
-def _json_context(event: Event, alert: Alert | None) -> dict[str, Any]:
-    return _context(event, alert)
-
-
-def render(channel: NotificationChannel, event: Event, alert: Alert | None
-           ) -> tuple[str, str]:
-    ctx = _context(event, alert)
+def render(channel: NotificationChannel, event: Event, alert: Alert | None,
+           ctx: dict[str, Any] | None = None) -> tuple[str, str]:
+    ctx = ctx if ctx is not None else _context(event, alert, channel)
     subject = _render_template(channel.subject_template or DEFAULT_SUBJECT, DEFAULT_SUBJECT,
                                ctx, SUBJECT_LIMIT)
     body = _render_template(channel.body_template or DEFAULT_BODY, DEFAULT_BODY, ctx,
