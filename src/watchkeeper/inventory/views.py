@@ -225,15 +225,50 @@ def device_detail(request, pk: int):
 device_detail.wk_model = Device
 
 
+def _drive_findings():
+    """The SMART reading of monitoring's smart check, so the page highlights exactly what
+    alerts; imported lazily like the agents selectors (inventory does not need monitoring)."""
+    try:
+        from watchkeeper.monitoring.predictive import assess_drive
+    except ImportError:
+        return None
+    return assess_drive
+
+
+def _drives(section: DeviceSection | None) -> list[dict]:
+    """The "drives" section as rows for the page: each drive with its findings, and its
+    attributes marked failing (critical) or watch (warning) by the same reading."""
+    if section is None or not isinstance(section.data, list):
+        return []
+    assess = _drive_findings()
+    rows = []
+    for drive in section.data:
+        if not isinstance(drive, dict):
+            continue
+        findings = assess(drive) if assess is not None else []
+        marks = {f.attribute: f.state for f in findings if f.attribute is not None}
+        attributes = [{**a, "mark": marks.get(a.get("id"), "")}
+                      for a in drive.get("attributes") or [] if isinstance(a, dict)]
+        state = ("critical" if any(f.state == "critical" for f in findings)
+                 else "warning" if findings else "ok")
+        rows.append({"drive": drive, "findings": findings, "state": state,
+                     "attributes": attributes,
+                     "flagged": [a for a in attributes if a["mark"]]})
+    return rows
+
+
 def _summary_context(device: Device) -> dict:
-    system = DeviceSection.objects.filter(device=device, section="system").values_list(
-        "data", flat=True).first() or {}
+    sections = {s.section: s for s in DeviceSection.objects.filter(
+        device=device, section__in=("system", "drives"))}
+    system = (sections["system"].data if "system" in sections else None) or {}
     conflicts = list(FieldConflict.objects.filter(device=device, status="open"))
     agent = None
     agent_selectors = _agents_selectors()
     if agent_selectors is not None and hasattr(agent_selectors, "agent_for_device"):
         agent = agent_selectors.agent_for_device(device.pk)
-    return {"system": system, "conflicts": conflicts, "agent": agent}
+    return {"system": system, "conflicts": conflicts, "agent": agent,
+            "drives": _drives(sections.get("drives")),
+            "drives_as_of": sections["drives"].observed_at if "drives" in sections else None}
 
 
 @requires("devices.view")
