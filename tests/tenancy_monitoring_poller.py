@@ -1,5 +1,6 @@
 """Tenant-isolation factories of the monitoring app's poller side (see
-tests/tenancy_fixtures.py): check-run history, heartbeat jobs and calls, metric rollups."""
+tests/tenancy_fixtures.py): check-run history (runs, rollups, transitions), heartbeat jobs
+and calls, metric rollups."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from watchkeeper.monitoring import actions as monitoring_actions
 from watchkeeper.monitoring import heartbeats
 from watchkeeper.monitoring.models import Policy
 from watchkeeper.monitoring.models_poller import (
+    CheckRollup,
     HeartbeatJob,
     HeartbeatPing,
     MetricRollup,
     PollSample,
+    PollTransition,
 )
 
 
@@ -35,6 +38,22 @@ def _poll_sample(client: Client, tag: str) -> PollSample:
     return PollSample.objects.create(check_template=_network_check(client, tag),
                                      client=client, ts=timezone.now(), state="critical",
                                      value=12.5, message=f"{tag} HTTP 503")
+
+
+@factory(CheckRollup)
+def _check_rollup(client: Client, tag: str) -> CheckRollup:
+    bucket = timezone.now().replace(minute=0, second=0, microsecond=0)
+    return CheckRollup.objects.create(resolution=300, check_template=_network_check(client, tag),
+                                      client=client, bucket=bucket, runs=5, critical=5, count=5,
+                                      total=62.5, minimum=12.5, maximum=12.5)
+
+
+@factory(PollTransition)
+def _poll_transition(client: Client, tag: str) -> PollTransition:
+    return PollTransition.objects.create(check_template=_network_check(client, tag),
+                                         client=client, ts=timezone.now(), state="critical",
+                                         previous="ok", value=12.5,
+                                         message=f"{tag} HTTP 503")
 
 
 @factory(HeartbeatJob)

@@ -1,6 +1,7 @@
 """REST API of the poller side (/api/v1/monitoring/...): network (server-side) checks with
-"test now" and their run history, passive heartbeats with their call log, metric series
-at the resolution the span needs. Reads through scoped(); writes through actions."""
+"test now", their run history, value/state series and state transitions, passive
+heartbeats with their call log, metric series at the resolution the span needs. Reads
+through scoped(); writes through actions."""
 
 from __future__ import annotations
 
@@ -25,7 +26,13 @@ from watchkeeper.inventory.models import Device
 from . import actions, heartbeats, poller, rollups
 from .choices import SERVER_KINDS
 from .models import Check, Policy
-from .models_poller import HeartbeatJob, HeartbeatPing, HeartbeatSchedule, PollSample
+from .models_poller import (
+    HeartbeatJob,
+    HeartbeatPing,
+    HeartbeatSchedule,
+    PollSample,
+    PollTransition,
+)
 from .poller_checks import ConfigError
 
 VIEW, CHANGE = "monitoring.view", "monitoring.change"
@@ -107,6 +114,30 @@ class PollSampleSerializer(serializers.ModelSerializer):
         fields = ["ts", "state", "value", "message"]
 
 
+class PollTransitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PollTransition
+        fields = ["ts", "previous", "state", "value", "message"]
+
+
+def _range(params) -> tuple:
+    """(since, until, resolution or None) of a history query; a clear 400 otherwise."""
+    now = timezone.now()
+    until, since = params.get("until", ""), params.get("since", "")
+    until_at = parse_datetime(until) if until else now
+    if until_at is None:
+        raise serializers.ValidationError({"until": "An ISO 8601 date and time."})
+    since_at = parse_datetime(since) if since else until_at - timedelta(hours=6)
+    if since_at is None:
+        raise serializers.ValidationError({"since": "An ISO 8601 date and time."})
+    if since_at >= until_at:
+        raise serializers.ValidationError({"since": "Must be before until."})
+    resolution = params.get("resolution")
+    if resolution not in (None, "", "0", "300", "3600"):
+        raise serializers.ValidationError({"resolution": "0, 300 or 3600."})
+    return since_at, until_at, int(resolution) if resolution else None
+
+
 class NetworkCheckViewSet(ScopedMixin, viewsets.ModelViewSet):
     """Server-side checks run by the poller (ping, TCP, HTTP, TLS, DNS, SNMP)."""
 
@@ -172,6 +203,38 @@ class NetworkCheckViewSet(ScopedMixin, viewsets.ModelViewSet):
             limit = 100
         rows = check.poll_samples.order_by("-ts", "-id")[:limit]
         return Response(PollSampleSerializer(rows, many=True).data)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def series(self, request, pk=None):
+        """Values and states over a range (?since=&until=, ISO 8601; default the last 6 h),
+        as raw runs, 5-minute or hourly buckets by span (?resolution=0|300|3600 forces
+        one): avg/min/max of the values, runs, runs per state and availability."""
+        check = self.get_object()
+        since, until, resolution = _range(request.query_params)
+        used, points = rollups.check_series(check.pk, since, until, resolution)
+        return Response({"check": check.pk, "resolution": used, "since": since,
+                         "until": until, "points": [
+                             {"ts": p.ts, "avg": p.avg, "min": p.min, "max": p.max,
+                              "count": p.count, "runs": p.runs, "states": p.states,
+                              "availability": p.availability} for p in points]})
+
+    @extend_schema(responses={200: PollTransitionSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def transitions(self, request, pk=None):
+        """State changes between consecutive runs in a range (newest first; ?since=&until=,
+        default the last 30 days; ?limit=, at most 1000). Kept long after the runs."""
+        check = self.get_object()
+        params = request.query_params.copy()
+        if not params.get("since"):
+            params["since"] = (timezone.now() - timedelta(days=30)).isoformat()
+        since, until, _ = _range(params)
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 100)), 1000))
+        except ValueError:
+            raise serializers.ValidationError({"limit": "A whole number."}) from None
+        rows = rollups.check_transitions(check.pk, since, until, limit)
+        return Response(PollTransitionSerializer(rows, many=True).data)
 
 
 class TestConfigSerializer(serializers.Serializer):

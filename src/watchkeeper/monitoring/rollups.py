@@ -63,8 +63,10 @@ def _bucket_sql(column: str, resolution: int) -> str:
     if connection.vendor == "postgresql":
         return f"to_timestamp(floor(extract(epoch from {column}) / {resolution}) * {resolution})"
     if connection.vendor == "sqlite":
-        return (f"datetime((CAST(strftime('%%s', {column}) AS INTEGER) / {resolution}) "
-                f"* {resolution}, 'unixepoch')")
+        # Whole seconds first: strftime rounds fractions to milliseconds, which put a row at
+        # hh:04:59.9999 into the next bucket.
+        return (f"datetime((CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER) "
+                f"/ {resolution}) * {resolution}, 'unixepoch')")
     raise NotImplementedError(f"rollups on {connection.vendor}")
 
 

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from watchkeeper.core.permissions import has_capability, public, requires
 from watchkeeper.core.tenancy import scoped
 
-from . import actions, heartbeats, poller
+from . import actions, heartbeats, poller, rollups
 from .choices import SERVER_KINDS
 from .forms_poller import HeartbeatForm, NetworkCheckForm
 from .models import Check, CheckState
@@ -173,17 +176,47 @@ def network_check_detail(request, pk: int):
         outcome = poller.run_now(check.kind, check.config or {},
                                  device.primary_ip if device else None,
                                  device.hostname if device else None)
-    samples = list(check.poll_samples.order_by("-ts", "-id")[:200])
-    chart = [[s.ts.timestamp(), s.value] for s in reversed(samples) if s.value is not None]
+    samples = list(check.poll_samples.order_by("-ts", "-id")[:50])
     state = CheckState.objects.filter(check_template=check).order_by("-observed_at").first()
     return render(request, "monitoring/poller/network_check_detail.html", {
         "check": check, "target": _target(check), "label": LABELS.get(check.kind),
         "config": json.dumps(poller.masked(check.kind, check.config or {}), indent=2),
-        "samples": samples[:50], "chart": chart, "state": state, "outcome": outcome,
-        "can_change": can_change, "unit": _unit(check.kind)})
+        "samples": samples, "state": state, "outcome": outcome,
+        "can_change": can_change, "unit": _unit(check.kind),
+        **_history(check, request.GET.get("range", ""))})
 
 
 network_check_detail.wk_model = Check
+
+# The chart ranges of a check's page: (label, span). The resolution follows the span
+# (rollups.pick_check_resolution): raw runs up to 6 h, 5-minute buckets up to 7 days.
+RANGES = {"6h": ("6 hours", timedelta(hours=6)), "24h": ("24 hours", timedelta(days=1)),
+          "7d": ("7 days", timedelta(days=7)), "30d": ("30 days", timedelta(days=30)),
+          "1y": ("1 year", timedelta(days=365))}
+RESOLUTION_LABELS = {0: "each run", 300: "5-minute buckets (average, min–max)",
+                     3600: "hourly buckets (average, min–max)"}
+
+
+def _history(check: Check, key: str) -> dict:
+    """The chart and state-change list of a check's page for one of RANGES."""
+    key = key if key in RANGES else "6h"
+    until = timezone.now()
+    since = until - RANGES[key][1]
+    resolution, points = rollups.check_series(check.pk, since, until)
+    valued = [p for p in points if p.avg is not None]
+    runs = sum(p.runs for p in points)
+    ok = sum(p.states.get("ok", 0) for p in points)
+    summary = {"runs": runs, "availability": 100.0 * ok / runs if runs else None,
+               "min": min((p.min for p in valued), default=None),
+               "max": max((p.max for p in valued), default=None),
+               "avg": (sum(p.avg * p.count for p in valued) / sum(p.count for p in valued)
+                       if valued else None)}
+    chart = [[p.ts.timestamp(), p.avg, p.min, p.max] for p in valued]
+    return {"ranges": [(k, label) for k, (label, _) in RANGES.items()], "range": key,
+            "range_label": RANGES[key][0], "chart": chart, "resolution": resolution,
+            "resolution_label": RESOLUTION_LABELS[resolution], "summary": summary,
+            "transitions": rollups.check_transitions(check.pk, since, until, limit=20),
+            "poll_days": settings.POLL_SAMPLE_DAYS}
 
 
 def _unit(kind: str) -> str:

@@ -1,5 +1,5 @@
 /* Network check and heartbeat pages: the copy button of a heartbeat URL, and the chart of
-   a network check's last runs (uPlot; the table on the page is its text alternative). */
+   a network check's history (uPlot; the table on the page is its text alternative). */
 (function () {
   "use strict";
   document.querySelectorAll("[data-copy]").forEach(function (button) {
@@ -28,14 +28,20 @@
   var box = document.getElementById("poll-chart");
   var data = document.getElementById("poll-chart-data");
   if (box && data && typeof uPlot !== "undefined") {
+    // Points are [ts, avg, min, max]: one per run, or per bucket of runs (then min and max
+    // are drawn as thin lines around the average).
     var points = JSON.parse(data.textContent);
     if (points.length) {
-      new uPlot({
-        width: Math.max(box.clientWidth, 300), height: 220,
-        series: [{}, {label: box.dataset.unit, stroke: "#2563eb", width: 1.5}],
-        axes: [{}, {}],
-      }, [points.map(function (p) { return p[0]; }), points.map(function (p) { return p[1]; })],
-      box);
+      var column = function (i) { return points.map(function (p) { return p[i]; }); };
+      var series = [{}, {label: box.dataset.unit, stroke: "#2563eb", width: 1.5}];
+      var columns = [column(0), column(1)];
+      if (box.dataset.bands) {
+        series.push({label: "min", stroke: "#93c5fd", width: 1},
+                    {label: "max", stroke: "#93c5fd", width: 1});
+        columns.push(column(2), column(3));
+      }
+      new uPlot({width: Math.max(box.clientWidth, 300), height: 220, series: series,
+                 axes: [{}, {}]}, columns, box);
     }
   }
 })();
