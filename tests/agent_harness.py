@@ -116,3 +116,62 @@ class AgentCLI:
     @property
     def agent_id(self) -> str:
         return json.loads((self.state_dir / "enrollment.json").read_text())["agent_id"]
+
+
+class LeanResponse:
+    """What django.test.Client returns, as far as the agent tests read it."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes):
+        self.status_code = status
+        self.headers = {k.decode("latin1").lower(): v.decode("latin1") for k, v in headers}
+        self.content = body
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name.lower()]
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def asgi_post(path: str, body: bytes, headers: dict[str, str] | None = None,
+              client_addr: str = "127.0.0.1") -> LeanResponse:
+    """POST through watchkeeper.asgi.application (the lean check-in path in front of
+    Django) in this thread's database connection, as Django's AsyncClient does: the
+    connection-closing request signals are held off so a test's transaction survives."""
+    from asgiref.sync import async_to_sync
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    from watchkeeper.asgi import application
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "server": ("testserver", 80), "client": (client_addr, 50000),
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *[(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]],
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        import asyncio
+
+        await asyncio.sleep(3600)  # no disconnect while the app works
+
+    async def send(message):
+        sent.append(message)
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        async_to_sync(application)(scope, receive, send)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return LeanResponse(start["status"], start.get("headers", []), body_out)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from tests.agent_harness import asgi_post
 from tests.factories import make_client
 from watchkeeper.agents import actions, tasks
 from watchkeeper.agents.choices import Connectivity
@@ -28,8 +29,17 @@ CHECKIN = "/agent/v1/checkin"
 
 
 class SignedAgent:
-    def __init__(self, django_client, agent: Agent, key: Ed25519PrivateKey):
-        self.http, self.agent, self.key = django_client, agent, key
+    """Sends signed check-ins through the Django view ("django") or through the ASGI
+    application, where the lean path answers ordinary check-ins ("lean")."""
+
+    def __init__(self, django_client, agent: Agent, key: Ed25519PrivateKey, mode: str):
+        self.http, self.agent, self.key, self.mode = django_client, agent, key, mode
+
+    def send(self, path: str, raw: bytes, headers: dict[str, str]):
+        if self.mode == "lean":
+            return asgi_post(path, raw, headers)
+        meta = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+        return self.http.generic("POST", path, raw, content_type="application/json", **meta)
 
     def post(self, body: bytes | dict, *, path: str = CHECKIN, ts: int | None = None,
              nonce: str | None = None, sign_body: bytes | None = None, key=None):
@@ -40,14 +50,13 @@ class SignedAgent:
                                     body=raw if sign_body is None else sign_body,
                                     agent_id=str(self.agent.uid))
         signature = base64.b64encode((key or self.key).sign(message)).decode()
-        return self.http.generic("POST", path, raw, content_type="application/json",
-                                 HTTP_X_WK_AGENT=str(self.agent.uid), HTTP_X_WK_TIMESTAMP=str(ts),
-                                 HTTP_X_WK_NONCE=nonce, HTTP_X_WK_SIGNATURE=signature)
+        return self.send(path, raw, {"X-WK-Agent": str(self.agent.uid),
+                                     "X-WK-Timestamp": str(ts), "X-WK-Nonce": nonce,
+                                     "X-WK-Signature": signature})
 
 
-@pytest.fixture
-def signed(client, db):
-    acme = make_client("Acme Dental")
+def make_signed(client, mode: str, name: str = "Acme Dental") -> SignedAgent:
+    acme = make_client(name)
     site = Site.objects.create(client=acme, name="HQ")
     key = Ed25519PrivateKey.generate()
     public = base64.b64encode(key.public_key().public_bytes(
@@ -55,7 +64,16 @@ def signed(client, db):
     token, _ = actions.create_enrollment_token(actor="test", client=acme, site=site)
     agent = actions.enroll_agent(token=token, public_key=public, facts={"hostname": "pc-1"})
     agent = actions.approve_agent(actor="test", agent=agent)
-    return SignedAgent(client, agent, key)
+    return SignedAgent(client, agent, key, mode)
+
+
+@pytest.fixture(params=["django", "lean"])
+def signed(request, client, db, settings):
+    # "lean": the batch writer runs inline, in the test's transaction, one request a batch
+    # (tests/test_agents_batch.py covers batches of many).
+    settings.AGENT_BATCH_WRITER = "inline"
+    settings.AGENT_LEAN_CHECKIN = request.param == "lean"
+    return make_signed(client, request.param)
 
 
 def metrics_batch(seq: int, **values) -> dict:
@@ -102,10 +120,9 @@ def test_requests_that_fail_authentication_are_refused(signed, attack, code):
         sig = base64.b64encode(signed.key.sign(canonical_request(
             method="POST", path="/agent/v1/status", timestamp=ts, nonce=nonce, body=raw,
             agent_id=str(signed.agent.uid)))).decode()
-        response = signed.http.generic("POST", CHECKIN, raw, content_type="application/json",
-                                       HTTP_X_WK_AGENT=str(signed.agent.uid),
-                                       HTTP_X_WK_TIMESTAMP=str(ts), HTTP_X_WK_NONCE=nonce,
-                                       HTTP_X_WK_SIGNATURE=sig)
+        response = signed.send(CHECKIN, raw, {
+            "X-WK-Agent": str(signed.agent.uid), "X-WK-Timestamp": str(ts),
+            "X-WK-Nonce": nonce, "X-WK-Signature": sig})
     else:
         response = signed.post(body, **kwargs)
     # Then it is refused with a reason and stores nothing
@@ -115,10 +132,78 @@ def test_requests_that_fail_authentication_are_refused(signed, attack, code):
     assert MetricSample.objects.filter(value=5).count() == (1 if attack == "replay" else 0)
 
 
-def test_unsigned_request_is_refused_without_touching_the_database(signed, client):
-    response = client.post(CHECKIN, metrics_batch(1), content_type="application/json")
+def test_unsigned_request_is_refused_without_touching_the_database(signed):
+    response = signed.send(CHECKIN, json.dumps(metrics_batch(1)).encode(), {})
     assert response.status_code == 401 and response.json()["code"] == "unsigned"
     assert AgentNonce.objects.count() == 0
+
+
+@pytest.mark.parametrize("header,value", [
+    ("X-WK-Agent", "not-a-uuid"), ("X-WK-Timestamp", "soon"), ("X-WK-Signature", "***"),
+    ("X-WK-Nonce", "short"),
+])
+def test_malformed_signature_headers_are_refused(signed, header, value):
+    headers = {"X-WK-Agent": str(signed.agent.uid), "X-WK-Timestamp": str(int(time.time())),
+               "X-WK-Nonce": secrets.token_hex(16), "X-WK-Signature": "AAAA"}
+    headers[header] = value
+    response = signed.send(CHECKIN, json.dumps(metrics_batch(1)).encode(), headers)
+    assert response.status_code == 401 and response.json()["code"] == "malformed_auth"
+    assert AgentNonce.objects.count() == 0 and MetricSample.objects.count() == 0
+
+
+@pytest.mark.parametrize("state,status,code", [
+    ("revoked", 403, "revoked"), ("rejected", 403, "rejected"), ("pending", 403, "pending"),
+    ("deleted", 401, "unknown_agent"),
+])
+def test_agents_not_approved_are_refused_and_store_nothing(signed, state, status, code):
+    # Given an agent that is no longer (or not yet) allowed to report
+    if state == "deleted":
+        actions.delete_agent(actor="test", agent=signed.agent)
+    elif state == "revoked":
+        actions.revoke_agent(actor="test", agent=signed.agent)
+    else:
+        Agent.objects.filter(pk=signed.agent.pk).update(status=state)
+    # When it checks in with a valid signature, then it is refused with the view's problem
+    response = signed.post(metrics_batch(1))
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code and problem["instance"] == CHECKIN
+    assert MetricSample.objects.count() == 0
+    assert Agent.objects.filter(last_seq__gt=0).count() == 0
+
+
+def test_a_body_over_the_size_limit_is_refused(signed, settings):
+    settings.AGENT_MAX_BODY_BYTES = 200
+    body = metrics_batch(1, **{f"m{i}": i for i in range(40)})
+    response = signed.post(body)
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
+    assert MetricSample.objects.count() == 0 and AgentNonce.objects.count() == 0
+
+
+def test_both_paths_answer_the_same_body(client, db, settings, monkeypatch):
+    from watchkeeper.agents import batch
+
+    # Given the same agent state behind the Django view and the lean path
+    settings.AGENT_BATCH_WRITER = "inline"
+    written = []
+    real_write = batch.write
+    monkeypatch.setattr(batch, "write", lambda items: written.append(len(items)) or
+                        real_write(items))
+    answers = {}
+    for mode in ("django", "lean"):
+        settings.AGENT_LEAN_CHECKIN = mode == "lean"
+        signed = make_signed(client, mode, name=f"Acme {mode}")
+        Agent.objects.filter(pk=signed.agent.pk).update(
+            agent_version="1.0", inventory_hashes={"system": "ab" * 32})
+        first = signed.post({**metrics_batch(1), "agent_version": "1.0", "dropped": {}})
+        again = signed.post({**metrics_batch(1), "agent_version": "1.0"})
+        bad = signed.post(metrics_batch(2), key=Ed25519PrivateKey.generate())
+        answers[mode] = [(r.status_code, r.content) for r in (first, again, bad)]
+    # Then the answers are the same bytes, and the lean ones came from the batch writer
+    assert answers["django"] == answers["lean"]
+    assert written == [1, 1]
+    assert answers["lean"][0][0] == 200 and answers["lean"][1][0] == 200
 
 
 def test_a_replayed_sequence_number_is_acknowledged_but_not_stored_twice(signed):

@@ -3,4 +3,10 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "watchkeeper.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+# Ordinary agent check-ins take the lean path (agents/fastpath.py); everything else, and
+# every check-in the lean path hands back, is Django's.
+from watchkeeper.agents.fastpath import AgentIngestApp  # noqa: E402
+
+application = AgentIngestApp(django_application)

@@ -296,6 +296,13 @@ AGENT_INVENTORY_INTERVAL = env_int("WATCHKEEPER_AGENT_INVENTORY_INTERVAL", 3600)
 AGENT_CLOCK_SKEW = env_int("WATCHKEEPER_AGENT_CLOCK_SKEW", 300)  # accepted timestamp drift
 AGENT_OFFLINE_AFTER = env_int("WATCHKEEPER_AGENT_OFFLINE_AFTER", 0)  # 0: 2 intervals + 30 s
 AGENT_MAX_BODY_BYTES = env_int("WATCHKEEPER_AGENT_MAX_BODY_BYTES", 8 * 1024 * 1024)
+# The lean check-in path (agents/fastpath.py in front of Django in asgi.py) and its batch
+# writer: check-ins of many agents written in one transaction. false: every check-in goes
+# through the Django view (the benchmark's baseline).
+AGENT_LEAN_CHECKIN = env_bool("WATCHKEEPER_AGENT_LEAN_CHECKIN", True)
+AGENT_BATCH_MAX = env_int("WATCHKEEPER_AGENT_BATCH_MAX", 500)  # check-ins per transaction
+AGENT_BATCH_WAIT_MS = env_int("WATCHKEEPER_AGENT_BATCH_WAIT_MS", 2)  # wait for more, once one came
+AGENT_BATCH_WRITER = env_str("WATCHKEEPER_AGENT_BATCH_WRITER", "thread")  # tests: "inline"
 LARGE_JOB_THRESHOLD = env_int("WATCHKEEPER_LARGE_JOB_THRESHOLD", 50)
 COMMAND_TTL_MINUTES = env_int("WATCHKEEPER_COMMAND_TTL_MINUTES", 60)
 SIGNER_KEY_FILE = env_str("WATCHKEEPER_SIGNER_KEY_FILE", str(DATA_DIR / "signer" /

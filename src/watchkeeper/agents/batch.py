@@ -1,0 +1,396 @@
+"""The batch writer of the lean check-in path: concurrent check-ins of many agents, verified
+together and written in ONE transaction.
+
+Per batch (at most one check-in per agent per transaction; a second one of the same agent is
+written in a transaction after the first, so a replay inside a batch meets the first
+one's committed nonce):
+
+1. read — one SELECT of the batch's agents, outside the transaction; each request's
+   signature is verified against its agent's key, revoked/rejected agents refused
+   (auth.py's functions, as the Django view). A check-in that needs what only the Django
+   view does (pending commands to hand out, a new agent version, new spool-drop totals, an
+   approved agent without a device) is handed back untouched: no nonce is written, and the
+   Django view then runs every check again on the same bytes.
+2. write, in one transaction — one multi-row nonce INSERT … ON CONFLICT DO NOTHING
+   RETURNING (a nonce not returned is a replay); one set-based
+   `UPDATE agent … FROM (VALUES …) WHERE last_seq < seq AND status = 'approved'` that
+   claims the fresh batches (a revocation committed after step 1 is still honoured: the
+   agent is no longer 'approved'); a last-seen UPDATE for repeats; one multi-row INSERT of
+   every sample; the offline→online transitions claimed with one conditional UPDATE and
+   their `agent.online` events written to the outbox; devices' last_seen_at touched.
+3. answers — only after the commit. If anything in step 2 fails, every request that
+   needed the transaction gets 503 + Retry-After: nothing was written, and the agent keeps
+   the batch in its spool and sends it again.
+
+The writer owns one thread and so one long-lived database connection per web process
+(on PostgreSQL borrowed once from the psycopg pool and kept): no per-request connection
+open/close on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import auth
+from .actions import offline_after
+from .choices import AgentStatus, Connectivity
+from .ingest import DEVICE_TOUCH_SECONDS, emit_online, metric_ids
+from .models import Agent, AgentNonce, MetricSample
+
+log = logging.getLogger(__name__)
+
+AGENT_FIELDS = ("id", "uid", "client_id", "device_id", "public_key", "status", "connectivity",
+                "last_seen_at", "agent_version", "spool_dropped", "inventory_hashes",
+                "commands_waiting")
+# Rows per multi-row INSERT of samples: 4 parameters each stays far below SQLite's 32,766
+# and PostgreSQL's 65,535 bind parameters.
+SAMPLE_CHUNK = 2000
+RETRY_AFTER = 5
+
+
+@dataclass
+class CheckinItem:
+    """One lean check-in: signature headers parsed, body validated, waiting for its answer."""
+
+    headers: auth.SignedHeaders
+    method: str
+    path: str
+    body: bytes
+    batch: dict[str, Any]
+    ip: str | None
+    # Set by the writer: ("ok", answer) | ("problem", AuthError) | ("handoff", None) |
+    # ("retry", None).
+    outcome: tuple[str, Any] | None = None
+    agent: Agent | None = field(default=None, repr=False)
+    pending: bool = False
+
+
+def _needs_django(agent: Agent, batch: dict[str, Any]) -> bool:
+    """What the lean path leaves to the Django view: the rare check-ins."""
+    if agent.device_id is None or agent.commands_waiting:
+        return True
+    if batch.get("agent_version") and batch["agent_version"] != agent.agent_version:
+        return True
+    # New spool-drop totals: the Django view stores them and emits agent.spool_overflow
+    # (the same comparison as ingest._note_drops).
+    current = dict(agent.spool_dropped or {})
+    dropped = batch.get("dropped") or {}
+    merged = {**current, **{k: max(int(v), int(current.get(k, 0))) for k, v in dropped.items()}}
+    return merged != current
+
+
+def verify(items: list[CheckinItem]) -> list[CheckinItem]:
+    """Step 1: look the agents up (one query), verify, classify. Returns the items that
+    need the write transaction; the others have their outcome."""
+    uids = {item.headers.agent_uuid for item in items}
+    agents = {a.uid: a for a in Agent.objects.filter(uid__in=uids).order_by().only(
+        *AGENT_FIELDS)}
+    to_write = []
+    for item in items:
+        agent = agents.get(item.headers.agent_uuid)
+        try:
+            if agent is None:
+                raise auth.unknown_agent()
+            auth.verify_signature(agent.public_key, item.headers, method=item.method,
+                                  path=item.path, body=item.body)
+            auth.check_allowed(agent.status)
+        except auth.AuthError as exc:
+            item.outcome = ("problem", exc)
+            continue
+        item.agent = agent
+        if agent.status == AgentStatus.PENDING:
+            item.pending = True  # its nonce is claimed, then it is told to wait (as Django)
+        elif agent.status != AgentStatus.APPROVED or _needs_django(agent, item.batch):
+            item.outcome = ("handoff", None)
+            continue
+        to_write.append(item)
+    return to_write
+
+
+def _vendor_casts() -> dict[str, str]:
+    if connection.vendor == "postgresql":
+        return {"int": "::bigint", "text": "::text", "inet": "::inet"}
+    return {"int": "", "text": "", "inet": ""}
+
+
+def _values(rows: int, types: tuple[str, ...]) -> str:
+    casts = _vendor_casts()
+    one = "(" + ", ".join(f"%s{casts[t]}" for t in types) + ")"
+    return ", ".join([one] * rows)
+
+
+def _claim_nonces(items: list[CheckinItem], now: datetime) -> set[tuple[int, str]]:
+    """One INSERT for every nonce; returns the (agent id, nonce) pairs written. The SELECT
+    skips agents deleted since step 1, so a deletion cannot fail the whole batch."""
+    nonce_table = connection.ops.quote_name(AgentNonce._meta.db_table)
+    agent_table = connection.ops.quote_name(Agent._meta.db_table)
+    params: list[Any] = []
+    for item in items:
+        params.extend((item.agent.pk, item.headers.nonce))
+    params.append(connection.ops.adapt_datetimefield_value(auth.nonce_expiry(now)))
+    expires = "%s" + ("::timestamptz" if connection.vendor == "postgresql" else "")
+    sql = (f"WITH v(agent_id, nonce) AS (VALUES {_values(len(items), ('int', 'text'))}) "  # noqa: S608
+           f"INSERT INTO {nonce_table} (agent_id, nonce, expires_at) "
+           f"SELECT v.agent_id, v.nonce, {expires} FROM v "
+           f"WHERE EXISTS (SELECT 1 FROM {agent_table} a WHERE a.id = v.agent_id) "
+           "ON CONFLICT (agent_id, nonce) DO NOTHING RETURNING agent_id, nonce")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(int(a), n) for a, n in cursor.fetchall()}
+
+
+def _claim_seqs(items: list[CheckinItem], now: datetime) -> set[int]:
+    """The set-based claim: moves last_seq only where the batch is newer and the agent is
+    still approved. Returns the agent ids whose batch is fresh."""
+    table = connection.ops.quote_name(Agent._meta.db_table)
+    ops = connection.ops
+    params: list[Any] = []
+    for item in items:
+        params.extend((item.agent.pk, item.batch["seq"], item.ip))
+    cast = _vendor_casts()
+    params += [ops.adapt_datetimefield_value(now),
+               ops.adapt_datetimefield_value(now + offline_after())]
+    ts = "%s" + ("::timestamptz" if connection.vendor == "postgresql" else "")
+    sql = (f"WITH v(id, seq, ip) AS (VALUES {_values(len(items), ('int', 'int', 'text'))}) "  # noqa: S608
+           f"UPDATE {table} SET last_seq = v.seq, last_seen_at = {ts}, next_due_at = {ts}, "
+           f"last_ip = v.ip{cast['inet']} FROM v "
+           f"WHERE {table}.id = v.id AND {table}.last_seq < v.seq "
+           f"AND {table}.status = %s RETURNING {table}.id")
+    # Parameter order follows the SQL text: the VALUES, the two times, then the status.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, AgentStatus.APPROVED])
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _insert_samples(items: list[CheckinItem]) -> None:
+    rows: list[tuple] = []
+    names = sorted({name for item in items
+                    for name in ((item.batch.get("metrics") or {}).get("values") or {})})
+    if not names:
+        return
+    ids = metric_ids(names)
+    adapt = connection.ops.adapt_datetimefield_value
+    for item in items:
+        metrics = item.batch.get("metrics") or {}
+        values = metrics.get("values")
+        if not values:
+            continue
+        ts = adapt(datetime.fromtimestamp(metrics["ts"], tz=UTC))
+        device = item.agent.device_id
+        rows.extend((device, ids[name], ts, float(value)) for name, value in values.items())
+    table = connection.ops.quote_name(MetricSample._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), SAMPLE_CHUNK):
+            chunk = rows[start:start + SAMPLE_CHUNK]
+            cursor.execute(
+                f"INSERT INTO {table} (device_id, metric_id, ts, value) VALUES "  # noqa: S608
+                + ", ".join(["(%s, %s, %s, %s)"] * len(chunk)),
+                [v for row in chunk for v in row])
+
+
+def _returning_update(sql_set: str, set_params: list[Any], ids: list[int],
+                      where: str, where_params: list[Any]) -> set[int]:
+    table = connection.ops.quote_name(Agent._meta.db_table)
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {sql_set} WHERE id IN ({marks}) "  # noqa: S608
+                       f"AND {where} RETURNING id", [*set_params, *ids, *where_params])
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _pending() -> auth.AuthError:
+    return auth.AuthError(403, "pending", "This agent waits for a technician's approval.")
+
+
+def write(items: list[CheckinItem]) -> list[tuple[CheckinItem, tuple[str, Any]]]:
+    """Step 2, one transaction. Returns each item's outcome; the caller hands them out only
+    after this returned, i.e. after the commit."""
+    now = timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    answers: list[tuple[CheckinItem, tuple[str, Any]]] = []
+    with transaction.atomic():
+        claimed = _claim_nonces(items, now)
+        unclaimed = [i.agent.pk for i in items if (i.agent.pk, i.headers.nonce) not in claimed]
+        existing = set(Agent.objects.filter(pk__in=unclaimed).values_list(
+            "pk", flat=True)) if unclaimed else set()
+        live = []
+        for item in items:
+            if (item.agent.pk, item.headers.nonce) not in claimed:
+                answers.append((item, ("problem", auth.replay() if item.agent.pk in existing
+                                       else auth.unknown_agent())))
+            elif item.pending:
+                answers.append((item, ("problem", _pending())))
+            else:
+                live.append(item)
+        if not live:
+            return answers
+        fresh_ids = _claim_seqs(live, now)
+        fresh = [i for i in live if i.agent.pk in fresh_ids]
+        repeats = [i.agent.pk for i in live if i.agent.pk not in fresh_ids]
+        seen_ids = set(fresh_ids)
+        if repeats:
+            # A batch already stored: still a sign of life, if the agent may still talk.
+            seen_ids |= _returning_update(
+                "last_seen_at = %s, next_due_at = %s",
+                [adapt(now), adapt(now + offline_after())], repeats, "status = %s",
+                [AgentStatus.APPROVED])
+        gone = [i for i in live if i.agent.pk not in seen_ids]
+        if gone:
+            # Revoked, rejected or deleted after step 1: refused as the Django view would.
+            status = dict(Agent.objects.filter(pk__in=[i.agent.pk for i in gone])
+                          .values_list("pk", "status"))
+            for item in gone:
+                now_status = status.get(item.agent.pk)
+                if now_status is None:
+                    error = auth.unknown_agent()
+                elif now_status == AgentStatus.PENDING:
+                    error = _pending()
+                else:
+                    error = auth.AuthError(403, now_status, f"This agent is {now_status}.")
+                answers.append((item, ("problem", error)))
+        _insert_samples(fresh)
+        # Offline (or never seen) agents come online: claimed once, event in the outbox.
+        coming = {i.agent.pk: i.agent for i in live if i.agent.pk in seen_ids
+                  and i.agent.connectivity != Connectivity.ONLINE}
+        if coming:
+            flipped = _returning_update(
+                "connectivity = %s", [Connectivity.ONLINE], sorted(coming),
+                "connectivity IN (%s, %s)", [Connectivity.OFFLINE, Connectivity.UNKNOWN])
+            for pk in sorted(flipped):
+                emit_online(coming[pk])
+        touch = [i.agent.device_id for i in fresh
+                 if i.agent.last_seen_at is None
+                 or (now - i.agent.last_seen_at).total_seconds() > DEVICE_TOUCH_SECONDS]
+        if touch:
+            from watchkeeper.inventory import services as inventory_services
+
+            inventory_services.touch_last_seen(touch, now)
+        for item in live:
+            if item.agent.pk in seen_ids:
+                answers.append((item, ("ok", {
+                    "ack_seq": item.batch["seq"], "duplicate": item.agent.pk not in fresh_ids,
+                    "inventory_hashes": item.agent.inventory_hashes or {}})))
+    return answers
+
+
+def _rounds(items: list[CheckinItem]) -> list[list[CheckinItem]]:
+    """Split so that each agent appears once per transaction: a second check-in of the same
+    agent (or a replay of its nonce) is written after the first one committed, and meets
+    its nonce and last_seq there."""
+    rounds: list[list[CheckinItem]] = []
+    seen: list[set] = []
+    for item in items:
+        uid = item.headers.agent_uuid
+        for batch, agents in zip(rounds, seen, strict=True):
+            if uid not in agents:
+                batch.append(item)
+                agents.add(uid)
+                break
+        else:
+            rounds.append([item])
+            seen.append({uid})
+    return rounds
+
+
+def process(items: list[CheckinItem]) -> None:
+    """Verify and write check-ins; every item leaves with an outcome. A failure of the read
+    or of a transaction answers 'retry' to each item that needed it."""
+    for batch in _rounds(items):
+        try:
+            to_write = verify(batch)
+            if to_write:
+                for item, outcome in write(to_write):
+                    item.outcome = outcome
+        except Exception:
+            log.exception("agent check-in batch of %d failed; answering 503", len(batch))
+            # A broken connection must not poison the next batch: the writer thread opens
+            # a fresh one (a caller's own transaction, as in tests, is left to the caller).
+            if not connection.in_atomic_block:
+                try:
+                    connection.close()
+                except Exception:  # noqa: S110 - already failing; the next batch reconnects
+                    pass
+    for item in items:
+        if item.outcome is None:
+            item.outcome = ("retry", None)
+
+
+class BatchWriter:
+    """One thread per process that takes queued check-ins in batches (at most `max_batch`,
+    waiting up to `wait_ms` for more once one arrived) and runs `process` on them."""
+
+    def __init__(self, *, max_batch: int, wait_ms: float):
+        self.max_batch = max(1, max_batch)
+        self.wait = max(0.0, wait_ms) / 1000
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.batches = 0
+
+    async def submit(self, item: CheckinItem) -> tuple[str, Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._ensure_thread()
+        self.queue.put((item, loop, future))
+        return await future
+
+    def _ensure_thread(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="agent-batch-writer",
+                                               daemon=True)
+                self.thread.start()
+
+    def _take(self) -> list:
+        batch = [self.queue.get()]
+        deadline = time.monotonic() + self.wait
+        while len(batch) < self.max_batch:
+            try:
+                remaining = deadline - time.monotonic()
+                batch.append(self.queue.get(timeout=remaining) if remaining > 0
+                             else self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            try:
+                process([entry[0] for entry in batch])
+            except BaseException:  # process() answers every item; this is a last resort
+                log.exception("agent batch writer")
+                for entry in batch:
+                    entry[0].outcome = entry[0].outcome or ("retry", None)
+            self.batches += 1
+            for item, loop, future in batch:
+                loop.call_soon_threadsafe(_resolve, future, item.outcome)
+
+
+def _resolve(future: asyncio.Future, outcome: tuple[str, Any]) -> None:
+    if not future.done():  # the client may have gone away meanwhile
+        future.set_result(outcome)
+
+
+_writer: BatchWriter | None = None
+
+
+def writer() -> BatchWriter:
+    global _writer
+    if _writer is None:
+        _writer = BatchWriter(max_batch=settings.AGENT_BATCH_MAX,
+                              wait_ms=settings.AGENT_BATCH_WAIT_MS)
+    return _writer
