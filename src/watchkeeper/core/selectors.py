@@ -21,6 +21,7 @@ from .tenancy import scoped, visible_client_ids
 
 SCOPE_SESSION_KEY = "wk_scope_client"
 SEARCH_MIN_LENGTH = 2
+SEARCH_MAX_LENGTH = 200
 _UNSET = object()
 
 
@@ -245,12 +246,20 @@ class SearchResults:
                 + sum(len(items) for _, items in self.groups))
 
 
-def search(user, query: str, *, limit: int = 50) -> SearchResults:
-    """Clients, sites and contacts across every tenant the user may see.
+def normalize_search_query(query: str | None) -> str:
+    """The text global search looks for: trimmed, and cut to SEARCH_MAX_LENGTH."""
+    return (query or "").strip()[:SEARCH_MAX_LENGTH]
 
-    Deliberately ignores the client scope chip: search must find things everywhere.
+
+def search(user, query: str, *, limit: int = 50) -> SearchResults:
+    """Clients, sites and contacts across every tenant the user may see, then what other
+    modules' providers find (core.search).
+
+    The one global search: the search page, its type-ahead and /api/v1/search/ all call
+    it, so they find the same things. Deliberately ignores the client scope chip: search
+    must find things everywhere.
     """
-    query = (query or "").strip()[:200]
+    query = normalize_search_query(query)
     results = SearchResults(query=query)
     if len(query) < SEARCH_MIN_LENGTH:
         return results

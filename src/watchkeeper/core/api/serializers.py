@@ -231,7 +231,11 @@ class SearchResultSerializer(serializers.Serializer):
     client = serializers.IntegerField()
     client_name = serializers.CharField()
     detail = serializers.CharField(help_text="Address, e-mail or phone, when present.")
-    url = serializers.CharField(help_text="Path of the object in this API.")
+    title = serializers.CharField(default="", help_text="A contact's job title (search "
+                                                        "finds contacts by it); empty for "
+                                                        "other types.")
+    url = serializers.CharField(help_text="Path of the object in this API (for modules' "
+                                          "results such as devices: its UI page).")
 
 
 class SearchResponseSerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
 from django.template import loader
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -18,7 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView, ListAPIView, get_object_or_404
 from rest_framework.response import Response
 
-from .. import actions, crypto, webhooks
+from .. import actions, crypto, selectors, webhooks
 from ..choices import DeliveryStatus
 from ..models import (
     AuditEntry,
@@ -250,9 +250,10 @@ SEARCH_LIMIT = 20
 
 
 class SearchView(ScopedMixin, GenericAPIView):
-    """Clients, sites and contacts matching `q` (name, e-mail, phone, address) in every
-    tenant the user may see, plus what other modules register (devices by name, serial,
-    IP or MAC; see core.search)."""
+    """Global search (core.selectors.search, the same as the UI's search box): clients by
+    name or slug, sites by name or address, contacts by name, e-mail, title or phone (the
+    digits match however the number was typed), in every tenant the user may see, plus
+    what other modules register (devices by name, serial, IP or MAC; see core.search)."""
 
     permissions = {"GET": _READ}
     queryset = Client.objects.none()  # for the schema; the view reads three models
@@ -264,44 +265,43 @@ class SearchView(ScopedMixin, GenericAPIView):
         return Client.objects.none()
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", str, required=True,
-                                     description="At least two characters.")],
+        parameters=[OpenApiParameter(
+            "q", str, required=True,
+            description=f"At least {selectors.SEARCH_MIN_LENGTH} characters; text past "
+                        f"{selectors.SEARCH_MAX_LENGTH} is not searched (`query` in the "
+                        f"response shows what was).")],
         responses={200: SearchResponseSerializer},
         summary="Search clients, sites and contacts",
     )
     def get(self, request):
-        q = (request.query_params.get("q") or "").strip()
-        if len(q) < 2:
+        q = selectors.normalize_search_query(request.query_params.get("q"))
+        if len(q) < selectors.SEARCH_MIN_LENGTH:
             raise exceptions.ValidationError({"q": ["Enter at least two characters."]})
-        user = request.user
-        results = []
-        for client in scoped(Client.objects.filter(Q(name__icontains=q) | Q(slug__icontains=q)),
-                             user).only("id", "name")[:SEARCH_LIMIT]:
-            results.append({"type": "client", "id": client.pk, "name": client.name,
-                            "client": client.pk, "client_name": client.name, "detail": "",
-                            "url": f"/api/v1/clients/{client.pk}/"})
-        sites = scoped(Site.objects.filter(Q(name__icontains=q) | Q(address__icontains=q)),
-                       user).select_related("client").only("id", "name", "address",
-                                                           "client_id", "client__name")
-        for site in sites[:SEARCH_LIMIT]:
-            results.append({"type": "site", "id": site.pk, "name": site.name,
-                            "client": site.client_id, "client_name": site.client.name,
-                            "detail": site.address, "url": f"/api/v1/sites/{site.pk}/"})
-        contacts = scoped(
-            Contact.objects.filter(Q(name__icontains=q) | Q(email__icontains=q)
-                                   | Q(phone__icontains=q)), user,
-        ).select_related("client").only("id", "name", "email", "phone", "client_id",
-                                        "client__name")
-        for contact in contacts[:SEARCH_LIMIT]:
-            results.append({"type": "contact", "id": contact.pk, "name": contact.name,
-                            "client": contact.client_id, "client_name": contact.client.name,
-                            "detail": contact.email or contact.phone,
-                            "url": f"/api/v1/contacts/{contact.pk}/"})
-        from ..search import run_providers
-
-        for _provider, items in run_providers(user, q, SEARCH_LIMIT):
+        found = selectors.search(request.user, q, limit=SEARCH_LIMIT)
+        results = [*map(_client_result, found.clients), *map(_site_result, found.sites),
+                   *map(_contact_result, found.contacts)]
+        for _provider, items in found.groups:
             results.extend(items)
-        return Response(SearchResponseSerializer({"query": q, "results": results}).data)
+        return Response(SearchResponseSerializer({"query": found.query,
+                                                  "results": results}).data)
+
+
+def _client_result(client: Client) -> dict:
+    return {"type": "client", "id": client.pk, "name": client.name, "client": client.pk,
+            "client_name": client.name, "detail": "", "url": f"/api/v1/clients/{client.pk}/"}
+
+
+def _site_result(site: Site) -> dict:
+    return {"type": "site", "id": site.pk, "name": site.name, "client": site.client_id,
+            "client_name": site.client.name, "detail": site.address,
+            "url": f"/api/v1/sites/{site.pk}/"}
+
+
+def _contact_result(contact: Contact) -> dict:
+    return {"type": "contact", "id": contact.pk, "name": contact.name,
+            "client": contact.client_id, "client_name": contact.client.name,
+            "detail": contact.email or contact.phone, "title": contact.title,
+            "url": f"/api/v1/contacts/{contact.pk}/"}
 
 
 # --- Error pages: problem+json under /api/, HTML elsewhere --------------------------------
