@@ -440,14 +440,19 @@ def check_series(check_id: int, since: datetime, until: datetime | None = None,
                               {s if s in STATES else "unknown": 1}) for ts, s, v in rows]
     start = floor_time(since, resolution)
     reached = rolled_to(POLL, resolution)
-    rolled = (CheckRollup.objects.filter(resolution=resolution, check_template_id=check_id,
-                                         bucket__gte=start, bucket__lte=until)
-              .order_by("bucket"))
+    points = []
     if reached is not None:
-        rolled = rolled.filter(bucket__lt=reached)
-    points = [CheckPoint(r.bucket, r.average, r.minimum, r.maximum, r.count, r.runs,
-                         {s: n for s in (*STATES, "unknown") if (n := getattr(r, s))})
-              for r in (rolled if reached is not None else [])]
+        rows = (CheckRollup.objects.filter(resolution=resolution, check_template_id=check_id,
+                                           bucket__gte=start, bucket__lte=until,
+                                           bucket__lt=reached)
+                .order_by("bucket").values_list("bucket", "runs", "ok", "warning", "critical",
+                                                "unknown", "count", "total", "minimum",
+                                                "maximum"))
+        for b, runs, ok, warning, critical, unknown, count, total, lo, hi in rows:
+            states = {k: n for k, n in (("ok", ok), ("warning", warning),
+                                        ("critical", critical), ("unknown", unknown)) if n}
+            points.append(CheckPoint(b, total / count if count else None, lo, hi, count, runs,
+                                     states))
     tail_from = max(start, reached) if reached is not None else start
     tail = (raw.filter(ts__gte=tail_from, ts__lte=until).order_by("ts", "id")
             .values_list("ts", "state", "value"))
