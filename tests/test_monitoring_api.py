@@ -40,8 +40,11 @@ def test_bulk_acknowledge_reports_per_item_and_skips_other_tenants(as_user, tech
     response = api.post("/api/v1/alerts/acknowledge/", {"ids": [*mine, theirs]},
                         content_type="application/json")
     assert response.status_code == 200, response.content
-    assert response.json() == {"changed": sorted(mine), "unchanged": [],
-                               "not_found": [theirs]}
+    body = response.json()
+    assert {k: body[k] for k in ("changed", "unchanged", "not_found")} == {
+        "changed": sorted(mine), "unchanged": [], "not_found": [theirs]}
+    assert (body["mode"], body["matched"], body["changed_count"], body["skipped"]) == (
+        "ids", 2, 2, {})
     assert Alert.objects.filter(status=AlertStatus.ACKNOWLEDGED).count() == 2
     assert Alert.objects.get(pk=theirs).status == AlertStatus.OPEN
     assert AuditEntry.objects.filter(object_type="monitoring.alert").count() == 2
@@ -49,6 +52,7 @@ def test_bulk_acknowledge_reports_per_item_and_skips_other_tenants(as_user, tech
     again = api.post("/api/v1/alerts/acknowledge/", {"ids": mine},
                      content_type="application/json").json()
     assert again["changed"] == [] and again["unchanged"] == sorted(mine)
+    assert again["skipped"] == {"acknowledged": 2}
 
 
 def test_resolve_by_hand_emits_alert_resolved(as_user, owner, alerts):

@@ -92,3 +92,20 @@ def record(*, actor, action: str, obj: models.Model | None = None, object_type: 
         client_id=client_id,
         changes=changes or {},
     )
+
+
+def record_many(*, actor, action: str, entries, ip: str | None = None,
+                batch_size: int = 500) -> int:
+    """Insert one audit row per `(obj, changes)` in `entries`, a few statements in all: the
+    audit of a set-based write (one UPDATE of many rows). Each row is the one `record()`
+    would write for that object. Call inside the transaction of the write."""
+    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    label = (actor.email if is_user else str(actor or "system"))[:254]
+    ip = ip or current_ip.get()
+    rows = [AuditEntry(actor=actor if is_user else None, actor_label=label, ip=ip,
+                       action=action, object_type=obj._meta.label_lower,
+                       object_id=str(obj.pk), object_repr=str(obj)[:254],
+                       client_id=client_id_of(obj), changes=changes or {})
+            for obj, changes in entries]
+    AuditEntry.objects.bulk_create(rows, batch_size=batch_size)
+    return len(rows)

@@ -1,7 +1,7 @@
-"""REST API of the monitoring app (/api/v1): alerts (bulk acknowledge, snooze, resolve),
-policies (versions, what-if), checks, assignments, overrides, device groups, dependencies,
-maintenance windows, notification channels and their log, check states and a device's
-effective checks. Reads through scoped(); writes through actions."""
+"""REST API of the monitoring app (/api/v1): alerts (bulk acknowledge, snooze, resolve by
+ids or by filter), policies (versions, what-if), checks, assignments, overrides, device
+groups, dependencies, maintenance windows, notification channels and their log, check states
+and a device's effective checks. Reads through scoped(); writes through actions."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from watchkeeper.core.models import Client, Contact, Site
 from watchkeeper.core.tenancy import can_see_client, scoped
 from watchkeeper.inventory.models import Device
 
-from . import actions, policies
+from . import actions, bulk, policies
 from .choices import Scope
 from .models import (
     Alert,
@@ -76,10 +76,72 @@ class AlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AlertFilterSerializer(serializers.Serializer):
+    """The alert console's filter, applied again at action time to the alerts the caller
+    may see (monitoring/bulk.py)."""
+
+    client = VisibleField(queryset=Client.objects.all(), required=False, allow_null=True)
+    device = VisibleField(queryset=Device.objects.all(), required=False, allow_null=True)
+    check_template = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    severity = serializers.ChoiceField(choices=bulk.SEVERITIES, required=False,
+                                       allow_blank=True)
+    status = serializers.ChoiceField(
+        choices=bulk.STATUS_CHOICES, default="active",
+        help_text="`active` (open, acknowledged or snoozed, the default), `any`, or one "
+                  "status.")
+    opened_before = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="Only alerts opened at or before this time (the moment the list was "
+                  "looked at), so an alert opened since is never changed unseen.")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown filter field."] for name in unknown})
+        return super().to_internal_value(data)
+
+    def to_filter(self, data: dict) -> bulk.AlertFilter:
+        return bulk.AlertFilter.parse({
+            name: getattr(value, "pk", value) for name, value in data.items()
+            if value not in (None, "")})
+
+
 class BulkSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), min_length=1,
-                                max_length=5000)
+                                max_length=bulk.BULK_LIMIT, required=False,
+                                help_text="The alerts to change (at most 5,000).")
+    filter = AlertFilterSerializer(
+        required=False, help_text="Instead of ids: every alert you can see matching this "
+                                  "filter, at most 5,000 per call (newest first).")
     minutes = serializers.IntegerField(required=False, min_value=1, max_value=60 * 24 * 30)
+
+    def validate(self, attrs):
+        if ("ids" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError("Send either `ids` or `filter`.")
+        return attrs
+
+
+class BulkResultSerializer(serializers.Serializer):
+    verb = serializers.ChoiceField(choices=list(bulk.VERBS))
+    mode = serializers.ChoiceField(choices=["ids", "filter"])
+    matched = serializers.IntegerField(help_text="Alerts you can see that the ids or the "
+                                                 "filter named at action time.")
+    changed = serializers.ListField(child=serializers.IntegerField())
+    changed_count = serializers.IntegerField()
+    skipped = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="Alerts left alone, by their status "
+                                             "(already in the target status, resolved).")
+    remaining = serializers.IntegerField(help_text="Filter mode: alerts that qualified "
+                                                   "beyond the limit; call again for them.")
+    capped = serializers.BooleanField()
+    limit = serializers.IntegerField()
+    unchanged = serializers.ListField(child=serializers.IntegerField(),
+                                      help_text="Ids mode: the ids left alone.")
+    not_found = serializers.ListField(child=serializers.IntegerField(),
+                                      help_text="Ids mode: unknown ids, or another "
+                                                "tenant's.")
 
 
 class AlertViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
@@ -93,33 +155,36 @@ class AlertViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
     http_method_names = ["get", "post", "head", "options"]
     permissions = {"GET": VIEW, "POST": ACK}
 
-    def _bulk(self, request, func, **extra):
-        body = BulkSerializer(data=request.data)
+    def _bulk(self, request, verb: str):
+        body = BulkSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        alerts = list(self.get_queryset().filter(pk__in=body.validated_data["ids"]))
-        if func is actions.snooze_alerts:
-            extra["minutes"] = body.validated_data.get("minutes") or 60
-        done = func(actor=request.user, alerts=alerts, **extra)
-        done_ids = {a.pk for a in done}
-        return Response({"changed": sorted(done_ids),
-                         "unchanged": sorted(a.pk for a in alerts if a.pk not in done_ids),
-                         "not_found": sorted(set(body.validated_data["ids"])
-                                             - {a.pk for a in alerts})})
+        data = body.validated_data
+        flt = (body.fields["filter"].to_filter(data["filter"]) if "filter" in data
+               else None)
+        try:
+            result = bulk.run(request.user, verb, ids=data.get("ids"), flt=flt,
+                              minutes=data.get("minutes"))
+        except bulk.BulkError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return Response(result.as_data())
 
-    @extend_schema(request=BulkSerializer, summary="Acknowledge alerts (stops escalation)")
+    @extend_schema(request=BulkSerializer, responses=BulkResultSerializer,
+                   summary="Acknowledge alerts, by ids or by filter (stops escalation)")
     @action(detail=False, methods=["post"])
     def acknowledge(self, request):
-        return self._bulk(request, actions.acknowledge_alerts)
+        return self._bulk(request, "acknowledge")
 
-    @extend_schema(request=BulkSerializer, summary="Snooze alerts for `minutes`")
+    @extend_schema(request=BulkSerializer, responses=BulkResultSerializer,
+                   summary="Snooze alerts for `minutes`, by ids or by filter")
     @action(detail=False, methods=["post"])
     def snooze(self, request):
-        return self._bulk(request, actions.snooze_alerts)
+        return self._bulk(request, "snooze")
 
-    @extend_schema(request=BulkSerializer, summary="Resolve alerts by hand")
+    @extend_schema(request=BulkSerializer, responses=BulkResultSerializer,
+                   summary="Resolve alerts by hand, by ids or by filter")
     @action(detail=False, methods=["post"])
     def resolve(self, request):
-        return self._bulk(request, actions.resolve_alerts)
+        return self._bulk(request, "resolve")
 
 
 # --- Policies and checks ---------------------------------------------------------------------

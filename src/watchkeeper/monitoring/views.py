@@ -1,11 +1,13 @@
 """Pages of the monitoring app: the alert console (filters, bulk acknowledge / snooze /
-resolve), an alert's page, the per-client health overview, the policy list and editor with
-the what-if result, the maintenance calendar, and a device's checks. Reads through
-scoped(); writes through actions."""
+resolve of checked rows or of every alert matching the filter), an alert's page, the
+per-client health overview, the policy list and editor with the what-if result, the
+maintenance calendar, and a device's checks. Reads through scoped(); writes through
+actions."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django import forms
@@ -15,15 +17,17 @@ from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import can_see_client, scoped
+from watchkeeper.core.views.listing import page_window
 from watchkeeper.inventory.models import Device
 
-from . import actions, maintenance, policies
+from . import actions, bulk, maintenance, policies
 from .choices import OPEN_STATUSES, SERVER_KINDS, AlertStatus, CheckKind, Scope, State
 from .models import Alert, Check, CheckState, MaintenanceWindow, Policy
 
@@ -34,53 +38,92 @@ SEVERITY_ORDER = [State.CRITICAL, State.WARNING, State.UNKNOWN]
 
 @requires("monitoring.view")
 def alert_console(request):
-    qs = scoped(Alert.objects.select_related("client", "device"), request.user)
-    client_id = request.GET.get("client") or ""
-    severity = request.GET.get("severity") or ""
-    status = request.GET.get("status") or "active"
-    if client_id.isdigit():
-        qs = qs.filter(client_id=int(client_id))
-    if severity in State.values:
-        qs = qs.filter(severity=severity)
-    counts = dict(qs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    if status == "active":
-        qs = qs.filter(status__in=OPEN_STATUSES)
-    elif status in AlertStatus.values:
-        qs = qs.filter(status=status)
-    page = Paginator(qs.order_by("-opened_at", "-id"), 100).get_page(request.GET.get("page"))
+    flt = bulk.AlertFilter.from_console(request.GET)
+    visible = scoped(Alert.objects.select_related("client", "device"), request.user)
+    # The chips count every state under the other filters.
+    counts = dict(replace(flt, status="any").apply(visible).values_list("status")
+                  .annotate(n=Count("id")).values_list("status", "n"))
+    qs = flt.apply(visible)
+    page = Paginator(qs.order_by(*bulk.ORDER), 100).get_page(request.GET.get("page"))
     clients = scoped(Client.objects.order_by("name"), request.user).values_list("id", "name")
     return render(request, "monitoring/alert_console.html", {
-        "page_obj": page, "clients": clients, "client": client_id, "severity": severity,
-        "status": status, "severities": State.choices, "statuses": AlertStatus.choices,
+        "page_obj": page, "page_numbers": page_window(page), "clients": clients,
+        "client": str(flt.client or ""), "severity": flt.severity, "status": flt.status,
+        "severities": State.choices, "statuses": AlertStatus.choices,
         "counts": counts, "active_count": sum(counts.get(s, 0) for s in OPEN_STATUSES),
         "can_ack": has_capability(request.user, "alerts.ack"),
-        "filtered": bool(client_id or severity or status != "active"),
+        "filtered": bool(flt.client or flt.severity or flt.status != "active"),
+        # "Select all N matching" acts on this filter, on alerts opened by this moment.
+        "selection_filter": replace(flt, opened_before=timezone.now()).as_data(),
+        "limit": bulk.BULK_LIMIT,
     })
+
+
+def _minutes(raw: str | None) -> int:
+    try:
+        minutes = int(raw or 60)
+    except ValueError:
+        raise bulk.BulkError("Snooze for a whole number of minutes.") from None
+    return max(1, min(minutes, 60 * 24 * 30))
 
 
 @requires("alerts.ack")
 @require_POST
 def alert_bulk(request):
-    verb = request.POST.get("verb")
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-    alerts = list(scoped(Alert.objects.all(), request.user).filter(pk__in=ids))
-    if not alerts:
-        messages.error(request, "Select at least one alert.")
-    elif verb == "acknowledge":
-        done = actions.acknowledge_alerts(actor=request.user, alerts=alerts)
-        messages.success(request, f"{len(done)} of {len(alerts)} alert(s) acknowledged.")
-    elif verb == "snooze":
-        minutes = int(request.POST.get("minutes") or 60)
-        done = actions.snooze_alerts(actor=request.user, alerts=alerts,
-                                     minutes=max(1, min(minutes, 60 * 24 * 30)))
-        messages.success(request, f"{len(done)} of {len(alerts)} alert(s) snoozed.")
-    elif verb == "resolve":
-        done = actions.resolve_alerts(actor=request.user, alerts=alerts)
-        messages.success(request, f"{len(done)} of {len(alerts)} alert(s) resolved.")
-    else:
-        messages.error(request, "Unknown action.")
+    """Bulk acknowledge / snooze / resolve of the rows checked (`ids`), or of every alert
+    matching the console's filter (`scope=filter`: a confirmation stating the count first,
+    then the action on the filter as submitted; see monitoring/bulk.py)."""
+    verb = request.POST.get("verb") or ""
     back = request.POST.get("next") or ""
-    return redirect(back if back.startswith("/monitoring/") else "alerts")
+    back = back if back.startswith("/monitoring/") else reverse("alerts")
+    if verb not in bulk.VERBS:
+        messages.error(request, "Unknown action.")
+        return redirect(back)
+    try:
+        minutes = _minutes(request.POST.get("minutes")) if verb == "snooze" else None
+        if request.POST.get("scope") == "filter":
+            return _bulk_filter(request, verb, minutes, back)
+        ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+        result = bulk.run(request.user, verb, ids=ids, minutes=minutes)
+    except bulk.BulkError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    if not result.matched:
+        messages.error(request, "Select at least one alert.")
+    else:
+        messages.success(request, result.summary())
+    return redirect(back)
+
+
+def _bulk_filter(request, verb: str, minutes: int | None, back: str):
+    flt = bulk.AlertFilter.parse({k: v for k, v in request.POST.items()
+                                  if k in bulk.AlertFilter.FIELDS})
+    raw_expected = request.POST.get("expected") or ""
+    confirmed = request.POST.get("confirm") == "yes" and raw_expected.isdigit()
+    typed = (request.POST.get("typed") or "").strip()
+    if confirmed and verb == "resolve" and typed != raw_expected:
+        messages.error(request, f"Type {raw_expected} to confirm resolving that many "
+                                "alerts.")
+        confirmed = False
+    if not confirmed:
+        client = (scoped(Client.objects.all(), request.user).filter(pk=flt.client).first()
+                  if flt.client is not None else None)
+        preview = bulk.preview(request.user, verb, flt)
+        return render(request, "monitoring/alert_bulk_confirm.html", {
+            "verb": verb, "verb_done": bulk.VERBS[verb][1], "preview": preview,
+            "skipped": [(bulk.skip_reason(verb, s), n) for s, n in
+                        sorted(preview.skipped.items())],
+            "described": flt.describe(client.name if client else ""),
+            "filter_data": flt.as_data(), "minutes": minutes, "next": back,
+            "typed_needed": verb == "resolve"})
+    expected = int(raw_expected)
+    result = bulk.run(request.user, verb, flt=flt, minutes=minutes)
+    text = result.summary()
+    if len(result.changed) != expected:
+        text += (f" The list changed after you confirmed {expected}: the filter, applied "
+                 f"again now, changed {len(result.changed)}.")
+    (messages.success if result.changed else messages.warning)(request, text)
+    return redirect(back)
 
 
 @requires("monitoring.view")
