@@ -1,4 +1,4 @@
-"""Browser: network checks (editor with Test now, detail with the chart of the last runs)
+"""Browser: network checks (editor with Test now, detail with the history chart by range)
 and heartbeats (URL with a working Copy button, call log), each screen checked by axe."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.monitoring_targets import HttpTarget
 from watchkeeper.monitoring import actions as mon_actions
-from watchkeeper.monitoring import heartbeats
+from watchkeeper.monitoring import heartbeats, rollups
 from watchkeeper.monitoring.models import Check
 from watchkeeper.monitoring.poller import Poller
 
@@ -52,6 +52,17 @@ def test_network_check_editor_test_now_and_detail_chart(signed_in_page, owner, c
         expect(page.locator("#poll-samples tbody tr")).to_have_count(2)
         expect(page.locator("#poll-chart canvas")).to_have_count(1)
         axe_check(page, "network check detail with chart")
+        # When the range is 7 days, the chart reads 5-minute buckets (rolled or, for the
+        # last minutes, from the runs) and the state changes of the range are listed
+        rollups.run_rollups()
+        page.get_by_role("link", name="7 days").click()
+        expect(page.locator("#chart-summary")).to_contain_text("5-minute buckets")
+        expect(page.locator("#chart-summary")).to_contain_text("2 runs, 100.00 % ok")
+        expect(page.get_by_role("link", name="7 days")).to_have_attribute("aria-current",
+                                                                          "true")
+        expect(page.locator("#poll-transitions tbody tr")).to_have_count(1)
+        expect(page.locator("#poll-chart canvas")).to_have_count(1)
+        axe_check(page, "network check detail, 7-day range")
         page.goto("/monitoring/network/")
         expect(page.locator("#network-checks-table")).to_contain_text("HTTP 200")
         axe_check(page, "network checks, one check")
