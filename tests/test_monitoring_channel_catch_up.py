@@ -12,8 +12,8 @@ from email import message_from_string, policy
 import pytest
 from django.utils import timezone
 
+from tests import test_monitoring_notify as notify_tests
 from tests.monitoring_helpers import disk_policy, make_device
-from tests.test_monitoring_notify import smtp  # noqa: F401  (the aiosmtpd fixture)
 from watchkeeper.core import events
 from watchkeeper.core.models import AuditEntry, Event, EventDelivery
 from watchkeeper.monitoring import actions, notify, tasks
@@ -27,6 +27,10 @@ from watchkeeper.monitoring.choices import (
 from watchkeeper.monitoring.models import Alert, Notification, NotificationAttempt
 
 pytestmark = pytest.mark.django_db
+
+# The loopback SMTP server (aiosmtpd) and webhook receiver of the notification tests.
+smtp = notify_tests.smtp
+hook_server = notify_tests.hook_server
 
 
 def _open(check, device, severity=State.CRITICAL):
@@ -58,7 +62,7 @@ def _redeliver_everything():
     events.dispatch_due()
 
 
-def test_channel_created_after_an_alert_opened_catches_up_once(owner, client_a, smtp):  # noqa: F811
+def test_channel_created_after_an_alert_opened_catches_up_once(owner, client_a, smtp):
     # Given an alert that opened while no channel existed
     _, check = disk_policy(owner)
     device = make_device(client_a, "srv-01")
@@ -89,7 +93,7 @@ def test_channel_created_after_an_alert_opened_catches_up_once(owner, client_a, 
 
 
 def test_without_catch_up_recovery_is_skipped_and_an_escalation_is_labelled(
-        owner, client_a, smtp):  # noqa: F811
+        owner, client_a, smtp):
     _, check = disk_policy(owner, escalate_after_minutes=15)
     device, other = make_device(client_a, "srv-01"), make_device(client_a, "srv-02")
     _open(check, device)
@@ -116,7 +120,7 @@ def test_without_catch_up_recovery_is_skipped_and_an_escalation_is_labelled(
     assert "First notice to this channel: it was not told when this alert opened." in body
 
 
-def test_escalation_only_channel_is_not_labelled_first_notice(owner, client_a, smtp):  # noqa: F811
+def test_escalation_only_channel_is_not_labelled_first_notice(owner, client_a, smtp):
     _, check = disk_policy(owner, escalate_after_minutes=15)
     _open(check, make_device(client_a, "srv-01"))
     channel = _email(owner, name="Manager", event_kinds=["alert.escalated"])
@@ -129,7 +133,7 @@ def test_escalation_only_channel_is_not_labelled_first_notice(owner, client_a, s
 
 
 def test_client_channel_catches_up_only_on_its_own_client(owner, client_a, client_b,
-                                                          smtp):  # noqa: F811
+                                                          smtp):
     _, check = disk_policy(owner)
     a_alert = _open(check, make_device(client_a, "a-srv"))
     b_alert = _open(check, make_device(client_b, "b-srv"))
@@ -152,7 +156,7 @@ def test_client_channel_catches_up_only_on_its_own_client(owner, client_a, clien
     assert set(wide.values_list("id", flat=True)) == {a_alert.pk, b_alert.pk, b_warning.pk}
 
 
-def test_widening_catches_up_only_what_was_not_told(owner, client_a, smtp):  # noqa: F811
+def test_widening_catches_up_only_what_was_not_told(owner, client_a, smtp):
     _, check = disk_policy(owner)
     channel = _email(owner, min_severity=State.CRITICAL)
     critical = _open(check, make_device(client_a, "srv-crit"))
@@ -173,7 +177,7 @@ def test_widening_catches_up_only_what_was_not_told(owner, client_a, smtp):  # n
 
 
 def test_a_catch_up_whose_channel_was_switched_off_can_be_asked_again(owner, client_a,
-                                                                      smtp):  # noqa: F811
+                                                                      smtp):
     _, check = disk_policy(owner)
     alert = _open(check, make_device(client_a, "srv-01"))
     channel = _email(owner, catch_up=True)
@@ -195,7 +199,7 @@ def test_a_catch_up_whose_channel_was_switched_off_can_be_asked_again(owner, cli
     assert len(smtp.messages) == 1
 
 
-def test_an_alert_resolved_before_the_catch_up_went_is_not_sent(owner, client_a, smtp):  # noqa: F811
+def test_an_alert_resolved_before_the_catch_up_went_is_not_sent(owner, client_a, smtp):
     _, check = disk_policy(owner)
     device = make_device(client_a, "srv-01")
     alert = _open(check, device)
@@ -246,7 +250,7 @@ def test_catch_up_kind_cannot_be_subscribed(owner):
 
 # --- API ---------------------------------------------------------------------------------
 
-def test_api_create_with_catch_up_and_the_catch_up_action(as_user, owner, client_a, smtp):  # noqa: F811
+def test_api_create_with_catch_up_and_the_catch_up_action(as_user, owner, client_a, smtp):
     _, check = disk_policy(owner)
     first = _open(check, make_device(client_a, "srv-01"))
     api = as_user(owner)
@@ -345,3 +349,59 @@ def test_channel_page_catch_up_button_and_edit(as_user, owner, client_a):
     assert Notification.objects.filter(channel=channel, alert=alert).count() == 1
     edit = page.get(f"/monitoring/channels/{channel.pk}/edit/").content.decode()
     assert "nothing to catch up on" in edit
+
+
+# --- Concurrency (PostgreSQL) ----------------------------------------------------------------
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_catch_up_requests_at_once_send_each_alert_once(owner, client_a, hook_server):
+    import threading
+
+    from django.db import close_old_connections, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent requests need PostgreSQL (WATCHKEEPER_DATABASE_URL)")
+    url, received = hook_server
+    _, check = disk_policy(owner)
+    record_results([CheckResult(check.pk, make_device(client_a, f"ws-{i:02}").pk,
+                                client_a.pk, State.CRITICAL) for i in range(40)])
+    events.dispatch_due()
+    channel = actions.create_channel(actor=owner, name="hook", kind=ChannelKind.WEBHOOK,
+                                     url=url)
+    barrier = threading.Barrier(4)
+    queued: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def request():
+        try:
+            barrier.wait()
+            queued.append(actions.catch_up_channel(actor=owner, channel=channel))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+
+    def dispatcher():
+        try:
+            barrier.wait()
+            for _ in range(20):
+                events.dispatch_due()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=f) for f in (request, request, dispatcher, dispatcher)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    events.dispatch_due()
+    _redeliver_everything()
+    # Then the two requests queued 40 between them, and each alert arrived once
+    assert sorted(sum(queued, [])) == sorted(Alert.objects.values_list("id", flat=True))
+    ids = [body["alert"]["id"] for body in received]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert {body["event"]["kind"] for body in received} == {notify.CATCH_UP}

@@ -71,7 +71,8 @@ def channel_create(request):
 @requires("monitoring.view")
 def channel_detail(request, pk: int):
     channel = get_object_or_404(_channels(request).prefetch_related("contacts"), pk=pk)
-    notes = channel.notifications.select_related("alert", "event").order_by("-created_at", "-id")[:50]
+    notes = channel.notifications.select_related("alert", "event").order_by(
+        "-created_at", "-id")[:50]
     return render(request, "monitoring/channels/detail.html", {
         "channel": channel, "notifications": notes, "url": notify.mask_url(
             notify.channel_url(channel)),
