@@ -88,6 +88,28 @@ def emit(kind: str, *, client=None, payload: dict | None = None) -> Event:
     return event
 
 
+def emit_many(kind: str, items, *, batch_size: int = 500) -> int:
+    """Record one `kind` event per `(client, payload)` in `items`, with the deliveries
+    `emit()` would schedule, in one insert per batch: the events of a set-based write (one
+    UPDATE of many rows). Handlers are looked up once per client."""
+    handlers: dict[int | None, list[str]] = {}
+    rows, deliveries = [], []
+    for client, payload in items:
+        client_id = getattr(client, "pk", client)
+        event = Event(kind=kind, client_id=client_id, payload=payload or {})
+        rows.append(event)
+        if client_id not in handlers:  # providers may query (the client's webhooks)
+            handlers[client_id] = handlers_for(kind, client_id)
+        deliveries.extend(EventDelivery(event=event, handler=name,
+                                        next_attempt_at=event.created_at)
+                          for name in handlers[client_id])
+    Event.objects.bulk_create(rows, batch_size=batch_size)
+    if deliveries:
+        EventDelivery.objects.bulk_create(deliveries, batch_size=batch_size)
+        _kick_after_commit()
+    return len(rows)
+
+
 # Directed events take a name-based id (uuid5) in this namespace: see emit_directed().
 DIRECTED_NAMESPACE = uuid.UUID("5d0b8e4e-3f57-4d3c-9a57-0c7f5c8e2a61")
 

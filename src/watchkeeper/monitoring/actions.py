@@ -405,27 +405,6 @@ def _alert_ids(alerts) -> list[int]:
     return sorted({a if isinstance(a, int) else a.pk for a in alerts})
 
 
-def _emit_many(kind: str, items: list[tuple[int | None, dict[str, Any]]]) -> None:
-    """One `kind` event per (client id, payload), with the deliveries `events.emit()` would
-    schedule, in one insert each (handlers looked up once per client)."""
-    from watchkeeper.core.models import Event, EventDelivery
-
-    handlers: dict[int | None, list[str]] = {}
-    rows, deliveries = [], []
-    for client_id, payload in items:
-        event = Event(kind=kind, client_id=client_id, payload=payload)
-        rows.append(event)
-        if client_id not in handlers:  # providers may query (the client's webhooks)
-            handlers[client_id] = events.handlers_for(kind, client_id)
-        deliveries.extend(EventDelivery(event=event, handler=name,
-                                        next_attempt_at=event.created_at)
-                          for name in handlers[client_id])
-    Event.objects.bulk_create(rows, batch_size=500)
-    if deliveries:
-        EventDelivery.objects.bulk_create(deliveries, batch_size=500)
-        events._kick_after_commit()  # one dispatch after commit, as emit() does
-
-
 # Rows changed per statement: far below SQLite's bound-parameter limit, and a bulk action
 # on thousands of alerts stays a handful of statements.
 _CHUNK = 1000
@@ -457,8 +436,8 @@ def _set_alert_status(*, actor, alerts, status: str, extra: dict[str, Any],
                 for field, value in extra.items():
                     setattr(alert, field, value)
             audit.record_many(actor=actor, action=AuditAction.UPDATE, entries=changes)
-            _emit_many(event, [(a.client_id, {**_alert_payload(a), "by": by})
-                               for a in locked])
+            events.emit_many(event, [(a.client_id, {**_alert_payload(a), "by": by})
+                                     for a in locked])
             done.extend(locked)
     return done
 
