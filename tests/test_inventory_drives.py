@@ -129,3 +129,33 @@ def test_timeline_records_a_swapped_drive_and_a_changed_verdict_not_every_readin
         "passed", "failed")
     assert entries["drive /dev/sdb"].kind == "hardware_changed"
     assert entries["drive /dev/sdb"].after == "WDC WD40EFRX-68N32N0 WD-NEW123"
+
+
+def test_readings_refresh_the_section_without_an_audit_row_or_event(device, fleet):
+    from watchkeeper.core.models import AuditEntry, Event
+    from watchkeeper.inventory.models import DeviceSection
+
+    now = timezone.now()
+    report(device, fleet, now)
+
+    def counts():
+        return (AuditEntry.objects.filter(object_id=str(device.pk)).count(),
+                Event.objects.filter(kind="device.changed").count())
+
+    before = counts()
+    # Temperature, hours and raw counters move on every report: stored, but not a change
+    warmer = [{**d, "temperature_c": 47, "power_on_hours": (d.get("power_on_hours") or 0) + 1,
+               "attributes": [{**a, "raw": a["raw"] + 7} if a["id"] == 9 else a
+                              for a in d.get("attributes") or []]}
+              for d in fleet]
+    assert report(device, warmer, now + timedelta(hours=1)) == []
+    assert counts() == before
+    stored = DeviceSection.objects.get(device=device, section="drives").data
+    assert {d["temperature_c"] for d in stored} == {47}
+    # A new pending sector is a change: audited and announced
+    worse = [{**d, "attributes": [{**a, "raw": a["raw"] + 1} if a["id"] == 197 else a
+                                  for a in d.get("attributes") or []]}
+             for d in warmer]
+    assert report(device, worse, now + timedelta(hours=2)) == ["drives"]
+    audits, changed = counts()
+    assert (audits, changed) == (before[0] + 1, before[1] + 1)

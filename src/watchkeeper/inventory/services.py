@@ -274,7 +274,10 @@ def apply_agent_inventory(*, device_id: int, sections: dict[str, object], agent_
             if handler is not None:
                 changed.extend(handler(device, data, old.data if old else None, agent_ref,
                                        observed_at))
-            changed.append(name)
+            essence = _SECTION_ESSENCE.get(name)
+            if old is None or essence is None or essence(old.data) != essence(data):
+                changed.append(name)
+            # else: only readings moved (temperature, hours): stored, not a change
             upserts.append(DeviceSection(device=device, section=name, hash=digest, data=data,
                                          source_ref=f"agent:{agent_ref}"[:100],
                                          observed_at=observed_at))
@@ -389,6 +392,37 @@ def _apply_drives(device, data, old, agent_ref, at) -> list[str]:
     return []
 
 
+SECTOR_ATTRIBUTES = (5, 197, 198)  # reallocated, pending, offline-uncorrectable sectors
+
+
+def _drives_essence(rows: Any) -> list[tuple]:
+    """What about the drives is a change worth an audit row and a `device.changed` event:
+    identity, verdict, failing attributes, sector counts, NVMe health — not the temperature,
+    power-on hours or raw counters that move on every report (those are readings: the
+    section is still stored, so the page and the smart check see the latest)."""
+    out = []
+    for d in rows if isinstance(rows, list) else []:
+        if not isinstance(d, dict):
+            continue
+        attrs = []
+        for a in d.get("attributes") or []:
+            if not isinstance(a, dict):
+                continue
+            value, thresh = a.get("value"), a.get("thresh")
+            below = (bool(a.get("prefailure")) and isinstance(value, int)
+                     and isinstance(thresh, int) and 0 < thresh and value <= thresh)
+            attrs.append((a.get("id"), a.get("when_failed") or "", below,
+                          a.get("raw") if a.get("id") in SECTOR_ATTRIBUTES else None))
+        out.append((as_text(d.get("device")), as_text(d.get("model")),
+                    as_text(d.get("serial")), as_text(d.get("capacity_bytes")),
+                    as_text(d.get("smart_status")), as_text(d.get("error")),
+                    sorted(attrs, key=repr),
+                    *(as_text(d.get(k)) for k in ("critical_warning", "available_spare",
+                                                  "available_spare_threshold",
+                                                  "percentage_used", "media_errors"))))
+    return sorted(out, key=repr)
+
+
 def _apply_interfaces(device, data, old, agent_ref, at) -> list[str]:
     rows = []
     for iface in data:
@@ -481,6 +515,9 @@ def _apply_updates(device, data, old, agent_ref, at) -> list[str]:
         return ["pending_updates"]
     return []
 
+
+# Sections whose reports also carry readings: a change counts only when this differs.
+_SECTION_ESSENCE = {"drives": _drives_essence}
 
 _SECTION_HANDLERS = {
     "system": _apply_system,
