@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from watchkeeper.agents import actions, signer
+from watchkeeper.agents import actions, ingest, signer
 from watchkeeper.agents.choices import CommandStatus, RunStatus
-from watchkeeper.agents.models import Command, Script, ScriptRun
+from watchkeeper.agents.models import Agent, Command, Script, ScriptRun
 from watchkeeper.core.models import AuditEntry, Site
 
 
@@ -209,7 +209,10 @@ def test_secret_parameter_is_stored_sealed_and_shown_masked(as_user, admin_user,
     # But the signed payload the agent receives carries the real value
     signer.sign_pending(signer.load_or_create_key())
     command.refresh_from_db()
-    assert json.loads(command.payload)["args"] == ["joiner", "S3cr3t!"]
+    assert "S3cr3t!" not in command.payload  # stored sealed
+    assert json.loads(signer.open_payload(command.payload))["args"] == ["joiner", "S3cr3t!"]
+    delivered = ingest.pending_commands(Agent.objects.get(pk=command.agent_id))
+    assert json.loads(delivered[0]["payload"])["args"] == ["joiner", "S3cr3t!"]
 
 
 def test_run_form_asks_for_a_secret_parameter_without_echoing_it(as_user, admin_user, site_a):

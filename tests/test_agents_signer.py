@@ -60,11 +60,14 @@ def test_signer_signs_queued_commands_and_expires_stale_ones(key_file, agent):
     call_command("signer", "--once")
     command = Command.objects.get(run=run)
     assert command.status == CommandStatus.SIGNED
-    payload = json.loads(command.payload)
+    # The column holds the payload sealed; opened, it is the exact text that was signed
+    assert not command.payload.startswith("{")
+    text = signer.open_payload(command.payload)
+    payload = json.loads(text)
     assert payload["agent"] == str(agent.uid) and payload["nonce"] == command.nonce
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(
         SignerKey.objects.get().public_key))
-    public.verify(base64.b64decode(command.signature), command.payload.encode())
+    public.verify(base64.b64decode(command.signature), text.encode())
     stale.refresh_from_db()
     assert stale.status == CommandStatus.EXPIRED and not stale.signature
     agent.refresh_from_db()
@@ -99,3 +102,23 @@ def test_web_code_never_reads_the_signer_key(key_file):
     readers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                      if "SIGNER_KEY_FILE" in p.read_text())
     assert readers == ["management/commands/signer.py", "signer.py"]
+
+
+def test_migration_seals_payloads_signed_before_payloads_were_sealed(agent):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "watchkeeper.agents.migrations.0003_seal_command_payloads")
+    text = '{"args":["S3cr3t!"],"v":1}'
+    command = Command.objects.create(agent=agent, nonce="e" * 32, language="bash", body="x",
+                                     payload=text, status=CommandStatus.SIGNED,
+                                     expires_at=timezone.now() + timedelta(minutes=5))
+    migration.seal_existing(apps, None)
+    command.refresh_from_db()
+    assert "S3cr3t!" not in command.payload
+    assert signer.open_payload(command.payload) == text
+    migration.open_existing(apps, None)  # and back, for a rollback
+    command.refresh_from_db()
+    assert command.payload == text

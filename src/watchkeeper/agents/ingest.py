@@ -23,6 +23,7 @@ from .actions import offline_after
 from .choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Connectivity, RunStatus
 from .models import Agent, Command, MetricName, MetricSample, ScriptRun
 from .protocol import canonical_json
+from .signer import open_payload
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ def pending_commands(agent: Agent) -> list[dict[str, Any]]:
     if first:
         Command.objects.filter(pk__in=first, status=CommandStatus.SIGNED).update(
             status=CommandStatus.DELIVERED, delivered_at=now)
-    return [{"id": str(uid), "payload": payload, "signature": signature}
+    return [{"id": str(uid), "payload": open_payload(payload), "signature": signature}
             for _, uid, payload, signature, _ in rows]
 
 

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db.models import Count, F
 from django.utils import timezone
 
+from watchkeeper.core import crypto
+
 from .actions import open_value, recent_agent_count
 from .choices import CommandStatus
 from .models import Agent, Command, ScriptRun
@@ -57,6 +59,23 @@ def load_or_create_key(path: str | os.PathLike | None = None) -> Ed25519PrivateK
 def public_bytes(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw,
                                          serialization.PublicFormat.Raw)
+
+
+PAYLOAD_PURPOSE = "agents.command-payload"
+
+
+def seal_payload(text: str) -> str:
+    """The signed payload as stored: it can hold secret script parameters in clear, so the
+    column keeps it encrypted (the signature covers the plain text, which the agent gets)."""
+    return crypto.encrypt(text, PAYLOAD_PURPOSE)
+
+
+def open_payload(stored: str) -> str:
+    """The exact signed text of a stored payload. Plain JSON is read as it is (rows written
+    before payloads were sealed are sealed by migration agents 0003; tests forge such rows)."""
+    if not stored or stored.lstrip().startswith("{"):
+        return stored
+    return crypto.decrypt(stored, PAYLOAD_PURPOSE)
 
 
 def command_payload(command: Command) -> str:
@@ -118,7 +137,8 @@ def sign_pending(key: Ed25519PrivateKey, limit: int = 500) -> dict[str, int]:
         payload = command_payload(command)
         signature = b64e(key.sign(payload.encode("utf-8")))
         if Command.objects.filter(pk=command.pk, status=CommandStatus.QUEUED).update(
-                status=CommandStatus.SIGNED, payload=payload, signature=signature,
+                status=CommandStatus.SIGNED, payload=seal_payload(payload),
+                signature=signature,
                 signed_at=now):
             signed += 1
             signed_agents.add(command.agent_id)
