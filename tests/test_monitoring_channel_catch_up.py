@@ -162,8 +162,9 @@ def test_widening_catches_up_only_what_was_not_told(owner, client_a, smtp):
     critical = _open(check, make_device(client_a, "srv-crit"))
     warning = _open(check, make_device(client_a, "srv-warn"), State.WARNING)
     assert len(smtp.messages) == 1  # the critical one, as it opened
-    assert notify.widens({"is_active": True, "min_severity": State.CRITICAL},
-                         {"is_active": True, "min_severity": State.WARNING})
+    # The edit form's offer for "warning and worse": only the alert it was not told of
+    assert notify.catch_up_matches(client_id=None, min_severity=State.WARNING,
+                                   event_kinds=[], channel=channel).get() == warning
     # When the minimum is lowered to warning with a catch-up
     channel = actions.update_channel(actor=owner, channel=channel,
                                      min_severity=State.WARNING, catch_up=True)
@@ -188,8 +189,6 @@ def test_a_catch_up_whose_channel_was_switched_off_can_be_asked_again(owner, cli
     note = Notification.objects.get(channel=channel, alert=alert)
     assert note.status == NotificationStatus.SUPPRESSED
     assert note.attempt_log.get().detail == "suppressed: channel switched off"
-    assert not notify.widens({"is_active": True}, {"is_active": False})
-    assert notify.widens({"is_active": False}, {"is_active": True})
     # Switched on again with a catch-up: sent, once
     channel = actions.update_channel(actor=owner, channel=channel, is_active=True,
                                      catch_up=True)
@@ -280,6 +279,23 @@ def test_api_create_with_catch_up_and_the_catch_up_action(as_user, owner, client
     assert len(smtp.messages) == 2
 
 
+def test_api_update_widening_with_catch_up(as_user, owner, tech_a, client_a):
+    _, check = disk_policy(owner)
+    warning = _open(check, make_device(client_a, "srv-warn"), State.WARNING)
+    channel = _email(owner, client=client_a, min_severity=State.CRITICAL)
+    api = as_user(tech_a)
+    url = f"/api/v1/monitoring/channels/{channel.pk}/"
+    assert api.get(url).json()["catch_up_available"] == 0
+    answer = api.patch(url, {"min_severity": "warning", "catch_up": True},
+                       content_type="application/json")
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["caught_up"] == [warning.pk]
+    assert Notification.objects.filter(channel=channel, alert=warning).count() == 1
+    refused = api.patch(url, {"event_kinds": ["alert.catchup"]},
+                        content_type="application/json")
+    assert refused.status_code == 409 and "alert.catchup" in refused.json()["detail"]
+
+
 def test_api_catch_up_of_another_tenants_channel_is_a_404(as_user, owner, tech_a,
                                                            client_b):
     channel = _email(owner, client=client_b, recipients=["b@b.test"])
@@ -302,6 +318,8 @@ def test_form_offers_the_count_and_the_choice_creates_the_catch_up(as_user, tech
     # The count follows the form's values (htmx partial)
     url = "/monitoring/channels/catch-up-count/"
     base = {"min_severity": "warning", "event_kinds": ["alert.opened"], "is_active": "on"}
+    assert page.get(url, base).url == "/monitoring/channels/new/"  # not a page by itself
+    page.defaults["HTTP_HX_REQUEST"] = "true"
     html = page.get(url, {**base, "client": client_a.pk}).content.decode()
     assert "Also notify about the 1 alert open now that matches" in html
     # Another tenant's client, or every client, is not counted for a technician of A
@@ -311,6 +329,7 @@ def test_form_offers_the_count_and_the_choice_creates_the_catch_up(as_user, tech
     html = page.get(url, {**base, "client": client_a.pk,
                           "event_kinds": ["alert.escalated"]}).content.decode()
     assert "Also notify" not in html
+    del page.defaults["HTTP_HX_REQUEST"]
     # The form shows it, and ticking it queues the catch-up
     response = page.post("/monitoring/channels/new/", {
         "name": "Acme on-call", "client": client_a.pk, "kind": "email",

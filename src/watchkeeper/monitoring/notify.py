@@ -240,20 +240,6 @@ def catch_up_candidates(channel: NotificationChannel):
                             event_kinds=channel.event_kinds, channel=channel)
 
 
-def widens(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Whether an update lets the channel hear of alerts it did not before: switched on,
-    a lower minimum severity, or `alert.opened` newly among its events."""
-    if not after.get("is_active", True):
-        return False
-    if not before.get("is_active", True):
-        return True
-    if STATE_RANK.get(after.get("min_severity"), 0) < \
-            STATE_RANK.get(before.get("min_severity"), 0):
-        return True
-    return ("alert.opened" in (after.get("event_kinds") or DEFAULT_KINDS)
-            and "alert.opened" not in (before.get("event_kinds") or DEFAULT_KINDS))
-
-
 def _alert_payload(alert: Alert, channel: NotificationChannel) -> dict[str, Any]:
     return {"alert_id": alert.pk, "id": alert.pk, "device_id": alert.device_id,
             "client_id": alert.client_id, "check": alert.check_name,

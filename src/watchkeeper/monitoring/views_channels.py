@@ -146,6 +146,9 @@ def channel_catch_up_preview(request):
     raw = request.GET.get("channel") or ""
     if raw.isdigit():
         channel = get_object_or_404(_channels(request), pk=int(raw))
+    if request.headers.get("HX-Request") != "true":  # a fragment, not a page: go to the form
+        return redirect("monitoring_channel_edit", channel.pk) if channel else \
+            redirect("monitoring_channel_new")
     scope = scope_from(request.GET, channel=channel, user=request.user)
     return render(request, "monitoring/channels/_catch_up.html", {
         "catch_up": _catch_up_context(scope, channel, request.GET)})
