@@ -301,11 +301,12 @@ def render(result: dict) -> str:
     for c in result["charts"]:
         lines.append(f"| {c['query']} | {c['resolution']} | {c['points']:,} | {c['p50_ms']} | "
                      f"{c['p95_ms']} |")
-    lines += ["", "| pruning and rollup | rows | seconds | DELETE statements | longest "
-                  "statement ms |", "|---|---:|---:|---:|---:|"]
+    lines += ["", "| pruning and rollup | rows | seconds | rows/s | DELETE statements | "
+                  "longest statement ms |", "|---|---:|---:|---:|---:|---:|"]
     for p in result["prune"]:
         longest = "" if p["longest_ms"] is None else f"{p['longest_ms']:,}"
-        lines.append(f"| {p['row']} | {p['rows']:,} | {p['seconds']} | "
+        rate = f"{p['rows'] / p['seconds']:,.0f}" if p["seconds"] else ""
+        lines.append(f"| {p['row']} | {p['rows']:,} | {p['seconds']} | {rate} | "
                      f"{p['statements'] if p['longest_ms'] is not None else ''} | {longest} |")
     return "\n".join(lines)
 
