@@ -172,8 +172,9 @@ class CheckRollup(models.Model):
     maximum = models.FloatField(null=True, blank=True)
 
     class Meta:
+        # Check first: it serves a check's chart and the delete of a check's rows.
         constraints = [models.UniqueConstraint(
-            fields=["resolution", "check_template", "bucket"], name="checkrollup_unique")]
+            fields=["check_template", "resolution", "bucket"], name="checkrollup_unique")]
         indexes = [models.Index(fields=["resolution", "bucket"],
                                 name="checkrollup_bucket_idx")]
 

@@ -83,7 +83,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='checkrollup',
-            constraint=models.UniqueConstraint(fields=('resolution', 'check_template', 'bucket'), name='checkrollup_unique'),
+            constraint=models.UniqueConstraint(fields=('check_template', 'resolution', 'bucket'), name='checkrollup_unique'),
         ),
         migrations.AddIndex(
             model_name='polltransition',
