@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
@@ -86,7 +87,31 @@ def parse_body(body: bytes):
     # string holding one is refused here rather than failing deep inside a write.
     if b"\\u0000" in body and _has_nul(data):
         raise Invalid(["body: strings must not contain NUL characters"])
+    # Nor can any database store a lone UTF-16 surrogate (only an escape such as \ud800
+    # makes one): refused here, not as a failed write that would also fail the other
+    # agents' check-ins of a lean batch.
+    if _SURROGATE_ESCAPE.search(body) and _has_surrogate(data):
+        raise Invalid(["body: strings must not contain lone surrogates"])
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_surrogate(value, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v, depth + 1) for v in value)
+    return False
 
 
 def _has_nul(value, depth: int = 0) -> bool:

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from . import auth
@@ -303,24 +303,39 @@ def _rounds(items: list[CheckinItem]) -> list[list[CheckinItem]]:
     return rounds
 
 
+def _attempt(batch: list[CheckinItem]) -> Exception | None:
+    """Verify and write one round; the exception if it failed (nothing of it was kept)."""
+    try:
+        to_write = verify(batch)
+        if to_write:
+            for item, outcome in write(to_write):
+                item.outcome = outcome
+    except Exception as exc:
+        log.exception("agent check-in batch of %d failed", len(batch))
+        # A broken connection must not poison the next batch: the writer thread opens
+        # a fresh one (a caller's own transaction, as in tests, is left to the caller).
+        if not connection.in_atomic_block:
+            try:
+                connection.close()
+            except Exception:  # noqa: S110 - already failing; the next batch reconnects
+                pass
+        return exc
+    return None
+
+
 def process(items: list[CheckinItem]) -> None:
     """Verify and write check-ins; every item leaves with an outcome. A failure of the read
     or of a transaction answers 'retry' to each item that needed it."""
     for batch in _rounds(items):
-        try:
-            to_write = verify(batch)
-            if to_write:
-                for item, outcome in write(to_write):
-                    item.outcome = outcome
-        except Exception:
-            log.exception("agent check-in batch of %d failed; answering 503", len(batch))
-            # A broken connection must not poison the next batch: the writer thread opens
-            # a fresh one (a caller's own transaction, as in tests, is left to the caller).
-            if not connection.in_atomic_block:
-                try:
-                    connection.close()
-                except Exception:  # noqa: S110 - already failing; the next batch reconnects
-                    pass
+        error = _attempt(batch)
+        left = [item for item in batch if item.outcome is None]
+        if error is not None and len(left) > 1 and not isinstance(
+                error, OperationalError | InterfaceError):
+            # Not the database going away but something in the data: write each check-in
+            # on its own, so that one agent's unstorable batch cannot fail the others'
+            # (and, resent from its spool, every batch it lands in).
+            for item in left:
+                _attempt([item])
     for item in items:
         if item.outcome is None:
             item.outcome = ("retry", None)
@@ -377,7 +392,10 @@ class BatchWriter:
                     entry[0].outcome = entry[0].outcome or ("retry", None)
             self.batches += 1
             for item, loop, future in batch:
-                loop.call_soon_threadsafe(_resolve, future, item.outcome)
+                try:
+                    loop.call_soon_threadsafe(_resolve, future, item.outcome)
+                except RuntimeError:  # that request's event loop is closed: nobody waits
+                    pass
 
 
 def _resolve(future: asyncio.Future, outcome: tuple[str, Any]) -> None:

@@ -13,7 +13,9 @@ before anything was written, and the view then runs every check itself: a body t
 not parse or validate (the view authenticates, then quarantines it), a batch carrying
 inventory or command results, and (decided by the writer after verifying, still before any
 write) an agent with commands waiting, a new agent version or new spool-drop totals.
-So a hand-off can only lead to the full Django check, never around it.
+So a hand-off can only lead to the full Django check, never around it. A request Django's
+middleware would answer before the view (Host not allowed, plain http when TLS is
+required) is handed over before anything is read.
 
 `WATCHKEEPER_AGENT_LEAN_CHECKIN=false` routes every check-in to the Django view (the
 baseline of bench/scenarios/agent_checkin.py).
@@ -21,6 +23,7 @@ baseline of bench/scenarios/agent_checkin.py).
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 from types import SimpleNamespace
@@ -28,6 +31,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 
 from watchkeeper.core.context import client_ip
@@ -46,8 +51,6 @@ from .validation import Invalid, validate_checkin
 CHECKIN_PATH = "/agent/v1/checkin"
 # Keys of a check-in that the lean path never stores: such a batch goes to the Django view.
 HEAVY_KEYS = ("inventory", "results")
-_META_HEADERS = {b"x-wk-agent", b"x-wk-timestamp", b"x-wk-nonce", b"x-wk-signature",
-                 b"x-forwarded-for", b"content-length"}
 
 
 def lean_enabled() -> bool:
@@ -69,15 +72,24 @@ class AgentIngestApp:
             await self.app(scope, receive, send)
 
     async def checkin(self, scope, receive, send) -> None:
-        meta = _meta(scope)
+        # META exactly as Django builds it (repeated headers joined, "_" names ignored).
+        request = ASGIRequest(scope, io.BytesIO())
+        if _middleware_would_answer(request):
+            # Django's middleware refuses or redirects this request before any view (a
+            # Host outside ALLOWED_HOSTS, plain http when TLS is required, a refused
+            # user agent): let it, with nothing read or written here.
+            await self.app(scope, receive, send)
+            return
+        meta = request.META
+        secure = request.is_secure()
         if declared_length_too_large(meta.get("CONTENT_LENGTH")):
-            await _problem(send, too_large())
+            await _problem(send, too_large(), secure)
             return
         body = await _read_body(receive, settings.AGENT_MAX_BODY_BYTES)
         if body is None:
             return  # the client went away
         if len(body) > settings.AGENT_MAX_BODY_BYTES:
-            await _problem(send, too_large())
+            await _problem(send, too_large(), secure)
             return
         try:
             data = validate_checkin(parse_body(body))
@@ -90,22 +102,22 @@ class AgentIngestApp:
         try:
             headers = parse_headers(meta)
         except AuthError as exc:
-            await _problem(send, exc)
+            await _problem(send, exc, secure)
             return
         item = batch_writer.CheckinItem(headers=headers, method="POST", path=CHECKIN_PATH,
                                         body=body, batch=data, ip=_ip(meta))
         kind, value = await submit(item)
         if kind == "ok":
             answer = {**value, **checkin_settings(), "commands": []}
-            await _send(send, 200, answer, b"application/json")
+            await _send(send, 200, answer, b"application/json", secure)
         elif kind == "problem":
-            await _problem(send, value)
+            await _problem(send, value, secure)
         elif kind == "handoff":
             await self.handoff(scope, receive, send, body)
         else:
             await _send(send, 503, problem_body(
                 503, "The check-in could not be stored now; send it again later.",
-                code="retry", path=CHECKIN_PATH), b"application/problem+json",
+                code="retry", path=CHECKIN_PATH), b"application/problem+json", secure,
                 [(b"retry-after", str(batch_writer.RETRY_AFTER).encode())])
 
     async def handoff(self, scope, receive, send, body: bytes) -> None:
@@ -130,21 +142,16 @@ async def submit(item: batch_writer.CheckinItem) -> tuple[str, Any]:
     return await batch_writer.writer().submit(item)
 
 
-def _meta(scope) -> dict[str, str]:
-    """The request.META keys the checks read, as Django's ASGIRequest builds them."""
-    meta: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers") or ():
-        name = raw_name.lower()
-        if name not in _META_HEADERS:
-            continue
-        key = ("CONTENT_LENGTH" if name == b"content-length"
-               else "HTTP_" + name.decode("latin1").upper().replace("-", "_"))
-        value = raw_value.decode("latin1")
-        meta[key] = f"{meta[key]},{value}" if key in meta else value
-    client = scope.get("client")
-    if client:
-        meta["REMOTE_ADDR"] = client[0]
-    return meta
+def _middleware_would_answer(request: ASGIRequest) -> bool:
+    """True when Django's middleware (CommonMiddleware, SecurityMiddleware) would answer
+    this check-in itself instead of calling the view."""
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return True
+    if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+        return True
+    return bool(settings.DISALLOWED_USER_AGENTS)
 
 
 def _ip(meta: dict[str, str]) -> str | None:
@@ -162,24 +169,45 @@ async def _read_body(receive, limit: int) -> bytes | None:
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")
-        if size <= limit:  # past the limit, drain without keeping
-            chunks.append(chunk)
+        chunks.append(chunk)
         size += len(chunk)
+        if size > limit:
+            break  # answered 413 now; what the client still sends is not read
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
 
 
-async def _problem(send, exc: AuthError) -> None:
+async def _problem(send, exc: AuthError, secure: bool) -> None:
     await _send(send, exc.status, problem_body(exc.status, exc.detail, code=exc.code,
-                                               path=CHECKIN_PATH), b"application/problem+json")
+                                               path=CHECKIN_PATH), b"application/problem+json",
+                secure)
 
 
-async def _send(send, status: int, data: dict, content_type: bytes,
+def _security_headers(secure: bool) -> list[tuple[bytes, bytes]]:
+    """The headers Django's SecurityMiddleware and XFrameOptionsMiddleware add."""
+    headers = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+    policy = settings.SECURE_REFERRER_POLICY
+    if policy:
+        policy = policy if isinstance(policy, str) else ",".join(policy)
+        headers.append((b"referrer-policy", policy.encode()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append((b"cross-origin-opener-policy",
+                        settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
+    if secure and settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            hsts += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            hsts += "; preload"
+        headers.append((b"strict-transport-security", hsts.encode()))
+    return headers
+
+
+async def _send(send, status: int, data: dict, content_type: bytes, secure: bool,
                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps(data, cls=DjangoJSONEncoder).encode()
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-               (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-               *(extra or [])]
+               *_security_headers(secure), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
