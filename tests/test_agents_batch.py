@@ -234,3 +234,81 @@ def test_a_bad_signature_in_a_batch_refuses_only_that_request(fleet):
     batch.process([forged, good])
     assert forged.outcome[0] == "problem" and forged.outcome[1].code == "bad_signature"
     assert good.outcome[0] == "ok" and samples(other) == 2 and samples(agent) == 0
+
+
+# --- Back-pressure of the writer thread (no database: process() is held at a gate) ---------
+
+def _queued(body: bytes = b"{}") -> batch.CheckinItem:
+    return batch.CheckinItem(headers=None, method="POST", path=CHECKIN, body=body, batch={},
+                             ip=None)
+
+
+@pytest.fixture
+def gated(monkeypatch):
+    """process() waits at a gate, then answers every item 'ok'."""
+    import threading
+
+    gate = threading.Event()
+
+    def held(items):
+        gate.wait(10)
+        for item in items:
+            item.outcome = ("ok", {"stored": True})
+
+    monkeypatch.setattr(batch, "process", held)
+    yield gate
+    gate.set()
+
+
+def test_a_full_queue_answers_retry_at_once_and_frees_its_places_after(gated):
+    import asyncio
+
+    writer = batch.BatchWriter(max_batch=10, wait_ms=0, max_items=2, max_bytes=10**6,
+                               timeout_s=10)
+
+    async def scenario():
+        held = [asyncio.create_task(writer.submit(_queued())) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert writer.in_flight == 2
+        refused = await writer.submit(_queued())      # the queue is full: no waiting
+        gated.set()
+        answered = await asyncio.gather(*held)
+        return refused, answered, await writer.submit(_queued())
+
+    refused, answered, later = asyncio.run(scenario())
+    assert refused == ("retry", None) and writer.refused == 1
+    assert [a[0] for a in answered] == ["ok", "ok"] and later[0] == "ok"
+    assert (writer.in_flight, writer.in_flight_bytes) == (0, 0)
+
+
+def test_the_byte_bound_refuses_a_body_that_would_pass_it(gated):
+    import asyncio
+
+    writer = batch.BatchWriter(max_batch=10, wait_ms=0, max_items=100, max_bytes=10,
+                               timeout_s=10)
+
+    async def scenario():
+        first = asyncio.create_task(writer.submit(_queued(b"x" * 6)))
+        await asyncio.sleep(0)
+        second = await writer.submit(_queued(b"y" * 6))  # 12 bytes > 10
+        gated.set()
+        return second, await first
+
+    second, first = asyncio.run(scenario())
+    assert second == ("retry", None) and first[0] == "ok"
+    assert writer.in_flight_bytes == 0
+
+
+def test_a_request_waits_for_the_writer_only_so_long(gated):
+    import asyncio
+
+    writer = batch.BatchWriter(max_batch=10, wait_ms=0, max_items=10, max_bytes=10**6,
+                               timeout_s=0.05)
+    assert asyncio.run(writer.submit(_queued())) == ("retry", None)
+    assert writer.timed_out == 1
+    # The writer still finishes that item and gives its place back
+    gated.set()
+    deadline = time.monotonic() + 10
+    while writer.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.in_flight == 0

@@ -303,6 +303,11 @@ AGENT_LEAN_CHECKIN = env_bool("WATCHKEEPER_AGENT_LEAN_CHECKIN", True)
 AGENT_BATCH_MAX = env_int("WATCHKEEPER_AGENT_BATCH_MAX", 500)  # check-ins per transaction
 AGENT_BATCH_WAIT_MS = env_int("WATCHKEEPER_AGENT_BATCH_WAIT_MS", 2)  # wait for more, once one came
 AGENT_BATCH_WRITER = env_str("WATCHKEEPER_AGENT_BATCH_WRITER", "thread")  # tests: "inline"
+# Back-pressure: check-ins queued or being written per process, their bodies' bytes, and how
+# long a request waits for the writer; past any of them the agent gets 503 + Retry-After.
+AGENT_BATCH_QUEUE_MAX = env_int("WATCHKEEPER_AGENT_BATCH_QUEUE_MAX", 5000)
+AGENT_BATCH_QUEUE_BYTES = env_int("WATCHKEEPER_AGENT_BATCH_QUEUE_BYTES", 64 * 2**20)
+AGENT_BATCH_TIMEOUT_S = env_int("WATCHKEEPER_AGENT_BATCH_TIMEOUT_S", 30)
 LARGE_JOB_THRESHOLD = env_int("WATCHKEEPER_LARGE_JOB_THRESHOLD", 50)
 COMMAND_TTL_MINUTES = env_int("WATCHKEEPER_COMMAND_TTL_MINUTES", 60)
 SIGNER_KEY_FILE = env_str("WATCHKEEPER_SIGNER_KEY_FILE", str(DATA_DIR / "signer" /

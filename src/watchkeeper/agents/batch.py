@@ -22,6 +22,14 @@ one's committed nonce):
    needed the transaction gets 503 + Retry-After: nothing was written, and the agent keeps
    the batch in its spool and sends it again.
 
+Back-pressure: the queue is bounded (`AGENT_BATCH_QUEUE_MAX` check-ins and
+`AGENT_BATCH_QUEUE_BYTES` of bodies, queued or being written); past either bound a check-in
+is answered 503 + Retry-After at once instead of queuing (the signature is checked by the
+writer, so a flood of forged check-ins must not pile up memory). A request waits at most
+`AGENT_BATCH_TIMEOUT_S` for its answer, then gets 503 as well: the agent re-sends the
+same batch, and if the first copy did commit meanwhile its sequence number makes the
+second an acknowledged duplicate, never a second copy.
+
 The writer owns one thread and so one long-lived database connection per web process
 (on PostgreSQL borrowed once from the psycopg pool and kept): no per-request connection
 open/close on the hot path.
@@ -345,20 +353,49 @@ class BatchWriter:
     """One thread per process that takes queued check-ins in batches (at most `max_batch`,
     waiting up to `wait_ms` for more once one arrived) and runs `process` on them."""
 
-    def __init__(self, *, max_batch: int, wait_ms: float):
+    def __init__(self, *, max_batch: int, wait_ms: float, max_items: int = 5000,
+                 max_bytes: int = 64 * 2**20, timeout_s: float = 30.0):
         self.max_batch = max(1, max_batch)
         self.wait = max(0.0, wait_ms) / 1000
+        self.max_items, self.max_bytes = max(1, max_items), max(1, max_bytes)
+        self.timeout = max(0.001, timeout_s)
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.batches = 0
+        self.in_flight = 0        # check-ins queued or being written
+        self.in_flight_bytes = 0
+        self.refused = 0          # answered 503 because the queue was full
+        self.timed_out = 0        # answered 503 because the writer took too long
 
     async def submit(self, item: CheckinItem) -> tuple[str, Any]:
+        size = len(item.body)
+        with self.lock:
+            if (self.in_flight >= self.max_items
+                    or self.in_flight_bytes + size > self.max_bytes):
+                self.refused += 1
+                return ("retry", None)
+            self.in_flight += 1
+            self.in_flight_bytes += size
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._ensure_thread()
-        self.queue.put((item, loop, future))
-        return await future
+        try:
+            self._ensure_thread()
+            self.queue.put((item, loop, future))
+        except BaseException:
+            self._done(size)
+            raise
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except TimeoutError:
+            with self.lock:
+                self.timed_out += 1
+            return ("retry", None)
+
+    def _done(self, size: int) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            self.in_flight_bytes -= size
 
     def _ensure_thread(self) -> None:
         if self.thread is not None and self.thread.is_alive():
@@ -392,6 +429,7 @@ class BatchWriter:
                     entry[0].outcome = entry[0].outcome or ("retry", None)
             self.batches += 1
             for item, loop, future in batch:
+                self._done(len(item.body))
                 try:
                     loop.call_soon_threadsafe(_resolve, future, item.outcome)
                 except RuntimeError:  # that request's event loop is closed: nobody waits
@@ -410,5 +448,8 @@ def writer() -> BatchWriter:
     global _writer
     if _writer is None:
         _writer = BatchWriter(max_batch=settings.AGENT_BATCH_MAX,
-                              wait_ms=settings.AGENT_BATCH_WAIT_MS)
+                              wait_ms=settings.AGENT_BATCH_WAIT_MS,
+                              max_items=settings.AGENT_BATCH_QUEUE_MAX,
+                              max_bytes=settings.AGENT_BATCH_QUEUE_BYTES,
+                              timeout_s=settings.AGENT_BATCH_TIMEOUT_S)
     return _writer
