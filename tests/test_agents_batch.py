@@ -201,15 +201,13 @@ def test_offline_agent_comes_online_once_with_its_event(fleet):
     assert Agent.objects.get(pk=agent.pk).connectivity == Connectivity.ONLINE
 
 
-@pytest.mark.parametrize("case", ["commands_waiting", "new_version", "new_drops", "pending"])
+@pytest.mark.parametrize("case", ["commands_waiting", "new_drops", "pending"])
 def test_check_ins_the_lean_path_leaves_to_django_write_nothing(fleet, case):
     # Given an agent whose check-in needs the Django view (or that waits for approval)
     [(agent, key)] = fleet(1)
     extra = {}
     if case == "commands_waiting":
         Agent.objects.filter(pk=agent.pk).update(commands_waiting=True)
-    elif case == "new_version":
-        extra = {"agent_version": "9.9"}
     elif case == "new_drops":
         extra = {"dropped": {"metrics": 3}}
     else:
@@ -225,6 +223,24 @@ def test_check_ins_the_lean_path_leaves_to_django_write_nothing(fleet, case):
         assert it.outcome == ("handoff", None)
         assert AgentNonce.objects.count() == 0
     assert MetricSample.objects.count() == 0
+
+
+def test_a_new_agent_version_is_stored_by_the_batch_not_handed_to_django(fleet):
+    # Given a fleet upgrade: two agents report a new version, a third reports none
+    (upgraded, key), (also, also_key), (silent, silent_key) = fleet(3)
+    Agent.objects.filter(pk=silent.pk).update(agent_version="1.0")
+    items = [item(upgraded, key, 1, agent_version="2.0"),
+             item(also, also_key, 1, agent_version="2.0"), item(silent, silent_key, 1)]
+    batch.process(items)
+    # Then all three are stored on the lean path, each with the version it reported
+    assert [i.outcome[0] for i in items] == ["ok"] * 3
+    assert dict(Agent.objects.values_list("pk", "agent_version")) == {
+        upgraded.pk: "2.0", also.pk: "2.0", silent.pk: "1.0"}
+    # And a replayed old batch does not move the version back
+    stale = item(upgraded, key, 1, agent_version="1.9")
+    batch.process([stale])
+    assert stale.outcome[1]["duplicate"] is True
+    assert Agent.objects.get(pk=upgraded.pk).agent_version == "2.0"
 
 
 def test_a_bad_signature_in_a_batch_refuses_only_that_request(fleet):

@@ -8,8 +8,8 @@ one's committed nonce):
 1. read — one SELECT of the batch's agents, outside the transaction; each request's
    signature is verified against its agent's key, revoked/rejected agents refused
    (auth.py's functions, as the Django view). A check-in that needs what only the Django
-   view does (pending commands to hand out, a new agent version, new spool-drop totals, an
-   approved agent without a device) is handed back untouched: no nonce is written, and the
+   view does (pending commands to hand out, new spool-drop totals, an approved agent
+   without a device) is handed back untouched: no nonce is written, and the
    Django view then runs every check again on the same bytes.
 2. write, in one transaction — one multi-row nonce INSERT … ON CONFLICT DO NOTHING
    RETURNING (a nonce not returned is a replay); one set-based
@@ -88,8 +88,8 @@ def _needs_django(agent: Agent, batch: dict[str, Any]) -> bool:
     """What the lean path leaves to the Django view: the rare check-ins."""
     if agent.device_id is None or agent.commands_waiting:
         return True
-    if batch.get("agent_version") and batch["agent_version"] != agent.agent_version:
-        return True
+    # A new agent_version is written by the set-based claim (_claim_seqs), as the view
+    # does: a fleet-wide upgrade must not send every agent's next check-in to the view.
     # New spool-drop totals: the Django view stores them and emits agent.spool_overflow
     # (the same comparison as ingest._note_drops).
     current = dict(agent.spool_dropped or {})
@@ -165,14 +165,17 @@ def _claim_seqs(items: list[CheckinItem], now: datetime) -> set[int]:
     ops = connection.ops
     params: list[Any] = []
     for item in items:
-        params.extend((item.agent.pk, item.batch["seq"], item.ip))
+        params.extend((item.agent.pk, item.batch["seq"], item.ip,
+                       item.batch.get("agent_version") or ""))
     cast = _vendor_casts()
     params += [ops.adapt_datetimefield_value(now),
                ops.adapt_datetimefield_value(now + offline_after())]
     ts = "%s" + ("::timestamptz" if connection.vendor == "postgresql" else "")
-    sql = (f"WITH v(id, seq, ip) AS (VALUES {_values(len(items), ('int', 'int', 'text'))}) "  # noqa: S608
+    sql = (f"WITH v(id, seq, ip, version) AS "  # noqa: S608
+           f"(VALUES {_values(len(items), ('int', 'int', 'text', 'text'))}) "
            f"UPDATE {table} SET last_seq = v.seq, last_seen_at = {ts}, next_due_at = {ts}, "
-           f"last_ip = v.ip{cast['inet']} FROM v "
+           f"last_ip = v.ip{cast['inet']}, agent_version = CASE WHEN v.version = '' "
+           f"THEN {table}.agent_version ELSE v.version END FROM v "
            f"WHERE {table}.id = v.id AND {table}.last_seq < v.seq "
            f"AND {table}.status = %s RETURNING {table}.id")
     # Parameter order follows the SQL text: the VALUES, the two times, then the status.
