@@ -138,10 +138,6 @@ def asgi_post(path: str, body: bytes, headers: dict[str, str] | None = None,
     """POST through watchkeeper.asgi.application (the lean check-in path in front of
     Django) in this thread's database connection, as Django's AsyncClient does: the
     connection-closing request signals are held off so a test's transaction survives."""
-    from asgiref.sync import async_to_sync
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
     from watchkeeper.asgi import application
 
     scope = {
@@ -152,14 +148,26 @@ def asgi_post(path: str, body: bytes, headers: dict[str, str] | None = None,
                     (b"content-length", str(len(body)).encode()),
                     *[(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]],
     }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    return run_asgi(application, scope,
+                    [{"type": "http.request", "body": body, "more_body": False}])
+
+
+def run_asgi(app, scope: dict, messages: list[dict]) -> LeanResponse:
+    """Run one request through an ASGI app in this thread's database connection, feeding
+    `messages` as the body arrives, with the connection-closing request signals held off
+    (as Django's AsyncClient does) so a test's transaction survives."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    pending = list(messages)
     sent: list[dict] = []
 
     async def receive():
-        if messages:
-            return messages.pop(0)
-        import asyncio
-
+        if pending:
+            return pending.pop(0)
         await asyncio.sleep(3600)  # no disconnect while the app works
 
     async def send(message):
@@ -168,7 +176,7 @@ def asgi_post(path: str, body: bytes, headers: dict[str, str] | None = None,
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        async_to_sync(application)(scope, receive, send)
+        async_to_sync(app)(scope, receive, send)
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)

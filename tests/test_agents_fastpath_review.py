@@ -11,10 +11,9 @@ import secrets
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.test import Client
 
-from tests.agent_harness import LeanResponse
+from tests.agent_harness import LeanResponse, run_asgi
 from tests.test_agents_ingest import make_signed, metrics_batch
 from watchkeeper.agents import auth, batch
 from watchkeeper.agents.models import AgentNonce, MetricName, MetricSample
@@ -33,9 +32,6 @@ def call(app, body: bytes, headers: list[tuple[str, str]], *, scheme: str = "htt
          host: str = "testserver", messages: list[dict] | None = None) -> LeanResponse:
     """One request through an ASGI app with full control of the scope: raw header list
     (duplicates, odd names), scheme, Host, and the body messages as they arrive."""
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": scheme, "path": CHECKIN, "raw_path": CHECKIN.encode(), "root_path": "",
@@ -43,28 +39,8 @@ def call(app, body: bytes, headers: list[tuple[str, str]], *, scheme: str = "htt
         "headers": [(b"host", host.encode()), (b"content-type", b"application/json"),
                     *[(k.lower().encode(), v.encode()) for k, v in headers]],
     }
-    pending = messages if messages is not None else [
-        {"type": "http.request", "body": body, "more_body": False}]
-    sent: list[dict] = []
-
-    async def receive():
-        if pending:
-            return pending.pop(0)
-        await asyncio.sleep(3600)
-
-    async def send(message):
-        sent.append(message)
-
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        async_to_sync(app)(scope, receive, send)
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return LeanResponse(start["status"], start.get("headers", []), out)
+    return run_asgi(app, scope, messages if messages is not None else [
+        {"type": "http.request", "body": body, "more_body": False}])
 
 
 def signed_headers(signed, raw: bytes, *, nonce: str | None = None) -> dict[str, str]:

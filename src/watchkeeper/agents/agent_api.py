@@ -98,32 +98,34 @@ def parse_body(body: bytes):
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _has_surrogate(value, depth: int = 0) -> bool:
+def _any_string(value, bad, depth: int = 0) -> bool:
+    """Whether any string in a parsed JSON value (keys included) is `bad`."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
+        return bad(value)
     if depth > 64:
         return False
     if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v, depth + 1) for k, v in value.items())
+        return any(_any_string(k, bad) or _any_string(v, bad, depth + 1)
+                   for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_surrogate(v, depth + 1) for v in value)
+        return any(_any_string(v, bad, depth + 1) for v in value)
     return False
 
 
-def _has_nul(value, depth: int = 0) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if depth > 64:
-        return False
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v, depth + 1) for v in value)
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
+
+
+def _has_surrogate(value) -> bool:
+    return _any_string(value, _unencodable)
+
+
+def _has_nul(value) -> bool:
+    return _any_string(value, lambda text: "\x00" in text)
 
 
 def _quarantine(request, agent: Agent | None, body: bytes, reason: str) -> None:
