@@ -32,8 +32,16 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from bench.harness import RESULTS_DIR, machine_lock, percentile, write_standalone_docs
+from bench.harness import (
+    PG_ADMIN_URL,
+    RESULTS_DIR,
+    database,
+    machine_lock,
+    percentile,
+    write_standalone_docs,
+)
 
 NAME = "poll_history"
 PG_DB = "watchkeeper_bench_pollhistory"
@@ -246,33 +254,28 @@ def prune(checks: int, now: datetime) -> list[dict]:
 
 
 def run_db(db: str, checks: int, chart_checks: int) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="wk-bench-pollhistory-")
-    os.environ["WATCHKEEPER_DATA_DIR"] = data_dir
+    data_dir = Path(tempfile.mkdtemp(prefix="wk-bench-pollhistory-"))
+    os.environ["WATCHKEEPER_DATA_DIR"] = str(data_dir)
     os.environ["DJANGO_SETTINGS_MODULE"] = "watchkeeper.settings"
-    os.environ.pop("WATCHKEEPER_DATABASE_URL", None)
-    pg_admin = None
-    if db == "postgres":
-        import psycopg
-
-        pg_admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
-                                   autocommit=True)
-        pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        pg_admin.execute(f"CREATE DATABASE {PG_DB}")
-        os.environ["WATCHKEEPER_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
     try:
-        import django
-        from django.core.management import call_command
-        from django.db import connection, connections
+        with database(db, data_dir, PG_ADMIN_URL, name=PG_DB) as url:
+            os.environ["WATCHKEEPER_DATABASE_URL"] = url
+            import django
+            from django.core.management import call_command
+            from django.db import connection, connections
 
-        django.setup()
-        call_command("migrate", verbosity=0)
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
-        storage, charts, kept = storage_and_charts(chart_checks, now)
-        call_command("flush", interactive=False, verbosity=0)
-        pruning = prune(checks, now)
-        vendor_version = (connection.Database.sqlite_version if connection.vendor == "sqlite"
-                          else str(connection.cursor().connection.info.server_version))
-        connections.close_all()
+            try:
+                django.setup()
+                call_command("migrate", verbosity=0)
+                now = datetime.now(UTC).replace(second=0, microsecond=0)
+                storage, charts, kept = storage_and_charts(chart_checks, now)
+                call_command("flush", interactive=False, verbosity=0)
+                pruning = prune(checks, now)
+                vendor_version = (connection.Database.sqlite_version
+                                  if connection.vendor == "sqlite"
+                                  else str(connection.cursor().connection.info.server_version))
+            finally:
+                connections.close_all()
         return {"meta": {"benchmark": NAME, "db": db, "db_version": vendor_version,
                          "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                          "cores": os.cpu_count(), "loadavg": round(os.getloadavg()[0], 2),
@@ -281,12 +284,6 @@ def run_db(db: str, checks: int, chart_checks: int) -> dict:
                 "storage": storage, "kept": kept, "charts": charts, "prune": pruning}
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-        if pg_admin is not None:
-            from django.db import connections
-
-            connections.close_all()
-            pg_admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-            pg_admin.close()
 
 
 def render(result: dict) -> str:
