@@ -124,7 +124,7 @@ def _channel(client: Client, tag: str) -> NotificationChannel:
 
 @factory(Notification)
 def _notification(client: Client, tag: str) -> Notification:
-    from watchkeeper.monitoring import notify
+    from watchkeeper.monitoring.channels import notify
 
     channel, alert = _channel(client, tag), _alerting(client, tag)
     event = events.emit("alert.opened", client=client.pk, payload={

@@ -17,8 +17,9 @@ from django.utils import timezone
 from tests.monitoring_helpers import disk_policy, make_device
 from watchkeeper.agents.ingest import _insert_samples
 from watchkeeper.core import events
-from watchkeeper.monitoring import actions, evaluate, notify, tasks
+from watchkeeper.monitoring import actions, evaluate, tasks
 from watchkeeper.monitoring.alerts import CheckResult, record_results
+from watchkeeper.monitoring.channels import notify
 from watchkeeper.monitoring.choices import (
     AlertStatus,
     ChannelKind,

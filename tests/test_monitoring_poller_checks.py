@@ -26,14 +26,9 @@ from tests.monitoring_targets import (
     SnmpTarget,
     free_port,
 )
-from watchkeeper.monitoring.poller_checks import (
-    ConfigError,
-    PollerContext,
-    run_check,
-    validate,
-)
-from watchkeeper.monitoring.poller_checks.ping import Pinger
-from watchkeeper.monitoring.poller_checks.tls import hostname_matches
+from watchkeeper.monitoring.poller.checks import ConfigError, PollerContext, run_check, validate
+from watchkeeper.monitoring.poller.checks.ping import Pinger
+from watchkeeper.monitoring.poller.checks.tls import hostname_matches
 
 
 def check(kind: str, config: dict, **ctx_options):

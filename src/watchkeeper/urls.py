@@ -9,8 +9,6 @@ urlpatterns = [
     path("", include("watchkeeper.agents.urls")),
     path("", include("watchkeeper.helpdesk.urls")),
     path("", include("watchkeeper.monitoring.urls")),
-    path("", include("watchkeeper.monitoring.urls_poller")),
-    path("", include("watchkeeper.monitoring.urls_channels")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
     path("agent/v1/", include("watchkeeper.agents.urls_agent")),
 ]

@@ -229,7 +229,7 @@ def _drive_findings():
     """The SMART reading of monitoring's smart check, so the page highlights exactly what
     alerts; imported lazily like the agents selectors (inventory does not need monitoring)."""
     try:
-        from watchkeeper.monitoring.predictive import assess_drive
+        from watchkeeper.monitoring.history.predictive import assess_drive
     except ImportError:
         return None
     return assess_drive

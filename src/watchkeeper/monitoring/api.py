@@ -521,7 +521,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         read_only_fields = ["next_digest_at", "created_at"]
 
     def get_catch_up_available(self, obj) -> int | None:
-        from .notify import catch_up_candidates
+        from .channels.notify import catch_up_candidates
 
         view = self.context.get("view")
         if getattr(view, "action", None) == "list":
@@ -532,7 +532,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         return list(getattr(obj, "caught_up", []))
 
     def to_representation(self, instance):
-        from .notify import channel_url, mask_url
+        from .channels.notify import channel_url, mask_url
 
         data = super().to_representation(instance)
         data["url"] = mask_url(channel_url(instance))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from watchkeeper.core.events import subscribe
 
-from . import notify  # noqa: F401  (registers the notification provider and resolver)
 from .alerts import record_results
+from .channels import notify  # noqa: F401  (registers the notification provider and resolver)
 from .evaluate import offline_results, script_results
 
 

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -14,4 +14,7 @@ urlpatterns = [
          name="monitoring_maintenance_delete"),
     path("monitoring/devices/<int:pk>/checks/", views.device_checks,
          name="monitoring_device_checks"),
+    path("", include("watchkeeper.monitoring.poller.urls")),
+    path("", include("watchkeeper.monitoring.heartbeats.urls")),
+    path("", include("watchkeeper.monitoring.channels.urls")),
 ]

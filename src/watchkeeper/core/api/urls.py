@@ -43,9 +43,14 @@ from watchkeeper.monitoring import api as monitoring_api  # noqa: E402
 
 monitoring_api.register(router)
 
-from watchkeeper.monitoring import api_poller as monitoring_api_poller  # noqa: E402
+from watchkeeper.monitoring.poller import api as monitoring_api_poller  # noqa: E402
 
 monitoring_api_poller.register(router)
+
+from watchkeeper.monitoring.heartbeats import api as heartbeats_api  # noqa: E402
+from watchkeeper.monitoring.history import api as history_api  # noqa: E402
+
+heartbeats_api.register(router)
 
 
 class SchemaView(SpectacularAPIView):
@@ -66,5 +71,6 @@ urlpatterns = [
     *helpdesk_api.extra_urls(),
     *monitoring_api.extra_urls(),
     *monitoring_api_poller.extra_urls(),
+    *history_api.extra_urls(),
     path("", include(router.urls)),
 ]

@@ -1,13 +1,12 @@
-"""REST API of the poller side (/api/v1/monitoring/...): network (server-side) checks with
-"test now", their run history, value/state series and state transitions, passive
-heartbeats with their call log, metric series at the resolution the span needs. Reads
-through scoped(); writes through actions."""
+"""REST API of the poller side (/api/v1/monitoring/network-checks/...): network
+(server-side) checks with "test now", their run history, value/state series and state
+transitions. Reads through scoped(); writes through actions. Heartbeats: heartbeats/api.py;
+metric series: rollups/api.py."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -19,21 +18,16 @@ from rest_framework.views import APIView
 
 from watchkeeper.core.api.problems import Conflict
 from watchkeeper.core.api.views import ScopedMixin
-from watchkeeper.core.models import Client
 from watchkeeper.core.tenancy import can_see_client, scoped
 from watchkeeper.inventory.models import Device
 
-from . import actions, heartbeats, poller, rollups
-from .choices import SERVER_KINDS
-from .models import Check, Policy
-from .models_poller import (
-    HeartbeatJob,
-    HeartbeatPing,
-    HeartbeatSchedule,
-    PollSample,
-    PollTransition,
-)
-from .poller_checks import ConfigError
+from .. import actions
+from ..choices import SERVER_KINDS
+from ..history import actions as rollups
+from ..history.models import PollSample, PollTransition
+from ..models import Check, Policy
+from . import engine as poller
+from .checks import ConfigError
 
 VIEW, CHANGE = "monitoring.view", "monitoring.change"
 
@@ -264,129 +258,13 @@ class TestConfigView(APIView):
                          "message": outcome.message, "details": outcome.details})
 
 
-# --- Heartbeats -------------------------------------------------------------------------
-
-class HeartbeatSerializer(serializers.ModelSerializer):
-    client = VisibleField(queryset=Client.objects.all())
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
-    url = serializers.SerializerMethodField()
-    schedule = serializers.ChoiceField(choices=HeartbeatSchedule.choices,
-                                       default=HeartbeatSchedule.PERIOD)
-
-    class Meta:
-        model = HeartbeatJob
-        fields = ["id", "client", "device", "name", "url", "schedule", "period_seconds",
-                  "cron", "tz", "grace_seconds", "status", "last_ping_at", "last_start_at",
-                  "last_fail_at", "expected_at", "pings", "check_template", "created_at"]
-        read_only_fields = ["status", "last_ping_at", "last_start_at", "last_fail_at",
-                            "expected_at", "pings", "check_template", "created_at"]
-
-    def get_url(self, obj) -> str:
-        return heartbeats.ping_url(obj)
-
-
-class HeartbeatPingSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = HeartbeatPing
-        fields = ["at", "kind", "remote_ip", "user_agent", "body"]
-
-
-def _hb(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except heartbeats.HeartbeatError as exc:
-        field, _, message = str(exc).partition(": ")
-        raise serializers.ValidationError({field: message or str(exc)}) from None
-
-
-class HeartbeatViewSet(ScopedMixin, viewsets.ModelViewSet):
-    queryset = HeartbeatJob.objects.select_related("client")
-    serializer_class = HeartbeatSerializer
-    filterset_fields = ["client", "status", "device"]
-    search_fields = ["name"]
-    ordering_fields = ["name", "id", "last_ping_at"]
-    ordering = ["name", "id"]
-    permissions = {"GET": VIEW, "POST": CHANGE, "PUT": CHANGE, "PATCH": CHANGE,
-                   "DELETE": CHANGE}
-
-    def perform_create(self, serializer):
-        data = dict(serializer.validated_data)
-        serializer.instance = _hb(heartbeats.create_heartbeat, actor=self.request.user, **data)
-
-    def perform_update(self, serializer):
-        data = dict(serializer.validated_data)
-        for fixed in ("client", "device"):
-            if fixed in data and data[fixed] != getattr(serializer.instance, fixed):
-                raise Conflict(f"A heartbeat's {fixed} cannot change.")
-            data.pop(fixed, None)
-        serializer.instance = _hb(heartbeats.update_heartbeat, actor=self.request.user,
-                                  job=serializer.instance, **data)
-
-    def perform_destroy(self, instance):
-        heartbeats.delete_heartbeat(actor=self.request.user, job=instance)
-
-    @extend_schema(responses={200: HeartbeatPingSerializer(many=True)})
-    @action(detail=True, methods=["get"])
-    def pings(self, request, pk=None):
-        job = self.get_object()
-        rows = job.ping_log.order_by("-at", "-id")[:100]
-        return Response(HeartbeatPingSerializer(rows, many=True).data)
-
-    @extend_schema(request=None, responses={200: HeartbeatSerializer})
-    @action(detail=True, methods=["post"])
-    def pause(self, request, pk=None):
-        job = heartbeats.pause_heartbeat(actor=request.user, job=self.get_object())
-        return Response(self.get_serializer(job).data)
-
-    @extend_schema(request=None, responses={200: HeartbeatSerializer})
-    @action(detail=True, methods=["post"], url_path="regenerate-url")
-    def regenerate_url(self, request, pk=None):
-        job = heartbeats.regenerate_url(actor=request.user, job=self.get_object())
-        return Response(self.get_serializer(job).data)
-
-
-# --- Metric series -------------------------------------------------------------------------
-
-class MetricSeriesView(APIView):
-    """A device's metric over a range: raw, 5-minute or hourly points by span
-    (?metric=&since=&until=&resolution=0|300|3600, ISO 8601 times; default the last 6 h)."""
-
-    permissions = {"GET": VIEW}
-    wk_model = Device
-
-    @extend_schema(responses={200: dict})
-    def get(self, request, device_pk: int):
-        device = get_object_or_404(scoped(Device.objects.all(), request.user), pk=device_pk)
-        metric = request.query_params.get("metric", "")
-        if not metric or len(metric) > 200:
-            raise serializers.ValidationError({"metric": "Required."})
-        now = timezone.now()
-        until = parse_datetime(request.query_params.get("until", "")) or now
-        since = parse_datetime(request.query_params.get("since", "")) or until - timedelta(
-            hours=6)
-        if since >= until:
-            raise serializers.ValidationError({"since": "Must be before until."})
-        resolution = request.query_params.get("resolution")
-        if resolution not in (None, "", "0", "300", "3600"):
-            raise serializers.ValidationError({"resolution": "0, 300 or 3600."})
-        used, points = rollups.series(device.pk, metric, since, until,
-                                      int(resolution) if resolution else None)
-        return Response({"device": device.pk, "metric": metric, "resolution": used,
-                         "since": since, "until": until,
-                         "points": [{"ts": p.ts, "avg": p.avg, "min": p.min, "max": p.max,
-                                     "count": p.count} for p in points]})
-
-
 def register(router) -> None:
     router.register("monitoring/network-checks", NetworkCheckViewSet,
                     basename="monitoring-network-check")
-    router.register("monitoring/heartbeats", HeartbeatViewSet, basename="monitoring-heartbeat")
 
 
 def extra_urls() -> list:
     return [
         path("monitoring/network-checks/test/", TestConfigView.as_view(),
              name="monitoring-network-check-test-config"),
-        path("monitoring/devices/<int:device_pk>/metrics/", MetricSeriesView.as_view(),
-             name="monitoring-metric-series"),
     ]

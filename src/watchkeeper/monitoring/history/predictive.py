@@ -31,9 +31,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from .alerts import CheckResult, record_results
-from .choices import CheckKind, State
-from .rollups import FIVE_MIN, HOUR
+from ..alerts import CheckResult, record_results
+from ..choices import CheckKind, State
+from .actions import FIVE_MIN, HOUR
 
 DISK_METRIC = "disk.used_percent:"
 SECTOR_ATTRIBUTES = {5: "Reallocated_Sector_Ct", 197: "Current_Pending_Sector",
@@ -75,7 +75,7 @@ def _disk_series(device_ids: list[int], since: datetime
     device/mounts with too little hourly history."""
     from watchkeeper.agents.models import MetricName
 
-    from .models_poller import MetricRollup
+    from .models import MetricRollup
 
     names = dict(MetricName.objects.filter(name__startswith=DISK_METRIC)
                  .values_list("id", "name"))
@@ -228,7 +228,7 @@ def evaluate_smart(check: dict[str, Any], drives: list[dict[str, Any]]
 def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult]:
     from watchkeeper.inventory.models import Device, DeviceSection
 
-    from .policies import effective_checks_for
+    from ..policies import effective_checks_for
 
     effective = effective_checks_for(device_ids)
     wanted = {dev: [c for c in checks if c["kind"] in (CheckKind.DISK_FORECAST,
@@ -271,7 +271,7 @@ def candidate_devices(now: datetime, lookback_days: int = 30) -> list[int]:
     from watchkeeper.agents.models import MetricName
     from watchkeeper.inventory.models import DeviceSection
 
-    from .models_poller import MetricRollup
+    from .models import MetricRollup
 
     disk_ids = list(MetricName.objects.filter(name__startswith=DISK_METRIC)
                     .values_list("id", flat=True))

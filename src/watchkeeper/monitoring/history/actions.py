@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from watchkeeper.agents.models import MetricName, MetricSample
 
-from .models_poller import CheckRollup, MetricRollup, PollSample, PollTransition, RollupCursor
+from .models import CheckRollup, MetricRollup, PollSample, PollTransition, RollupCursor
 
 FIVE_MIN, HOUR = 300, 3600
 RESOLUTIONS = (FIVE_MIN, HOUR)

@@ -33,12 +33,12 @@ from django.utils import timezone
 
 from watchkeeper.core import crypto
 
-from . import poller_checks
-from .alerts import CheckResult, record_results
-from .models import Check
-from .models_poller import PollSample
-from .poller_checks import ConfigError, Outcome, PollerContext
-from .selectors import DueCheck, due_server_checks
+from ..alerts import CheckResult, record_results
+from ..history.models import PollSample
+from ..models import Check
+from ..selectors import DueCheck, due_server_checks
+from . import checks as poller_checks
+from .checks import ConfigError, Outcome, PollerContext
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from django.core.validators import validate_email
 from watchkeeper.core.models import Client, Contact
 from watchkeeper.core.tenancy import can_see_client, scoped
 
-from .choices import ChannelKind, State, WebhookFormat
+from ..choices import ChannelKind, State, WebhookFormat
 from .notify import DEFAULT_KINDS, SUBSCRIBABLE
 
 EVENT_LABELS = {"alert.opened": "Opened", "alert.changed": "Changed (severity, acknowledge, "

@@ -35,10 +35,10 @@ from watchkeeper.core import audit, events
 from watchkeeper.core.actions import create_object, delete_object, update_object
 from watchkeeper.core.choices import AuditAction
 
-from .alerts import CheckResult, record_results
-from .choices import CheckKind, State
-from .models import Check, Policy
-from .models_poller import HeartbeatJob, HeartbeatPing, HeartbeatSchedule, HeartbeatStatus
+from ..alerts import CheckResult, record_results
+from ..choices import CheckKind, State
+from ..models import Check, Policy
+from .models import HeartbeatJob, HeartbeatPing, HeartbeatSchedule, HeartbeatStatus
 
 HEARTBEAT_POLICY = "Heartbeats"
 BODY_LIMIT = 1000
@@ -91,7 +91,7 @@ def ping_url(job: HeartbeatJob) -> str:
 # --- Actions (each one transaction with its audit row and event) --------------------------
 
 def _heartbeat_policy(client) -> Policy:
-    from . import actions as monitoring_actions
+    from .. import actions as monitoring_actions
 
     policy = Policy.objects.filter(client=client, name=HEARTBEAT_POLICY).first()
     if policy is None:
@@ -107,7 +107,7 @@ def create_heartbeat(*, actor, client, name: str, schedule: str = HeartbeatSched
                      now: datetime | None = None) -> HeartbeatJob:
     """A new job with its own URL; its alerts come from a check of kind heartbeat in the
     client's "Heartbeats" policy. The first call is expected one schedule step from now."""
-    from . import actions as monitoring_actions
+    from .. import actions as monitoring_actions
 
     name = (name or "").strip()
     if not name:
@@ -150,7 +150,7 @@ def update_heartbeat(*, actor, job: HeartbeatJob, now: datetime | None = None,
     with transaction.atomic():
         name = (fields.get("name") or job.name).strip()
         if name != job.name:
-            from . import actions as monitoring_actions
+            from .. import actions as monitoring_actions
 
             monitoring_actions.update_check(actor=actor, check=job.check_template, name=name)
         probe = HeartbeatJob(**clean)
@@ -177,7 +177,7 @@ def pause_heartbeat(*, actor, job: HeartbeatJob) -> HeartbeatJob:
 
 def delete_heartbeat(*, actor, job: HeartbeatJob) -> None:
     """Delete the job, its URL and its check (and so its alerts' check link)."""
-    from . import actions as monitoring_actions
+    from .. import actions as monitoring_actions
 
     with transaction.atomic():
         check = job.check_template

@@ -53,7 +53,7 @@ from django.utils import timezone
 from watchkeeper.core import crypto, events, safe_templates
 from watchkeeper.core.models import Event
 
-from .choices import (
+from ..choices import (
     STATE_RANK,
     AlertStatus,
     ChannelKind,
@@ -61,7 +61,7 @@ from .choices import (
     State,
     WebhookFormat,
 )
-from .models import Alert, Notification, NotificationAttempt, NotificationChannel
+from ..models import Alert, Notification, NotificationAttempt, NotificationChannel
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ def queue_catch_up(channel: NotificationChannel) -> list[int]:
 # --- Delivery ------------------------------------------------------------------------------
 
 def _suppression(alert: Alert | None, kind: str, channel: NotificationChannel) -> str:
-    from . import dependencies, maintenance
+    from .. import dependencies, maintenance
 
     if alert is None:
         return "no longer open" if kind == CATCH_UP else ""

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_channels as views
+from . import views
 
 urlpatterns = [
     path("monitoring/channels/", views.channel_list, name="monitoring_channels"),

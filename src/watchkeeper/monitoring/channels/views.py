@@ -13,10 +13,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
 
-from . import actions, notify
-from .choices import NotificationStatus
-from .forms_channels import ChannelForm, scope_from
-from .models import NotificationChannel
+from .. import actions
+from ..choices import NotificationStatus
+from ..models import NotificationChannel
+from . import notify
+from .forms import ChannelForm, scope_from
 
 
 def _channels(request):
