@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from watchkeeper.core.api.problems import Conflict
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as VisibleField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact, Site
 from watchkeeper.core.tenancy import can_see_client, scoped
@@ -47,11 +48,6 @@ def _action(func, *args, **kwargs):
         raise Conflict(str(exc)) from exc
 
 
-class VisibleField(serializers.PrimaryKeyRelatedField):
-    """A reference the requesting user may see (another tenant's id reads as unknown)."""
-
-    def get_queryset(self):
-        return scoped(self.queryset.all(), self.context["request"].user)
 
 
 def _check_client(user, client: Client | None) -> None:

@@ -13,7 +13,7 @@ from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client
 from watchkeeper.inventory.models import Device
 
-from ..poller.api import CHANGE, VIEW, VisibleField
+from ..api import CHANGE, VIEW, VisibleField
 from . import actions as heartbeats
 from .models import HeartbeatJob, HeartbeatPing, HeartbeatSchedule
 

@@ -17,8 +17,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from watchkeeper.core.api.problems import Conflict
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as VisibleField
 from watchkeeper.core.api.views import ScopedMixin
-from watchkeeper.core.tenancy import can_see_client, scoped
+from watchkeeper.core.tenancy import can_see_client
 from watchkeeper.inventory.models import Device
 
 from .. import actions
@@ -32,9 +33,6 @@ from .checks import ConfigError
 VIEW, CHANGE = "monitoring.view", "monitoring.change"
 
 
-class VisibleField(serializers.PrimaryKeyRelatedField):
-    def get_queryset(self):
-        return scoped(self.queryset.all(), self.context["request"].user)
 
 
 def _sealed_config(kind: str, config: dict, instance: Check | None = None,
