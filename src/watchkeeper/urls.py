@@ -9,7 +9,7 @@ urlpatterns = [
     path("", include("watchkeeper.agents.urls")),
     path("", include("watchkeeper.helpdesk.urls")),
     path("", include("watchkeeper.monitoring.urls")),
-    path("api/v1/", include("watchkeeper.core.api.urls")),
+    path("api/v1/", include("watchkeeper.api_urls")),
     path("agent/v1/", include("watchkeeper.agents.urls_agent")),
 ]
 
