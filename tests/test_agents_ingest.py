@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from tests.agent_harness import asgi_post
 from tests.factories import make_client
 from watchkeeper.agents import actions, tasks
+from watchkeeper.agents.checkin.protocol import canonical_request
 from watchkeeper.agents.choices import Connectivity
 from watchkeeper.agents.models import Agent, AgentNonce, MetricSample, QuarantinedPayload
-from watchkeeper.agents.protocol import canonical_request
 from watchkeeper.core.models import Event, Site
 
 CHECKIN = "/agent/v1/checkin"
@@ -182,7 +182,7 @@ def test_a_body_over_the_size_limit_is_refused(signed, settings):
 
 
 def test_both_paths_answer_the_same_body(client, db, settings, monkeypatch):
-    from watchkeeper.agents import batch
+    from watchkeeper.agents.checkin import batch
 
     # Given the same agent state behind the Django view and the lean path
     settings.AGENT_BATCH_WRITER = "inline"

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from tests.monitoring_helpers import make_device
 from watchkeeper.agents import actions as agent_actions
+from watchkeeper.agents.checkin.ingest import _insert_samples
 from watchkeeper.agents.choices import CommandStatus
-from watchkeeper.agents.ingest import _insert_samples
 from watchkeeper.core import events
 from watchkeeper.inventory.models import DeviceSection
 from watchkeeper.monitoring import actions, evaluate

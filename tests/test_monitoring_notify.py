@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from tests.monitoring_helpers import disk_policy, make_device
-from watchkeeper.agents.ingest import _insert_samples
+from watchkeeper.agents.checkin.ingest import _insert_samples
 from watchkeeper.core import events
 from watchkeeper.monitoring import actions, evaluate, tasks
 from watchkeeper.monitoring.alerts import CheckResult, record_results

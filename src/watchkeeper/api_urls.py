@@ -5,6 +5,7 @@ routes, so core imports no app. A new app with an API adds its lines here."""
 from django.urls import include, path
 
 from watchkeeper.agents import api as agents_api
+from watchkeeper.agents.scripts import api as scripts_api
 from watchkeeper.core.api import urls as core_api
 from watchkeeper.helpdesk import api as helpdesk_api
 from watchkeeper.helpdesk.billing import api as billing_api
@@ -18,9 +19,9 @@ from watchkeeper.monitoring.poller import api as poller_api
 
 router = core_api.new_router()
 for register in (core_api.register, inventory_api.register, agents_api.register,
-                 helpdesk_api.register, sla_api.register, time_api.register,
-                 billing_api.register, monitoring_api.register, poller_api.register,
-                 heartbeats_api.register):
+                 scripts_api.register, helpdesk_api.register, sla_api.register,
+                 time_api.register, billing_api.register, monitoring_api.register,
+                 poller_api.register, heartbeats_api.register):
     register(router)
 
 urlpatterns = [

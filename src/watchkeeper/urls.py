@@ -10,7 +10,7 @@ urlpatterns = [
     path("", include("watchkeeper.helpdesk.urls")),
     path("", include("watchkeeper.monitoring.urls")),
     path("api/v1/", include("watchkeeper.api_urls")),
-    path("agent/v1/", include("watchkeeper.agents.urls_agent")),
+    path("agent/v1/", include("watchkeeper.agents.checkin.urls")),
 ]
 
 # problem+json under /api/, an HTML page elsewhere (core/api/views.py)

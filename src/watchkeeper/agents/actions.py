@@ -23,7 +23,6 @@ from watchkeeper.core import audit, crypto, events
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Client, Site
 
-from . import templating
 from .choices import (
     PENDING_COMMAND_STATES,
     AgentStatus,
@@ -34,6 +33,7 @@ from .choices import (
     TargetKind,
 )
 from .models import Agent, Command, EnrollmentToken, Script, ScriptRun, ScriptVersion, SignerKey
+from .scripts import templating
 
 TOKEN_PREFIX = "wke"
 SECRET_PURPOSE = "agents.script-parameter"

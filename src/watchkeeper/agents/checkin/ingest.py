@@ -19,11 +19,11 @@ from django.utils import timezone
 from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
 
-from .actions import offline_after
-from .choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Connectivity, RunStatus
-from .models import Agent, Command, MetricName, MetricSample, ScriptRun
+from ..actions import offline_after
+from ..choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Connectivity, RunStatus
+from ..commands.signer import open_payload
+from ..models import Agent, Command, MetricName, MetricSample, ScriptRun
 from .protocol import canonical_json
-from .signer import open_payload
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import agent_api
+from . import views as agent_api
 
 urlpatterns = [
     path("enroll", agent_api.enroll, name="agent-enroll"),

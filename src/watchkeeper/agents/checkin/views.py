@@ -23,10 +23,11 @@ from django.views.decorators.http import require_POST
 
 from watchkeeper.core.permissions import public
 
-from . import actions, ingest
+from .. import actions
+from ..choices import AgentStatus
+from ..models import Agent, QuarantinedPayload
+from . import ingest
 from .auth import AuthError, authenticate
-from .choices import AgentStatus
-from .models import Agent, QuarantinedPayload
 from .validation import Invalid, validate_checkin, validate_enroll
 
 log = logging.getLogger(__name__)

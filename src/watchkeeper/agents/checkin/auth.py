@@ -25,8 +25,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .choices import AgentStatus
-from .models import Agent, AgentNonce
+from ..choices import AgentStatus
+from ..models import Agent, AgentNonce
 from .protocol import (
     HEADER_AGENT,
     HEADER_NONCE,

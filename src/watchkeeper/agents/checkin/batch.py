@@ -50,11 +50,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from ..actions import offline_after
+from ..choices import AgentStatus, Connectivity
+from ..models import Agent, AgentNonce, MetricSample
 from . import auth
-from .actions import offline_after
-from .choices import AgentStatus, Connectivity
 from .ingest import emit_online, metric_ids, touch_devices
-from .models import Agent, AgentNonce, MetricSample
 
 log = logging.getLogger(__name__)
 

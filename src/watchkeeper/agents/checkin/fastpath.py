@@ -38,15 +38,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from watchkeeper.core.context import client_ip
 
 from . import batch as batch_writer
-from .agent_api import (
-    checkin_settings,
-    declared_length_too_large,
-    parse_body,
-    problem_body,
-    too_large,
-)
 from .auth import AuthError, parse_headers
 from .validation import Invalid, validate_checkin
+from .views import checkin_settings, declared_length_too_large, parse_body, problem_body, too_large
 
 CHECKIN_PATH = "/agent/v1/checkin"
 # Keys of a check-in that the lean path never stores: such a batch goes to the Django view.
