@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
+from watchkeeper.core import baseurl
 from watchkeeper.core.processes import Supervisor, up_roles
 
 BANNER = """
@@ -61,6 +62,9 @@ class Command(BaseCommand):
             call_command("demo", verbosity=verbosity)
         self.stdout.flush()
 
+        # Links, mail and the enrollment command follow --port (unless configured); the
+        # roles inherit it through the environment.
+        base = baseurl.follow_listen_address(host, port)
         me = [sys.executable, "-m", "watchkeeper.cli"]
         children = [
             ("web", [*me, "web", "--host", host, "--port", str(port)]),
@@ -74,8 +78,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         supervisor.start()
-        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
-        supervisor.write("up", f"open http://{shown}:{port}/ — Ctrl-C stops everything")
+        supervisor.write("up", f"open {base}/ — Ctrl-C stops everything")
         status = supervisor.wait()
         if status:
             sys.exit(status)
