@@ -40,6 +40,13 @@ def create_first_owner(email: str) -> tuple[str, str] | None:
     return user.email, password
 
 
+def install_first_start_defaults() -> None:
+    """What a new install starts with besides its owner (default monitoring policies)."""
+    from watchkeeper.monitoring import defaults
+
+    defaults.install()
+
+
 class Command(BaseCommand):
     help = "Migrate, create the first owner if needed, and run web + worker + scheduler."
 
@@ -57,6 +64,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=min(verbosity, 1))
         created = create_first_owner(owner_email)
         if created:
+            install_first_start_defaults()
             self.stdout.write(BANNER.format(email=created[0], password=created[1]))
         if demo:
             call_command("demo", verbosity=verbosity)
