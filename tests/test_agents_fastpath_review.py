@@ -1,6 +1,6 @@
-"""Security review of the lean check-in path (agents/checkin/fastpath.py + agents/checkin/batch.py): each
-test is a way a check-in could be treated differently by the lean path than by the Django
-view, or a way the batch writer could fail its waiters."""
+"""Security review of the lean check-in path (agents/checkin/fastpath.py +
+agents/checkin/batch.py): each test is a way a check-in could be treated differently by the
+lean path than by the Django view, or a way the batch writer could fail its waiters."""
 
 from __future__ import annotations
 

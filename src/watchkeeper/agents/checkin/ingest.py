@@ -22,6 +22,7 @@ from watchkeeper.core.choices import AuditAction
 from ..actions import offline_after
 from ..choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Connectivity, RunStatus
 from ..commands.signer import open_payload
+from ..events import AgentOnline
 from ..models import Agent, Command, MetricName, MetricSample, ScriptRun
 from .protocol import canonical_json
 
@@ -206,8 +207,7 @@ def _went_online(agent: Agent) -> None:
 def emit_online(agent: Agent) -> None:
     """The outbox event of an offline (or never seen) agent checking in; the caller claimed
     the transition with a conditional UPDATE in its transaction."""
-    events.emit("agent.online", client=agent.client_id, payload={
-        "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id})
+    events.emit(AgentOnline.of(agent), client=agent.client_id)
 
 
 def pending_commands(agent: Agent) -> list[dict[str, Any]]:
