@@ -12,8 +12,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from watchkeeper.inventory import discovery
 from watchkeeper.inventory.choices import ProposalState, RunStatus, SourceKind
+from watchkeeper.inventory.discovery import engine as discovery
 from watchkeeper.inventory.models import Device, DiscoveredHost, DiscoveryRun, FieldProvenance
 
 pytestmark = pytest.mark.django_db

@@ -28,7 +28,7 @@ from watchkeeper.core.tenancy import scoped
 from . import actions, selectors
 from .choices import DeviceKind, LifecycleStatus, SourceKind
 from .forms import DeviceForm, LicenceForm
-from .importers import EXPORT_COLUMNS, export_row
+from .imports.importers import EXPORT_COLUMNS, export_row
 from .models import (
     Device,
     DeviceChange,
@@ -446,3 +446,23 @@ licence_edit.wk_model = SoftwareLicence
 
 def list_url_with(params: dict) -> str:
     return f"{_list_url()}?{urlencode(params)}"
+
+
+@requires("devices.view")
+def reconcile(request):
+    try:
+        days = max(1, min(int(request.GET.get("days", 30)), 3650))
+    except ValueError:
+        days = 30
+    user = request.user
+    return render(request, "inventory/reconcile.html", {
+        "days": days,
+        "no_agent": selectors.devices_without_agent(user)[:200],
+        "no_agent_count": selectors.devices_without_agent(user).count(),
+        "agents_without_device": selectors.agents_without_device(user),
+        "duplicates": selectors.duplicates(user),
+        "stale": selectors.not_seen_since(user, days)[:200],
+        "conflicts": selectors.open_conflicts(user)[:200],
+        "disagreements": selectors.disagreeing_fields(user, 200),
+        "can_change": has_capability(user, "devices.change"),
+    })

@@ -234,8 +234,8 @@ async def scan(addresses: list[str], ports: list[int], *, community: str = "",
 @task()
 def run_discovery(run_id: int) -> dict:
     """Run one DiscoveryRun; idempotent: a run already started is left alone."""
-    from .choices import ProposalState, RunStatus
-    from .models import Device, DiscoveredHost, DiscoveryRun, NetworkAddress
+    from ..choices import ProposalState, RunStatus
+    from ..models import Device, DiscoveredHost, DiscoveryRun, NetworkAddress
 
     claimed = DiscoveryRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=timezone.now())
@@ -284,7 +284,7 @@ def run_discovery(run_id: int) -> dict:
 def start_discovery(*, actor, client, subnet: str, ports: list[int] | None = None,
                     site=None, snmp_community: str = "", snmp_port: int = 161):
     """Record a run and enqueue it (after commit)."""
-    from .models import DiscoveryRun
+    from ..models import DiscoveryRun
 
     hosts_of(subnet)  # validate the size before anything is stored
     with transaction.atomic():
@@ -304,9 +304,9 @@ def start_discovery(*, actor, client, subnet: str, ports: list[int] | None = Non
 
 def accept_host(*, actor, host, kind: str = "other", name: str = ""):
     """Turn a proposed host into a device with provenance network_scan."""
-    from .actions import create_device
-    from .choices import ProposalState, SourceKind
-    from .models import DiscoveredHost
+    from ..actions import create_device
+    from ..choices import ProposalState, SourceKind
+    from ..models import DiscoveredHost
 
     with transaction.atomic():
         host = DiscoveredHost.objects.select_for_update().select_related("run").get(
@@ -325,8 +325,8 @@ def accept_host(*, actor, host, kind: str = "other", name: str = ""):
 
 
 def ignore_host(*, actor, host) -> None:
-    from .choices import ProposalState
-    from .models import DiscoveredHost
+    from ..choices import ProposalState
+    from ..models import DiscoveredHost
 
     with transaction.atomic():
         updated = DiscoveredHost.objects.filter(pk=host.pk, state=ProposalState.PROPOSED
@@ -351,8 +351,8 @@ def recover_discoveries() -> dict:
     """Periodic: fail runs whose worker died, and enqueue runs whose enqueue was lost."""
     from datetime import timedelta
 
-    from .choices import RunStatus
-    from .models import DiscoveryRun
+    from ..choices import RunStatus
+    from ..models import DiscoveryRun
 
     now = timezone.now()
     failed = 0

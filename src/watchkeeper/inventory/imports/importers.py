@@ -28,8 +28,8 @@ from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.csvsafe import unescape_cell
 from watchkeeper.core.models import Contact, Site
 
-from .choices import ChangeKind, DeviceKind, ImportStatus, LifecycleStatus, SourceKind
-from .models import (
+from ..choices import ChangeKind, DeviceKind, ImportStatus, LifecycleStatus, SourceKind
+from ..models import (
     Device,
     DeviceChange,
     FieldConflict,
@@ -37,7 +37,7 @@ from .models import (
     ImportRun,
     NetworkAddress,
 )
-from .services import as_text, normalise_mac, record_provenance
+from ..services import as_text, normalise_mac, record_provenance
 
 MAX_ROWS = 20_000
 MAX_BYTES = 20 * 1024 * 1024
