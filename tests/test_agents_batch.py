@@ -18,15 +18,15 @@ from django.utils import timezone
 from tests.factories import make_client
 from watchkeeper.agents import actions
 from watchkeeper.agents.checkin import auth, batch
-from watchkeeper.agents.checkin.protocol import (
+from watchkeeper.agents.choices import Connectivity
+from watchkeeper.agents.models import Agent, AgentNonce, MetricSample
+from watchkeeper.agents.protocol import (
     HEADER_AGENT,
     HEADER_NONCE,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     canonical_request,
 )
-from watchkeeper.agents.choices import Connectivity
-from watchkeeper.agents.models import Agent, AgentNonce, MetricSample
 from watchkeeper.core.models import Event, Site
 
 CHECKIN = "/agent/v1/checkin"

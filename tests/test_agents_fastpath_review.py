@@ -16,14 +16,14 @@ from django.test import Client
 from tests.agent_harness import LeanResponse, run_asgi
 from tests.test_agents_ingest import make_signed, metrics_batch
 from watchkeeper.agents.checkin import auth, batch
-from watchkeeper.agents.checkin.protocol import (
+from watchkeeper.agents.models import AgentNonce, MetricName, MetricSample
+from watchkeeper.agents.protocol import (
     HEADER_AGENT,
     HEADER_NONCE,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     canonical_request,
 )
-from watchkeeper.agents.models import AgentNonce, MetricName, MetricSample
 
 CHECKIN = "/agent/v1/checkin"
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from tests.agent_harness import asgi_post
 from tests.factories import make_client
 from watchkeeper.agents import actions, tasks
-from watchkeeper.agents.checkin.protocol import canonical_request
 from watchkeeper.agents.choices import Connectivity
 from watchkeeper.agents.models import Agent, AgentNonce, MetricSample, QuarantinedPayload
+from watchkeeper.agents.protocol import canonical_request
 from watchkeeper.core.models import Event, Site
 
 CHECKIN = "/agent/v1/checkin"

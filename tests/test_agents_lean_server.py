@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.agent_harness import AgentCLI, free_port
-from watchkeeper.agents.checkin.protocol import canonical_request
+from watchkeeper.agents.protocol import canonical_request
 
 CHECKIN = "/agent/v1/checkin"
 AGENTS = 40

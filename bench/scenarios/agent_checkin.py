@@ -124,7 +124,7 @@ class Fleet:
     """The simulated agents: keys, sequence numbers, request bytes."""
 
     def __init__(self, uids: list[str], port: int):
-        from watchkeeper.agents.checkin.protocol import canonical_request
+        from watchkeeper.agents.protocol import canonical_request
 
         self.canonical = canonical_request
         self.uids = uids

@@ -16,4 +16,9 @@ class AgentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from watchkeeper.core import hooks
+
+        from . import selectors
+
         post_migrate.connect(_forget_metric_ids, dispatch_uid="agents.forget_metric_ids")
+        hooks.provide("inventory.agent_selectors", selectors)

@@ -249,9 +249,8 @@ def disagreeing_fields(user, limit: int = 500) -> list[dict[str, Any]]:
 def agents_without_device(user) -> list[Any]:
     """Agents the agents app knows that have no inventory record (if it exposes them):
     e.g. enrolled and waiting in quarantine."""
-    try:
-        from watchkeeper.agents import selectors as agent_selectors
-    except ImportError:
-        return []
+    from watchkeeper.core import hooks
+
+    agent_selectors = hooks.first("inventory.agent_selectors")
     func = getattr(agent_selectors, "agents_without_device", None)
     return list(func(user)) if func else []

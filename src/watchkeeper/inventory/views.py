@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from watchkeeper.core import hooks
 from watchkeeper.core.csvsafe import safe_cell
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability, requires
@@ -48,11 +49,8 @@ METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
 
 
 def _agents_selectors():
-    try:
-        from watchkeeper.agents import selectors as agent_selectors
-    except ImportError:
-        return None
-    return agent_selectors
+    """The agents app's device selectors (core.hooks), or None without that app."""
+    return hooks.first("inventory.agent_selectors")
 
 
 def _query(request) -> selectors.DeviceQuery:
@@ -227,12 +225,9 @@ device_detail.wk_model = Device
 
 def _drive_findings():
     """The SMART reading of monitoring's smart check, so the page highlights exactly what
-    alerts; imported lazily like the agents selectors (inventory does not need monitoring)."""
-    try:
-        from watchkeeper.monitoring.history.predictive import assess_drive
-    except ImportError:
-        return None
-    return assess_drive
+    alerts; provided through core.hooks like the agents selectors (inventory imports
+    neither app)."""
+    return hooks.first("inventory.drive_assessment")
 
 
 def _drives(section: DeviceSection | None) -> list[dict]:

@@ -8,4 +8,13 @@ class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401  (registers outbox subscriptions)
+        from watchkeeper.core import hooks
+
+        from . import (
+            defaults,
+            handlers,  # noqa: F401  (registers outbox subscriptions)
+        )
+        from .history.predictive import assess_drive
+
+        hooks.provide("core.first_start", defaults.install)
+        hooks.provide("inventory.drive_assessment", assess_drive)

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from ..choices import AgentStatus
 from ..models import Agent, AgentNonce
-from .protocol import (
+from ..protocol import (
     HEADER_AGENT,
     HEADER_NONCE,
     HEADER_SIGNATURE,

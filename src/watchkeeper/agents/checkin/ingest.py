@@ -24,7 +24,7 @@ from ..choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Conne
 from ..commands.signer import open_payload
 from ..events import AgentOnline
 from ..models import Agent, Command, MetricName, MetricSample, ScriptRun
-from .protocol import canonical_json
+from ..protocol import canonical_json
 
 log = logging.getLogger(__name__)
 

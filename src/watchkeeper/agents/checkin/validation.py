@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any
 
-from .protocol import INVENTORY_SECTIONS
+from ..protocol import INVENTORY_SECTIONS
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -25,9 +25,9 @@ from django.utils import timezone
 from watchkeeper.core import crypto
 
 from ..actions import open_value, recent_agent_count
-from ..checkin.protocol import b64e
 from ..choices import CommandStatus
 from ..models import Agent, Command, ScriptRun
+from ..protocol import b64e
 
 log = logging.getLogger(__name__)
 
