@@ -15,7 +15,7 @@ request's nonce (`auth.claim_nonces`), and writes, set-based whatever the number
 4. one multi-row INSERT of every fresh batch's samples;
 5. the offline→online transitions, claimed with one conditional UPDATE, and their
    `agent.online` events in the outbox;
-6. the devices' last_seen_at, touched at most every DEVICE_TOUCH_SECONDS.
+6. the devices' last_seen_at, written when older than DEVICE_TOUCH_SECONDS.
 
 Each entry's outcome is `("ok", {"ack_seq", "duplicate", "inventory_hashes"})` or
 `("problem", AuthError)`.
@@ -24,7 +24,7 @@ Each entry's outcome is `("ok", {"ack_seq", "duplicate", "inventory_hashes"})` o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.db import connection, transaction
@@ -35,6 +35,7 @@ from watchkeeper.inventory import services as inventory_services
 from . import auth
 from .actions import offline_after
 from .choices import AgentStatus, Connectivity
+from .events import AgentOnline
 from .models import Agent, MetricName, MetricSample
 from .sqlrows import values_rows, vendor_casts
 
@@ -42,8 +43,9 @@ from .sqlrows import values_rows, vendor_casts
 # and PostgreSQL's 65,535 bind parameters.
 SAMPLE_CHUNK = 2000
 # Refresh the device's last_seen_at (an UPDATE of the inventory's hot row) only when the
-# agent's previous check-in is older than this; the agent row carries the exact time.
-DEVICE_TOUCH_SECONDS = 600
+# device's own last_seen_at is older than this; the agent row carries the exact time. Kept
+# well inside the inventory's online window (15 min) plus one check-in interval.
+DEVICE_TOUCH_SECONDS = 300
 
 # Metric name -> id, filled lazily; names are never renamed or deleted, so entries stay valid.
 _metric_ids: dict[str, int] = {}
@@ -156,8 +158,7 @@ def _refusals(gone: Sequence[Entry]) -> dict[int, auth.AuthError]:
 def emit_online(agent: Agent) -> None:
     """The outbox event of an offline (or never seen) agent checking in; the caller claimed
     the transition with a conditional UPDATE in its transaction."""
-    events.emit("agent.online", client=agent.client_id, payload={
-        "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id})
+    events.emit(AgentOnline.of(agent), client=agent.client_id)
 
 
 def store(entries: Sequence[Entry], now: datetime) -> list[tuple[str, Any]]:
@@ -188,11 +189,11 @@ def store(entries: Sequence[Entry], now: datetime) -> list[tuple[str, Any]]:
             "connectivity IN (%s, %s)", [Connectivity.OFFLINE, Connectivity.UNKNOWN])
         for pk in sorted(flipped):
             emit_online(coming[pk])
-    touch = [e.agent.device_id for e in fresh
-             if e.agent.last_seen_at is None
-             or (now - e.agent.last_seen_at).total_seconds() > DEVICE_TOUCH_SECONDS]
-    if touch:
-        inventory_services.touch_last_seen(touch, now)
+    # Every fresh check-in is a sign of life of its device: one set-based UPDATE of the
+    # devices whose own last_seen_at is older than DEVICE_TOUCH_SECONDS.
+    if fresh:
+        inventory_services.touch_last_seen([e.agent.device_id for e in fresh], now,
+                                           older_than=timedelta(seconds=DEVICE_TOUCH_SECONDS))
     outcomes: list[tuple[str, Any]] = []
     for entry in entries:
         pk = entry.agent.pk
