@@ -138,7 +138,10 @@ def test_polling_turns_each_unseen_message_into_one_outcome(dovecot, client_a):
     ticket = Ticket.objects.get()
     assert ticket.client == client_a and ticket.source == Source.EMAIL
     states = sorted(InboundMessage.objects.values_list("state", "channel"))
-    assert states == [(InboundState.IGNORED, "imap"), (InboundState.QUARANTINED, "imap")]
+    # (every message is kept whole, the accepted one linked to its ticket)
+    assert states == [(InboundState.ACCEPTED, "imap"), (InboundState.IGNORED, "imap"),
+                      (InboundState.QUARANTINED, "imap")]
+    assert InboundMessage.objects.get(state=InboundState.ACCEPTED).ticket == ticket
     assert unseen(dovecot) == []
     # And the next poll finds nothing new
     assert poll(dovecot) == {"fetched": 0}
