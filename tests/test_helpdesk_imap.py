@@ -159,6 +159,22 @@ def test_a_message_seen_twice_is_processed_once(dovecot, client_a):
     assert Ticket.objects.count() == 1
 
 
+def test_messages_without_message_id_and_kept_ones_are_processed_once(dovecot, client_a):
+    # Given a request with no Message-ID and a broken message, each in the mailbox twice
+    # (a copy, or a crash before \\Seen)
+    no_id = b"From: kim@acme.test\r\nSubject: No id\r\n\r\nThe VPN is down.\r\n"
+    broken = b"Subject: no sender\r\n\r\nwho am I\r\n"
+    for raw in (no_id, broken, no_id, broken):
+        append(dovecot, raw)
+    # When the mailbox is polled
+    counts = poll(dovecot)
+    # Then each is recognised by its content: one ticket, one quarantined message
+    assert counts == {"fetched": 4, "created": 1, "quarantined": 1, "duplicate": 2}
+    assert Ticket.objects.count() == 1
+    assert sorted(InboundMessage.objects.values_list("state", flat=True)) == [
+        InboundState.ACCEPTED, InboundState.QUARANTINED]
+
+
 def test_the_scheduled_job_polls_the_configured_mailbox(dovecot, settings):
     # Given the mailbox configured through settings (WATCHKEEPER_IMAP_*)
     settings.IMAP_HOST, settings.IMAP_PORT = dovecot.host, dovecot.port
