@@ -35,10 +35,11 @@ from tests.factories import make_user
 from tests.helpdesk_helpers import free_port, mail
 from watchkeeper.core import actions as core_actions
 from watchkeeper.core.choices import Role
-from watchkeeper.helpdesk import attachments, mailin
+from watchkeeper.helpdesk import attachments
 from watchkeeper.helpdesk.choices import EntryKind, InboundState
+from watchkeeper.helpdesk.mailin import intake as mailin
+from watchkeeper.helpdesk.mailin.smtp import controller
 from watchkeeper.helpdesk.models import ClientEmailDomain, InboundMessage, OutgoingMail, Ticket
-from watchkeeper.helpdesk.smtp import controller
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
 WORD = re.compile(r"[^\W_]+")

@@ -2,7 +2,9 @@
 
 from watchkeeper.core.scheduler import register
 
-from . import sla, tasks_mail, tasks_sla
+from .mailin import tasks as tasks_mail
+from .sla import actions as sla
+from .sla import tasks as tasks_sla
 
 # Every minute; the scheduler enqueues the sweep only when a warning or breach is due.
 register("helpdesk.sla_sweep", 60, tasks_sla.sla_sweep, when=sla.has_due_work)

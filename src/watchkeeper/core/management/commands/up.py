@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
+from watchkeeper.core import baseurl
 from watchkeeper.core.processes import Supervisor, up_roles
 
 BANNER = """
@@ -39,6 +40,13 @@ def create_first_owner(email: str) -> tuple[str, str] | None:
     return user.email, password
 
 
+def install_first_start_defaults() -> None:
+    """What a new install starts with besides its owner (default monitoring policies)."""
+    from watchkeeper.monitoring import defaults
+
+    defaults.install()
+
+
 class Command(BaseCommand):
     help = "Migrate, create the first owner if needed, and run web + worker + scheduler."
 
@@ -56,11 +64,15 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=min(verbosity, 1))
         created = create_first_owner(owner_email)
         if created:
+            install_first_start_defaults()
             self.stdout.write(BANNER.format(email=created[0], password=created[1]))
         if demo:
             call_command("demo", verbosity=verbosity)
         self.stdout.flush()
 
+        # Links, mail and the enrollment command follow --port (unless configured); the
+        # roles inherit it through the environment.
+        base = baseurl.follow_listen_address(host, port)
         me = [sys.executable, "-m", "watchkeeper.cli"]
         children = [
             ("web", [*me, "web", "--host", host, "--port", str(port)]),
@@ -74,8 +86,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         supervisor.start()
-        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
-        supervisor.write("up", f"open http://{shown}:{port}/ — Ctrl-C stops everything")
+        supervisor.write("up", f"open {base}/ — Ctrl-C stops everything")
         status = supervisor.wait()
         if status:
             sys.exit(status)

@@ -8,6 +8,8 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from watchkeeper.core import baseurl
+
 
 class Command(BaseCommand):
     help = "Serve the web UI, the REST API and the agent API."
@@ -21,7 +23,12 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, workers, **options):
         # WhiteNoise serves from the finders; an existing STATIC_ROOT keeps it quiet.
         Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
-        self.stdout.write(f"web: serving on http://{host}:{port} ({workers} worker(s))")
+        base = baseurl.follow_listen_address(host, port)
+        self.stdout.write(f"web: serving on http://{host}:{port} ({workers} worker(s)), "
+                          f"links and agent enrollment use {base}")
+        if baseurl.is_wildcard(host) and not baseurl.configured():
+            self.stdout.write("web: listening on every interface: set WATCHKEEPER_BASE_URL to "
+                              "the address agents and mail recipients reach")
         uvicorn.run(
             "watchkeeper.asgi:application", host=host, port=port, workers=workers,
             lifespan="off", log_level=settings.LOGGING["root"]["level"].lower(),
