@@ -26,8 +26,13 @@ from tests.monitoring_targets import (
     SnmpTarget,
     free_port,
 )
-from watchkeeper.monitoring.poller.checks import ConfigError, PollerContext, run_check, validate
-from watchkeeper.monitoring.poller.checks.ping import Pinger
+from watchkeeper.core.probes.icmp import Pinger
+from watchkeeper.monitoring.poller.checks import (
+    ConfigError,
+    PollerContext,
+    run_check,
+    validate,
+)
 from watchkeeper.monitoring.poller.checks.tls import hostname_matches
 
 
