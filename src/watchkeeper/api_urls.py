@@ -14,6 +14,7 @@ from watchkeeper.helpdesk.time import api as time_api
 from watchkeeper.inventory import api as inventory_api
 from watchkeeper.inventory.discovery import api as discovery_api
 from watchkeeper.inventory.imports import api as imports_api
+from watchkeeper.inventory.relations import api as relations_api
 from watchkeeper.monitoring import api as monitoring_api
 from watchkeeper.monitoring.heartbeats import api as heartbeats_api
 from watchkeeper.monitoring.history import api as history_api
@@ -21,7 +22,7 @@ from watchkeeper.monitoring.poller import api as poller_api
 
 router = core_api.new_router()
 for register in (core_api.register, inventory_api.register, imports_api.register,
-                 discovery_api.register, agents_api.register,
+                 discovery_api.register, relations_api.register, agents_api.register,
                  scripts_api.register, helpdesk_api.register, sla_api.register,
                  time_api.register, billing_api.register, monitoring_api.register,
                  poller_api.register, heartbeats_api.register):

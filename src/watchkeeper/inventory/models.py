@@ -260,3 +260,5 @@ class SavedView(models.Model):
 
 from .imports.models import ImportRun  # noqa: E402,F401,I001  (imports)
 from .discovery.models import DiscoveredHost, DiscoveryRun  # noqa: E402,F401,I001  (discovery)
+
+from .relations.models import DeviceRelation  # noqa: E402,F401,I001  (relations)

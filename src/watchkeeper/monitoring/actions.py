@@ -23,7 +23,6 @@ from .models import (
     Check,
     CheckOverride,
     DeviceGroup,
-    DeviceRelation,
     MaintenanceWindow,
     NotificationChannel,
     Policy,
@@ -242,7 +241,7 @@ def delete_override(*, actor, override: CheckOverride) -> None:
     delete_object(actor=actor, obj=override)
 
 
-# --- Groups, relations, maintenance, channels ----------------------------------------------
+# --- Groups, maintenance, channels ----------------------------------------------
 
 def create_group(*, actor, client, name: str, devices=()) -> DeviceGroup:
     with transaction.atomic():
@@ -267,18 +266,6 @@ def set_group_devices(*, actor, group: DeviceGroup, devices) -> DeviceGroup:
     return group
 
 
-def add_relation(*, actor, kind: str, parent, device=None, site=None) -> DeviceRelation:
-    child_client = (device or site).client_id if (device or site) else None
-    if child_client != parent.client_id:
-        raise ActionError("A dependency links devices of one client.")
-    if device is not None and device.pk == parent.pk:
-        raise ActionError("A device cannot depend on itself.")
-    return create_object(actor=actor, model=DeviceRelation, client_id=parent.client_id,
-                         kind=kind, parent=parent, device=device, site=site)
-
-
-def delete_relation(*, actor, relation: DeviceRelation) -> None:
-    delete_object(actor=actor, obj=relation)
 
 
 def create_maintenance(*, actor, client, name: str, starts_at: datetime,

@@ -29,7 +29,6 @@ from .models import (
     CheckOverride,
     CheckState,
     DeviceGroup,
-    DeviceRelation,
     MaintenanceWindow,
     Notification,
     NotificationChannel,
@@ -430,35 +429,6 @@ class GroupViewSet(ScopedMixin, viewsets.ModelViewSet):
         delete_object(actor=self.request.user, obj=instance)
 
 
-class RelationSerializer(serializers.ModelSerializer):
-    parent = VisibleField(queryset=Device.objects.all())
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
-    site = VisibleField(queryset=Site.objects.all(), allow_null=True, required=False)
-
-    class Meta:
-        model = DeviceRelation
-        fields = ["id", "client", "kind", "parent", "device", "site"]
-        read_only_fields = ["client"]
-
-
-class RelationViewSet(ScopedMixin, viewsets.ModelViewSet):
-    queryset = DeviceRelation.objects.all()
-    serializer_class = RelationSerializer
-    filterset_fields = ["client", "kind", "parent", "device", "site"]
-    ordering = ["id"]
-    ordering_fields = ["id"]
-    http_method_names = ["get", "post", "delete", "head", "options"]
-    permissions = {"GET": VIEW, "POST": CHANGE, "DELETE": CHANGE}
-
-    def perform_create(self, serializer):
-        data = serializer.validated_data
-        if not data.get("device") and not data.get("site"):
-            raise serializers.ValidationError({"device": "Name a device or a site."})
-        serializer.instance = _action(actions.add_relation, actor=self.request.user,
-                                      **data)
-
-    def perform_destroy(self, instance):
-        actions.delete_relation(actor=self.request.user, relation=instance)
 
 
 class MaintenanceSerializer(serializers.ModelSerializer):
@@ -642,8 +612,6 @@ def register(router) -> None:
                     basename="monitoring-assignment")
     router.register("monitoring/overrides", OverrideViewSet, basename="monitoring-override")
     router.register("monitoring/device-groups", GroupViewSet, basename="monitoring-group")
-    router.register("monitoring/dependencies", RelationViewSet,
-                    basename="monitoring-dependency")
     router.register("monitoring/maintenance-windows", MaintenanceViewSet,
                     basename="monitoring-maintenance")
     router.register("monitoring/channels", ChannelViewSet, basename="monitoring-channel")

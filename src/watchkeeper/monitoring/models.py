@@ -21,7 +21,6 @@ from watchkeeper.core.models import Client, Site
 from .choices import (
     AlertStatus,
     CheckKind,
-    RelationKind,
     Scope,
     State,
     Suppression,
@@ -296,28 +295,6 @@ class MaintenanceWindow(models.Model):
         return self.name
 
 
-class DeviceRelation(models.Model):
-    """What a device depends on: its gateway, its VM host, or (with no device) the uplink
-    of a site. The inventory has no relation fields yet, so monitoring keeps them."""
-
-    tenant_path = "client"
-
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=10, choices=RelationKind.choices)
-    parent = models.ForeignKey("inventory.Device", on_delete=models.CASCADE,
-                               related_name="+")
-    device = models.ForeignKey("inventory.Device", on_delete=models.CASCADE, null=True,
-                               blank=True, related_name="+")
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, null=True, blank=True,
-                             related_name="+")
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["kind", "parent", "device", "site"],
-                                    name="relation_unique"),
-            models.CheckConstraint(condition=Q(device__isnull=False) | Q(site__isnull=False),
-                                   name="relation_has_child"),
-        ]
 
 
 class EvalCursor(models.Model):

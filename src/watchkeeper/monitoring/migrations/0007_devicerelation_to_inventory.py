@@ -1,0 +1,19 @@
+# Device relations now belong to the inventory (inventory 0002 took the model over with its
+# table): monitoring forgets the model without touching the database.
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("monitoring", "0006_poll_history"),
+        ("inventory", "0002_devicerelation_from_monitoring"),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[migrations.DeleteModel(name="DeviceRelation")],
+            database_operations=[],
+        ),
+    ]
