@@ -21,4 +21,5 @@ urlpatterns = [
     path("inventory/reconcile/", views.reconcile, name="inventory_reconcile"),
     path("", include("watchkeeper.inventory.imports.urls")),
     path("", include("watchkeeper.inventory.discovery.urls")),
+    path("", include("watchkeeper.inventory.relations.urls")),
 ]

@@ -40,9 +40,10 @@ from .models import (
     SoftwareInstall,
     SoftwareLicence,
 )
+from .relations import views as relation_views
 
 PAGE_SIZES = (25, 50, 100, 200)
-TABS = ("summary", "inventory", "software", "history", "scripts", "metrics")
+TABS = ("summary", "inventory", "software", "relations", "history", "scripts", "metrics")
 # Offered when the agents app names none yet for the device; it names them (cpu.percent...).
 METRICS = ("cpu.percent", "mem.percent", "swap.percent", "load.1", "processes")
 METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
@@ -289,6 +290,8 @@ def device_tab(request, pk: int, tab: str):
             software = software.filter(name__icontains=search)
         context["software"] = software[:2000]
         context["search"] = search
+    elif tab == "relations":
+        context.update(relation_views.context(request, device))
     elif tab == "history":
         from watchkeeper.core.selectors import object_history
 

@@ -31,6 +31,8 @@ class RelationSerializer(serializers.ModelSerializer):
         fields = ["id", "client", "kind", "parent", "device", "site", "source", "detail",
                   "created_at", "seen_at"]
         read_only_fields = ["client", "source", "detail", "created_at", "seen_at"]
+        # A relation that already exists is answered as is by the action, not refused.
+        validators = []
 
 
 class RelationViewSet(ScopedMixin, viewsets.ModelViewSet):
