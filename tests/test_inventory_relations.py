@@ -172,3 +172,42 @@ def test_relations_survive_the_move_from_a_database_at_the_previous_head(client_
     tables = connection.introspection.table_names()
     assert "inventory_devicerelation" in tables and "monitoring_devicerelation" not in tables
     assert selectors.parent_device_ids(pc.pk) == [router.pk]
+
+
+def test_the_agents_default_gateway_becomes_an_observed_relation(owner, client_a, lan,
+                                                                 tmp_path):
+    from django.utils import timezone
+    from watchkeeper_agent.collectors.linux import parse_proc_route
+
+    from watchkeeper.inventory import services
+
+    # The agent reads its kernel's routes (little-endian hex, as in /proc/net/route)
+    route = tmp_path / "route"
+    route.write_text("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"
+                     "eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\n"
+                     "eth0\t0000000A\t00000000\t0001\t0\t0\t100\t00FFFFFF\n")
+    assert parse_proc_route(str(route)) == {"eth0": "10.0.0.1"}
+    assert parse_proc_route(str(tmp_path / "missing")) is None
+    # The router is known by its address; the PC reports its interfaces with the gateway
+    services.apply_agent_inventory(
+        device_id=lan["router"].pk, agent_ref="a1", observed_at=timezone.now(),
+        sections={"interfaces": [{"name": "lan", "mac": "", "ipv4": ["10.0.0.1"]}]})
+    services.apply_agent_inventory(
+        device_id=lan["pc"].pk, agent_ref="a2", observed_at=timezone.now(),
+        sections={"interfaces": [{"name": "eth0", "mac": "", "ipv4": ["10.0.0.23"],
+                                  "gateway": "10.0.0.1"}]})
+    row = DeviceRelation.objects.get(device=lan["pc"])
+    assert (row.kind, row.parent_id, row.source, row.detail) == (
+        "gateway", lan["router"].pk, "agent", "default gateway 10.0.0.1")
+    assert selectors.parent_device_ids(lan["pc"].pk) == [lan["router"].pk]
+    # An agent that no longer has a gateway drops its own relation; an old agent that
+    # sends no gateway at all leaves it alone
+    services.apply_agent_inventory(
+        device_id=lan["pc"].pk, agent_ref="a2", observed_at=timezone.now(),
+        sections={"interfaces": [{"name": "eth0", "mac": "", "ipv4": ["10.0.0.24"]}]})
+    assert DeviceRelation.objects.filter(device=lan["pc"]).count() == 1
+    services.apply_agent_inventory(
+        device_id=lan["pc"].pk, agent_ref="a2", observed_at=timezone.now(),
+        sections={"interfaces": [{"name": "eth0", "mac": "", "ipv4": ["10.0.0.23"],
+                                  "gateway": ""}]})
+    assert not DeviceRelation.objects.filter(device=lan["pc"]).exists()

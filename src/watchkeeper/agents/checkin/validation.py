@@ -75,7 +75,7 @@ DRIVE_FIELDS = {
 SECTION_FIELDS: dict[str, dict[str, Any]] = {
     "disks": {"device": STR, "mountpoint": STR, "fstype": STR, "total_bytes": INT,
               "encrypted": BOOL},
-    "interfaces": {"name": STR, "mac": STR, "ipv4": STRLIST, "ipv6": STRLIST},
+    "interfaces": {"name": STR, "mac": STR, "ipv4": STRLIST, "ipv6": STRLIST, "gateway": STR},
     "software": {"name": STR, "version": STR, "source": STR},
     "services": {"name": STR, "state": STR, "enabled": BOOL},
     "users": {"name": STR, "uid": INT, "admin": BOOL},
