@@ -171,8 +171,12 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
-def _claim(delivery_id: int, now) -> bool:
-    """Compare-and-set: only one worker wins the lease on a due row."""
+def _claim(delivery_id: int, now=None) -> bool:
+    """Compare-and-set: only one worker wins the lease on a due row.
+
+    The lease runs from the moment of the claim (not from the start of the sweep): a sweep
+    longer than LEASE must not hand out leases that have already expired."""
+    now = now or timezone.now()
     return bool(
         EventDelivery.objects.filter(
             Q(locked_until__isnull=True) | Q(locked_until__lt=now),
@@ -222,7 +226,7 @@ def dispatch_due(limit: int = 500) -> dict[str, int]:
     )
     done = failed = 0
     for delivery_id in due:
-        if not _claim(delivery_id, now):
+        if not _claim(delivery_id):
             continue  # another worker has it
         delivery = EventDelivery.objects.select_related("event").get(pk=delivery_id)
         if deliver_one(delivery):
