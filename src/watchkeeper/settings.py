@@ -207,6 +207,38 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 TRUSTED_PROXIES = env_list("WATCHKEEPER_TRUSTED_PROXIES")
 
+# --- Stored files (attachments): one storage layer, local by default -----------------------
+# WATCHKEEPER_STORAGE_URL unset: files under DATA_DIR/attachments (Django's file system
+# storage). s3://BUCKET[/PREFIX]?endpoint_url=https://...&region_name=...: an S3-compatible
+# object store through django-storages (pip install "watchkeeper[s3]"), credentials from
+# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, so several web and mail-in hosts share the files.
+STORAGE_URL = env_str("WATCHKEEPER_STORAGE_URL", "")
+
+
+def _attachment_storage(url: str) -> dict:
+    if not url:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(DATA_DIR / "attachments"),
+                            "file_permissions_mode": 0o600,
+                            "directory_permissions_mode": 0o700}}
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ImproperlyConfigured("WATCHKEEPER_STORAGE_URL must be s3://BUCKET[/PREFIX]"
+                                   "[?endpoint_url=...&region_name=...] or empty (local).")
+    options = {"bucket_name": parts.netloc, "location": parts.path.strip("/"),
+               "file_overwrite": True, "default_acl": None, "querystring_auth": True}
+    options.update(dict(parse_qsl(parts.query)))
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+STORAGES = {
+    "default": _attachment_storage(STORAGE_URL),
+    "attachments": _attachment_storage(STORAGE_URL),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 # --- Static -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
@@ -356,10 +388,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"quiet_requests": {"()": "watchkeeper.core.unavailable.QuietRequestLog"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     # Quiet by default: each role prints one line when it starts, then warnings and errors.
     "root": {"handlers": ["console"], "level": env_str("WATCHKEEPER_LOG_LEVEL", "WARNING")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"},
+                "django.request": {"filters": ["quiet_requests"]}},
 }
 # One line per HTTP request on the console (uvicorn's access log).
 ACCESS_LOG = env_bool("WATCHKEEPER_ACCESS_LOG", False)

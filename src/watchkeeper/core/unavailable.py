@@ -67,3 +67,13 @@ def response_for_current_exception(request) -> HttpResponse | None:
     log.warning("503 for %s %s: %s: %s", request.method, request.path, type(exc).__name__,
                 (str(exc).strip().splitlines() or [""])[0][:200])
     return response(request)
+
+
+class QuietRequestLog:
+    """Logging filter for `django.request`: leave out the deliberate answers (4xx, and the
+    503s of an unavailable dependency or a not-ready /readyz, which log their own single
+    warning), keep real server errors with their traceback."""
+
+    def filter(self, record) -> bool:
+        status = getattr(record, "status_code", None)
+        return status is None or (status >= 500 and status != 503)
