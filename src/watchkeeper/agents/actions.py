@@ -33,6 +33,7 @@ from .choices import (
     ScriptLanguage,
     TargetKind,
 )
+from .events import AgentOffline
 from .models import Agent, Command, EnrollmentToken, Script, ScriptRun, ScriptVersion, SignerKey
 
 TOKEN_PREFIX = "wke"
@@ -237,10 +238,7 @@ def mark_offline(*, agent_id: int, now) -> bool:
         if claimed:
             agent = Agent.objects.only("id", "uid", "client_id", "device_id", "last_seen_at",
                                        "hostname").get(pk=agent_id)
-            events.emit("agent.offline", client=agent.client_id, payload={
-                "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id,
-                "hostname": agent.hostname,
-                "last_seen_at": agent.last_seen_at.isoformat() if agent.last_seen_at else None})
+            events.emit(AgentOffline.of(agent), client=agent.client_id)
     return bool(claimed)
 
 
@@ -342,10 +340,24 @@ def update_script(*, actor, script: Script, body: str, language: str | None = No
     return version
 
 
+# Languages whose interpreters want LF line endings: bash fails on `$'cmd\r'`, and a
+# browser's textarea sends CRLF. PowerShell reads CRLF and LF alike on every platform (and
+# Windows editors write .ps1 files with CRLF), so its bodies are kept as typed.
+LF_LANGUAGES = frozenset({ScriptLanguage.BASH, ScriptLanguage.PYTHON})
+
+
+def script_text(language: str, body: str) -> str:
+    """The body as the interpreter wants it: CRLF and lone CR become LF for bash/python."""
+    if language in LF_LANGUAGES and "\r" in body:
+        return body.replace("\r\n", "\n").replace("\r", "\n")
+    return body
+
+
 def _new_version(*, actor, script: Script, language: str, body: str, parameters: list,
                  timeout: int) -> ScriptVersion:
     if language not in ScriptLanguage.values:
         raise ActionError(f"Unknown language {language!r}.")
+    body = script_text(language, body)
     if not body.strip():
         raise ActionError("The script is empty.")
     if not 1 <= int(timeout) <= 3600:
@@ -431,7 +443,8 @@ def run_script(*, actor, version: ScriptVersion, target_kind: str, target,
             requested_by=actor if getattr(actor, "is_authenticated", False) else None)
         commands = []
         for agent in agents:
-            body = templating.render(version.body, {
+            # script_text: a version stored with CRLF by an older release runs too.
+            body = templating.render(script_text(version.language, version.body), {
                 "agent_id": str(agent.uid), "hostname": agent.hostname,
                 "device_name": agent.device.name if agent.device else "",
                 "client_name": agent.client.name,

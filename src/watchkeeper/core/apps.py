@@ -7,4 +7,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401  (registers event handlers)
+        from . import catalogue, handlers  # noqa: F401  (registers event handlers)
+
+        catalogue.autodiscover()  # every app's events.py: the event catalogue

@@ -115,9 +115,9 @@ def dump_database(target_dir: Path) -> str:
 
 def _stored_files():
     """(name, storage) of every stored file, walking the storage layer."""
-    from watchkeeper.helpdesk.attachments import storage
+    from .files import stored_files
 
-    store = storage()
+    store = stored_files()
 
     def walk(prefix: str):
         try:
@@ -225,9 +225,9 @@ def restore(source: Path, *, force: bool = False, out=None) -> dict:
     _restore_database(source, manifest)
     from django.core.files.base import File
 
-    from watchkeeper.helpdesk.attachments import storage
+    from .files import stored_files
 
-    store = storage()
+    store = stored_files()
     count = 0
     for rel in manifest["files"]:
         if not rel.startswith("files/attachments/"):

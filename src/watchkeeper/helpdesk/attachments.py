@@ -15,6 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.http import FileResponse, Http404
 
+from watchkeeper.core.files import is_local, stored_files
+
 # Magic numbers of the formats we recognise; anything else is text/plain when it decodes as
 # UTF-8 without control characters, else application/octet-stream.
 _MAGIC: list[tuple[bytes, str]] = [
@@ -64,11 +66,9 @@ def safe_filename(name: str | None) -> str:
 
 
 def storage():
-    """The storage layer of stored files (settings.STORAGES["attachments"]): a directory
-    under DATA_DIR by default, an S3-compatible bucket for several hosts."""
-    from django.core.files.storage import storages
-
-    return storages["attachments"]
+    """The storage layer of stored files (core/files.py): a directory under DATA_DIR by
+    default, an S3-compatible bucket for several hosts."""
+    return stored_files()
 
 
 def name_for(sha256: str) -> str:
@@ -84,12 +84,6 @@ def path_for(sha256: str) -> Path:
     return Path(storage().path(name_for(sha256)))
 
 
-def _is_local(store) -> bool:
-    from django.core.files.storage import FileSystemStorage
-
-    return isinstance(store, FileSystemStorage)
-
-
 def store(data: bytes) -> tuple[str, str]:
     """Write the bytes durably before the caller commits the row that names them; return
     (sha256, sniffed type). Content-addressed: the same bytes are stored once.
@@ -102,7 +96,7 @@ def store(data: bytes) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
     store_ = storage()
     name = name_for(digest)
-    if not _is_local(store_):
+    if not is_local(store_):
         if not store_.exists(name):
             from django.core.files.base import ContentFile
 

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
+from watchkeeper.core import baseurl
 from watchkeeper.core.processes import Supervisor, port_problem, up_roles
 
 BANNER = """
@@ -61,6 +62,13 @@ def write_password_file(text: str) -> str:
         fh.write("One-time passwords from `watchkeeper up` (each must be changed at first "
                  "sign-in). Delete this file once they are used.\n" + text.strip() + "\n")
     return path
+
+
+def install_first_start_defaults() -> None:
+    """What a new install starts with besides its owner (default monitoring policies)."""
+    from watchkeeper.monitoring import defaults
+
+    defaults.install()
 
 
 class Command(BaseCommand):
@@ -100,6 +108,7 @@ class Command(BaseCommand):
         secrets_text = ""
         created = create_first_owner(owner_email)
         if created:
+            install_first_start_defaults()
             secrets_text += BANNER.format(email=created[0], password=created[1])
         if demo:
             captured = io.StringIO()
@@ -111,6 +120,9 @@ class Command(BaseCommand):
                 secrets_text += "\n  Demo users" + passwords.rstrip() + "\n"
         self.stdout.flush()
 
+        # Links, mail and the enrollment command follow --port (unless configured); the
+        # roles inherit it through the environment.
+        base = baseurl.follow_listen_address(host, port)
         me = [sys.executable, "-m", "watchkeeper.cli"]
         children = [
             ("web", [*me, "web", "--host", host, "--port", str(port)]),
@@ -131,8 +143,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         supervisor.start()
         supervisor.wait_started(timeout=60)
-        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104
-        supervisor.write("up", f"open http://{shown}:{port}/ — Ctrl-C stops everything")
+        supervisor.write("up", f"open {base}/ — Ctrl-C stops everything")
         if secrets_text:
             path = write_password_file(secrets_text)
             supervisor.write_block(secrets_text.rstrip("\n")

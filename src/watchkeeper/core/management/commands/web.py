@@ -9,6 +9,7 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from watchkeeper.core import baseurl
 from watchkeeper.core.limits import GuardedH11Protocol
 from watchkeeper.core.processes import cannot_start, port_problem
 
@@ -29,7 +30,12 @@ class Command(BaseCommand):
                                 "program using it)")
         # WhiteNoise serves from the finders; an existing STATIC_ROOT keeps it quiet.
         Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
-        self.stdout.write(f"web: serving on http://{host}:{port} ({workers} worker(s))")
+        base = baseurl.follow_listen_address(host, port)
+        self.stdout.write(f"web: serving on http://{host}:{port} ({workers} worker(s)), "
+                          f"links and agent enrollment use {base}")
+        if baseurl.is_wildcard(host) and not baseurl.configured():
+            self.stdout.write("web: listening on every interface: set WATCHKEEPER_BASE_URL to "
+                              "the address agents and mail recipients reach")
         self.stdout.flush()
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
         if settings.ACCESS_LOG and level in ("warning", "error", "critical"):
