@@ -100,7 +100,9 @@ def test_up_serves_prints_owner_password_and_stops_every_child_on_sigint(run_up)
     assert up.wait_for("/healthz").json() == {"status": "ok"}
     assert up.wait_for("/readyz").json()["checks"]["worker"]["ok"] is True
 
-    # and the one-time owner password was printed, and it is the owner's real password
+    # and the one-time owner password was printed (last, once every role said it started),
+    # and it is the owner's real password
+    assert wait_for_text(up, "mode 0600"), up.output
     match = re.search(r"email:\s+(\S+)\s+password:\s+(\S+)", up.output)
     assert match, up.output
     email, password = match.groups()

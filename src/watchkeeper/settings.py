@@ -326,6 +326,7 @@ SPECTACULAR_SETTINGS = {
 # --- Events and webhooks ------------------------------------------------------------------
 OUTBOX_MAX_ATTEMPTS = env_int("WATCHKEEPER_OUTBOX_MAX_ATTEMPTS", 8)
 WEBHOOK_TIMEOUT = env_int("WATCHKEEPER_WEBHOOK_TIMEOUT", 10)
+OUTBOX_LEASE_SECONDS = env_int("WATCHKEEPER_OUTBOX_LEASE_SECONDS", 300)
 # /readyz counts a worker alive when its heartbeat is at most this old: a few heartbeats,
 # so a killed worker shows within seconds.
 WORKER_STALE_SECONDS = env_int("WATCHKEEPER_WORKER_STALE_SECONDS", 20)

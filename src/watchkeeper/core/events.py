@@ -52,7 +52,9 @@ _providers: list[Callable[[str, int | None], list[str]]] = []
 # Resolvers run a dynamic handler name ("webhook:12") that is not in _handlers.
 _resolvers: dict[str, Handler] = {}
 
-LEASE = timedelta(minutes=5)
+# How long a claimed delivery is held before another worker may take it (a worker killed
+# mid-delivery): longer than any handler runs (webhooks time out after WEBHOOK_TIMEOUT).
+LEASE = timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
 
 
 def subscribe(pattern: str, name: str | None = None) -> Callable[[Handler], Handler]:
