@@ -190,7 +190,7 @@ class Platform:
     def __init__(self, workdir: Path, database_url: str, tasks_url: str = ""):
         self.workdir = workdir
         self.data = workdir / "data"
-        self.data.mkdir(exist_ok=True)
+        self.data.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_")}

@@ -76,12 +76,19 @@ class Heartbeat:
         return self
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.interval):
             try:
                 close_old_connections()
                 beat(self.role, self.name)
-            except Exception:  # a database hiccup must not kill the process; retry next beat
-                log.warning("heartbeat of %s failed", self.name, exc_info=True)
+                if failing:
+                    log.warning("heartbeat of %s: the database is back", self.name)
+                failing = False
+            except Exception as exc:  # a database hiccup must not kill the process
+                if not failing:  # one line per outage, a traceback only for a bug
+                    log.warning("heartbeat of %s failed: %s", self.name, type(exc).__name__,
+                                exc_info=not is_dependency_error(exc))
+                failing = True
             finally:
                 connection.close()  # this thread's connection only
 
@@ -180,7 +187,7 @@ def run_retrying(role: str, step, stop: threading.Event, *, tick: float = 1.0,
     logged once per outage (a warning, no traceback), retried with backoff and jitter, and
     the recovery is logged; any other exception propagates (a bug: the process exits and
     its supervisor restarts it)."""
-    backoff = backoff or Backoff()
+    backoff = backoff or Backoff(cap=10.0)
     down_since: float | None = None
     while not stop.is_set():
         close_old_connections()

@@ -7,10 +7,10 @@ worker on the "default" queue with django-tasks-rq's job class. Either way a hea
 thread keeps this process's ProcessHeartbeat row fresh for /readyz.
 
 The worker outlives its dependencies: a database or Redis error (an outage, a full disk)
-is logged once, retried with backoff and jitter, and work resumes when the dependency is
-back. Tasks this worker had claimed when the error struck, and tasks of workers that died
-(no heartbeat for WORKER_STALE_SECONDS), are put back in the queue (core.tasks.
-recover_stale_tasks): a task runs at least once, so tasks are written to be idempotent.
+is logged once, retried with backoff and jitter (up to 10 s), and work resumes when the
+dependency is back. Tasks this worker had claimed when the error struck, and tasks of
+workers that died (no heartbeat for WORKER_STALE_SECONDS), are put back in the queue
+(core.tasks.recover_stale_tasks): a task runs at least once, so tasks are idempotent.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Command(BaseCommand):
         """Run until done; on a database or queue error wait (backoff, jitter) and again."""
         from watchkeeper.core.tasks import recover_stale_tasks
 
-        backoff = Backoff(base=1.0, cap=30.0)
+        backoff = Backoff(base=1.0, cap=10.0)
         down_since: float | None = None
         while True:
             try:
