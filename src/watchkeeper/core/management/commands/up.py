@@ -56,9 +56,13 @@ class Command(BaseCommand):
         parser.add_argument("--owner-email", default="owner@localhost",
                             help="Email of the first owner, created when no user exists.")
         parser.add_argument("--demo", action="store_true",
-                            help="Load the demo MSP (idempotent) before starting.")
+                            help="Load the demo MSP (idempotent) before starting, and run "
+                                 "its simulated fleet.")
+        parser.add_argument("--demo-devices", type=int, default=240,
+                            help="How many simulated devices the demo fleet has (0: none).")
 
-    def handle(self, *args, host, port, owner_email, demo, verbosity, **options):
+    def handle(self, *args, host, port, owner_email, demo, demo_devices, verbosity,
+               **options):
         self.stdout.write(f"Watchkeeper: data in {settings.DATA_DIR}, database "
                           f"{settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
         call_command("migrate", interactive=False, verbosity=min(verbosity, 1))
@@ -82,6 +86,12 @@ class Command(BaseCommand):
         available = get_commands()
         children += [(role, [*me, role]) for role in up_roles()
                      if role in available or role.replace("-", "_") in available]
+        if demo and demo_devices > 0:
+            # The simulated fleet enrolls and checks in through the agent API of this server.
+            local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+            children.append(("demo-fleet", [*me, "demo", "--no-load", "--devices",
+                                            str(demo_devices), "--server",
+                                            f"http://{local}:{port}"]))
         supervisor = Supervisor(children, out=sys.stdout)
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
