@@ -210,6 +210,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- I18N ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Currency of every amount shown (billing runs, rates, contracts): an ISO 4217 code.
+CURRENCY = env_str("WATCHKEEPER_CURRENCY", "USD").upper()[:3]
 USE_I18N = True
 USE_TZ = True
 

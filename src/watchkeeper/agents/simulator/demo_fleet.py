@@ -165,16 +165,9 @@ def run(server: str, devices: int = DEFAULT_DEVICES, *, once: bool = False,
         out(f"Demo fleet: {len(fleet_.agents)} devices checked in ({dict(fleet_.counters)}).")
         return fleet_
     stop = stop or threading.Event()
-    first = {"done": False}
-
-    def on_round(f: Fleet) -> None:
-        if not first["done"]:
-            after_start(server)
-            first["done"] = True
-        else:
-            ping_heartbeats(server)
 
     out(f"Demo fleet: {devices} simulated devices checking in to {server} every "
         f"{interval:g} s")
-    fleet_.run(stop, interval=interval, on_round=on_round)
+    fleet_.run(stop, interval=interval, on_start=lambda _f: after_start(server),
+               on_round=lambda _f: ping_heartbeats(server))
     return fleet_

@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from watchkeeper.agents.protocol import canonical_json, canonical_request
+from watchkeeper.agents.protocol import canonical_request
+from watchkeeper.core.canonical import canonical_hash
 
 from .profiles import Profile
 
@@ -86,6 +87,7 @@ class Fleet:
     seed: str = ""
     agents: list[SimAgent] = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         state = self._load_state()
@@ -169,8 +171,7 @@ class Fleet:
 
     def send_inventory(self, agent: SimAgent) -> None:
         sections = agent.profile.inventory()
-        hashes = {name: hashlib.sha256(canonical_json(v)).hexdigest()
-                  for name, v in sections.items()}
+        hashes = {name: canonical_hash(v) for name, v in sections.items()}
         self._answer(agent, self._post(agent, agent.batch(
             kind="inventory", inventory={"hashes": hashes, "sections": sections})))
 
@@ -208,6 +209,8 @@ class Fleet:
     def start(self) -> None:
         """Enroll whoever is new, send each device's inventory and a first reading."""
         for agent in self.agents:
+            if self.stop.is_set():
+                break
             if self.enroll(agent):
                 self.send_inventory(agent)
                 self.send_metrics(agent)
@@ -216,6 +219,8 @@ class Fleet:
     def round(self) -> None:
         """One check-in of every device that is online (offline laptops stay silent)."""
         for agent in self.agents:
+            if self.stop.is_set():
+                break
             if agent.agent_id and not agent.profile.goes_offline:
                 self.send_metrics(agent)
 
@@ -230,7 +235,7 @@ class Fleet:
             if not agent.agent_id:
                 continue
             at = (agent.backfilled_until or now) - self.history_step
-            while at > oldest and sent < budget:
+            while at > oldest and sent < budget and not self.stop.is_set():
                 self.send_metrics(agent, at)
                 agent.backfilled_until = at
                 at -= self.history_step
@@ -240,14 +245,18 @@ class Fleet:
         return sent
 
     def run(self, stop: threading.Event, *, interval: float = 60.0,
-            on_round: Callable[[Fleet], None] | None = None) -> None:
+            on_round: Callable[[Fleet], None] | None = None,
+            on_start: Callable[[Fleet], None] | None = None) -> None:
         """Start, then a round every `interval` seconds until `stop`; history is sent
         between rounds, a slice at a time, so the present comes first."""
         while not self.wait_ready(stop=stop):
             if stop.is_set():
                 return
             log.warning("server %s not answering yet: the demo fleet waits", self.server)
+        self.stop = stop
         self.start()
+        if on_start and not stop.is_set():
+            on_start(self)
         next_round = time.monotonic() + interval
         while not stop.is_set():
             if time.monotonic() >= next_round:
