@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 
 from watchkeeper.core.files import is_local, stored_files
 
@@ -133,4 +133,15 @@ def response(attachment) -> FileResponse:
     resp["X-Content-Type-Options"] = "nosniff"
     resp["Content-Security-Policy"] = "default-src 'none'; sandbox"
     resp["Cache-Control"] = "private, no-store"
+    return resp
+
+
+def raw_mail_response(row) -> HttpResponse:
+    """A kept received message (InboundMessage) as an .eml download."""
+    data = row.raw_bytes()
+    if not data:
+        raise Http404("The message's bytes were dropped after the retention period.")
+    resp = HttpResponse(data, content_type="application/octet-stream")
+    resp["Content-Disposition"] = f'attachment; filename="message-{row.pk}.eml"'
+    resp["X-Content-Type-Options"] = "nosniff"
     return resp

@@ -85,10 +85,13 @@ class Command(BaseCommand):
         parser.add_argument("--owner-email", default="owner@localhost",
                             help="Email of the first owner, created when no user exists.")
         parser.add_argument("--demo", action="store_true",
-                            help="Load the demo MSP (idempotent) before starting.")
+                            help="Load the demo MSP (idempotent) before starting, and run "
+                                 "its simulated fleet.")
+        parser.add_argument("--demo-devices", type=int, default=240,
+                            help="How many simulated devices the demo fleet has (0: none).")
 
-    def handle(self, *args, host, port, smtp_port, no_mail_in, owner_email, demo, verbosity,
-               **options):
+    def handle(self, *args, host, port, smtp_port, no_mail_in, owner_email, demo, demo_devices,
+               verbosity, **options):
         problem = port_problem(host, port)
         if problem:
             self.stderr.write(f"up: cannot start: {problem}; choose another with --port N")
@@ -138,6 +141,12 @@ class Command(BaseCommand):
                     children.append((role, [*me, role, "--port", str(smtp_port)]))
                 continue
             children.append((role, [*me, role]))
+        if demo and demo_devices > 0:
+            # The simulated fleet enrolls and checks in through the agent API of this server.
+            local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+            children.append(("demo-fleet", [*me, "demo", "--no-load", "--devices",
+                                            str(demo_devices), "--server",
+                                            f"http://{local}:{port}"]))
         supervisor = Supervisor(children, out=sys.stdout)
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
