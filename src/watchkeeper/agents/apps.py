@@ -9,6 +9,12 @@ def _forget_metric_ids(**kwargs) -> None:
     _metric_ids.clear()
 
 
+def _demo_fleet():
+    from .simulator import demo_fleet
+
+    return demo_fleet
+
+
 class AgentsConfig(AppConfig):
     name = "watchkeeper.agents"
     label = "agents"
@@ -21,4 +27,5 @@ class AgentsConfig(AppConfig):
         from . import selectors
 
         post_migrate.connect(_forget_metric_ids, dispatch_uid="agents.forget_metric_ids")
-        hooks.provide("inventory.agent_selectors", selectors)
+        hooks.provide("agents.selectors", selectors)
+        hooks.provide("core.demo_fleet", _demo_fleet)

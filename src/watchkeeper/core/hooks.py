@@ -9,7 +9,10 @@ app provides the name, and must then do without (a page section left out, for in
 | Name | Provided by | Called by |
 |---|---|---|
 | `core.first_start` | monitoring (default policies) | `watchkeeper up` on a new install |
-| `inventory.agent_selectors` | agents (its `selectors` module) | device pages, reconciliation |
+| `<app>.selectors` | helpdesk, monitoring, agents (their `selectors`) | home pages, device pages |
+| `core.demo_fleet` | agents (the simulated fleet module) | `watchkeeper demo --server` |
+| `demo.after_fleet_start` | monitoring (heartbeat pings), helpdesk (billing run) | the fleet |
+| `demo.fleet_round` | monitoring (heartbeat pings) | the fleet, each round |
 | `inventory.drive_assessment` | monitoring (`assess_drive` of history/predictive) | drives tab |
 """
 

@@ -251,6 +251,6 @@ def agents_without_device(user) -> list[Any]:
     e.g. enrolled and waiting in quarantine."""
     from watchkeeper.core import hooks
 
-    agent_selectors = hooks.first("inventory.agent_selectors")
+    agent_selectors = hooks.first("agents.selectors")
     func = getattr(agent_selectors, "agents_without_device", None)
     return list(func(user)) if func else []

@@ -51,7 +51,7 @@ METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
 
 def _agents_selectors():
     """The agents app's device selectors (core.hooks), or None without that app."""
-    return hooks.first("inventory.agent_selectors")
+    return hooks.first("agents.selectors")
 
 
 def _query(request) -> selectors.DeviceQuery:
