@@ -29,12 +29,12 @@ def send_mail(event, handler_name) -> None:
 
 
 def _device(payload: dict, client_id: int | None):
-    from watchkeeper.inventory.models import Device
+    from watchkeeper.inventory.selectors import all_devices
 
     device_id = payload.get("device_id") or payload.get("device")
     if not device_id:
         return None
-    return Device.objects.filter(pk=device_id, client_id=client_id).first()
+    return all_devices().filter(pk=device_id, client_id=client_id).first()
 
 
 @subscribe("alert.*", name="helpdesk.alerts")

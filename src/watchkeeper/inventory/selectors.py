@@ -16,6 +16,7 @@ from watchkeeper.core.tenancy import scoped
 from .choices import ConflictStatus
 from .models import (
     Device,
+    DeviceSection,
     FieldConflict,
     FieldProvenance,
     NetworkAddress,
@@ -254,3 +255,15 @@ def agents_without_device(user) -> list[Any]:
     agent_selectors = hooks.first("agents.selectors")
     func = getattr(agent_selectors, "agents_without_device", None)
     return list(func(user)) if func else []
+
+
+# --- Querysets for other apps ---------------------------------------------------------------
+# Other apps never import inventory's models: they start from these (and filter, scope or
+# use `.model` for a form field or a route's wk_model).
+
+def all_devices() -> QuerySet:
+    return Device.objects.all()
+
+
+def all_device_sections() -> QuerySet:
+    return DeviceSection.objects.all()

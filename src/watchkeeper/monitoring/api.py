@@ -19,7 +19,7 @@ from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as Vis
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact, Site
 from watchkeeper.core.tenancy import can_see_client, scoped
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from . import actions, bulk, policies
 from .choices import Scope
@@ -76,7 +76,7 @@ class AlertFilterSerializer(serializers.Serializer):
     may see (monitoring/bulk.py)."""
 
     client = VisibleField(queryset=Client.objects.all(), required=False, allow_null=True)
-    device = VisibleField(queryset=Device.objects.all(), required=False, allow_null=True)
+    device = VisibleField(queryset=all_devices(), required=False, allow_null=True)
     check_template = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     severity = serializers.ChoiceField(choices=bulk.SEVERITIES, required=False,
                                        allow_blank=True)
@@ -244,7 +244,7 @@ class PolicyViewSet(ScopedMixin, viewsets.ModelViewSet):
         body = WhatIfSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         policy = self.get_object()
-        visible = set(scoped(Device.objects.all(), request.user).values_list("id", flat=True)
+        visible = set(scoped(all_devices(), request.user).values_list("id", flat=True)
                       .filter(pk__in=policies.devices_of_policy(policy)))
         result = policies.what_if(policy, days=body.validated_data["days"],
                                   device_ids=sorted(visible))
@@ -260,7 +260,7 @@ class PolicyViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 class CheckSerializer(serializers.ModelSerializer):
     policy = VisibleField(queryset=Policy.objects.all())
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = VisibleField(queryset=all_devices(), allow_null=True, required=False)
 
     class Meta:
         model = Check
@@ -302,7 +302,7 @@ class CheckViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 
 _TARGETS: dict[str, type[Model]] = {Scope.CLIENT: Client, Scope.SITE: Site,
-                                    Scope.GROUP: DeviceGroup, Scope.DEVICE: Device}
+                                    Scope.GROUP: DeviceGroup, Scope.DEVICE: all_devices().model}
 
 
 def _target(request, scope: str, target_id):
@@ -385,7 +385,7 @@ class OverrideViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 class GroupSerializer(serializers.ModelSerializer):
     client = VisibleField(queryset=Client.objects.all())
-    devices = VisibleField(queryset=Device.objects.all(), many=True, required=False)
+    devices = VisibleField(queryset=all_devices(), many=True, required=False)
 
     class Meta:
         model = DeviceGroup
@@ -434,7 +434,7 @@ class GroupViewSet(ScopedMixin, viewsets.ModelViewSet):
 class MaintenanceSerializer(serializers.ModelSerializer):
     client = VisibleField(queryset=Client.objects.all())
     site = VisibleField(queryset=Site.objects.all(), allow_null=True, required=False)
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = VisibleField(queryset=all_devices(), allow_null=True, required=False)
 
     class Meta:
         model = MaintenanceWindow
@@ -594,11 +594,11 @@ class EffectiveChecksView(APIView):
     """The checks a device runs, each with the policy and level it came from."""
 
     permissions = {"GET": VIEW}
-    wk_model = Device
+    wk_model = all_devices().model
 
     @extend_schema(responses={200: dict})
     def get(self, request, device_pk: int):
-        device = get_object_or_404(scoped(Device.objects.all(), request.user), pk=device_pk)
+        device = get_object_or_404(scoped(all_devices(), request.user), pk=device_pk)
         checks = policies.effective_checks_for([device.pk], include_disabled=True)
         return Response({"device": device.pk, "checks": checks.get(device.pk, [])},
                         status=status.HTTP_200_OK)

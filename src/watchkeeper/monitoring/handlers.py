@@ -30,12 +30,12 @@ def on_agent_online(event: AgentOnline, handler_name) -> None:
 
 @subscribe("command.finished", name="monitoring.script_check")
 def on_command_finished(event, handler_name) -> None:
-    from watchkeeper.agents.models import Command
+    from watchkeeper.agents.selectors import all_commands
 
     payload = event.payload or {}
     if not payload.get("run") or not payload.get("device"):
         return
-    command = (Command.objects.filter(pk=payload.get("id"))
+    command = (all_commands().filter(pk=payload.get("id"))
                .select_related("run__script_version").first())
     if command is None or command.run is None:
         return

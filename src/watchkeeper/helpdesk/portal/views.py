@@ -28,10 +28,10 @@ def device_health(user) -> dict | None:
     """Counts of the user's devices online/offline, if the inventory app is present."""
     try:
         from watchkeeper.inventory import selectors as inv
-        from watchkeeper.inventory.models import Device
+        from watchkeeper.inventory.selectors import all_devices
     except ImportError:
         return None
-    devices = list(scoped(Device.objects.only("id", "name", "last_seen_at", "reboot_required",
+    devices = list(scoped(all_devices().only("id", "name", "last_seen_at", "reboot_required",
                                                "pending_updates", "client_id"), user)
                    .order_by("name")[:200])
     online = [d for d in devices if inv.is_online(d.last_seen_at)]

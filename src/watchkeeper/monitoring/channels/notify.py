@@ -360,10 +360,10 @@ def _first_notice(event: Event, alert: Alert | None, channel: NotificationChanne
 def _context(event: Event, alert: Alert | None,
              channel: NotificationChannel | None = None) -> dict[str, Any]:
     from watchkeeper.core.models import Client
-    from watchkeeper.inventory.models import Device
+    from watchkeeper.inventory.selectors import all_devices
 
     payload = event.payload or {}
-    device = Device.objects.filter(pk=payload.get("device_id")).values(
+    device = all_devices().filter(pk=payload.get("device_id")).values(
         "id", "name", "hostname", "primary_ip").first() or {}
     client = Client.objects.filter(pk=event.client_id).values("id", "name").first() or {}
     base = settings.BASE_URL.rstrip("/")

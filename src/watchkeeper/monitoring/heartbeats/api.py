@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from watchkeeper.core.api.problems import Conflict
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from ..api import CHANGE, VIEW, VisibleField
 from . import actions as heartbeats
@@ -20,7 +20,7 @@ from .models import HeartbeatJob, HeartbeatPing, HeartbeatSchedule
 
 class HeartbeatSerializer(serializers.ModelSerializer):
     client = VisibleField(queryset=Client.objects.all())
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = VisibleField(queryset=all_devices(), allow_null=True, required=False)
     url = serializers.SerializerMethodField()
     schedule = serializers.ChoiceField(choices=HeartbeatSchedule.choices,
                                        default=HeartbeatSchedule.PERIOD)

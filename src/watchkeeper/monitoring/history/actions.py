@@ -38,7 +38,7 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from watchkeeper.agents.models import MetricName, MetricSample
+from watchkeeper.agents.selectors import all_metric_names, all_metric_samples
 
 from .models import CheckRollup, MetricRollup, PollSample, PollTransition, RollupCursor
 
@@ -100,7 +100,8 @@ def roll_span(resolution: int, start: datetime, end: datetime) -> int:
     samples for 5 minutes, 5-minute rollups for hours. Returns the rows written."""
     if resolution == FIVE_MIN:
         select = (f"SELECT {FIVE_MIN}, device_id, metric_id, {_bucket_sql('ts', FIVE_MIN)}, "  # noqa: S608
-                  f"COUNT(*), SUM(value), MIN(value), MAX(value) FROM {_table(MetricSample)} "
+                  f"COUNT(*), SUM(value), MIN(value), MAX(value) "
+                  f"FROM {_table(all_metric_samples().model)} "
                   "WHERE ts >= %s AND ts < %s GROUP BY 1, 2, 3, 4")
     elif resolution == HOUR:
         select = (f"SELECT {HOUR}, device_id, metric_id, {_bucket_sql('bucket', HOUR)}, "  # noqa: S608
@@ -116,7 +117,7 @@ def roll_span(resolution: int, start: datetime, end: datetime) -> int:
 
 def _metric_first(resolution: int) -> datetime | None:
     if resolution == FIVE_MIN:
-        return MetricSample.objects.aggregate(first=Min("ts"))["first"]
+        return all_metric_samples().aggregate(first=Min("ts"))["first"]
     return MetricRollup.objects.filter(resolution=FIVE_MIN).aggregate(
         first=Min("bucket"))["first"]
 
@@ -362,11 +363,11 @@ def series(device_id: int, metric: str, since: datetime, until: datetime | None 
     until = until or timezone.now()
     if resolution is None:
         resolution = pick_resolution(since, until)
-    metric_id = MetricName.objects.filter(name=metric).values_list("id", flat=True).first()
+    metric_id = all_metric_names().filter(name=metric).values_list("id", flat=True).first()
     if metric_id is None:
         return resolution, []
     if resolution == 0:
-        rows = (MetricSample.objects.filter(device_id=device_id, metric_id=metric_id,
+        rows = (all_metric_samples().filter(device_id=device_id, metric_id=metric_id,
                                             ts__gte=since, ts__lte=until)
                 .order_by("ts").values_list("ts", "value"))
         return 0, [Point(ts, v, v, v, 1) for ts, v in rows]

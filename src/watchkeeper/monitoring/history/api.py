@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from watchkeeper.core.tenancy import scoped
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from . import actions as rollups
 
@@ -27,11 +27,11 @@ class MetricSeriesView(APIView):
     (?metric=&since=&until=&resolution=0|300|3600, ISO 8601 times; default the last 6 h)."""
 
     permissions = {"GET": VIEW}
-    wk_model = Device
+    wk_model = all_devices().model
 
     @extend_schema(responses={200: dict})
     def get(self, request, device_pk: int):
-        device = get_object_or_404(scoped(Device.objects.all(), request.user), pk=device_pk)
+        device = get_object_or_404(scoped(all_devices(), request.user), pk=device_pk)
         metric = request.query_params.get("metric", "")
         if not metric or len(metric) > 200:
             raise serializers.ValidationError({"metric": "Required."})

@@ -73,11 +73,11 @@ def _disk_series(device_ids: list[int], since: datetime
                  ) -> dict[int, dict[str, list[tuple[datetime, float]]]]:
     """{device: {mount: [(bucket, avg)]}} from hourly rollups, or 5-minute ones for
     device/mounts with too little hourly history."""
-    from watchkeeper.agents.models import MetricName
+    from watchkeeper.agents.selectors import all_metric_names
 
     from .models import MetricRollup
 
-    names = dict(MetricName.objects.filter(name__startswith=DISK_METRIC)
+    names = dict(all_metric_names().filter(name__startswith=DISK_METRIC)
                  .values_list("id", "name"))
     series: dict[int, dict[str, dict[int, list]]] = defaultdict(lambda: defaultdict(dict))
     if not names:
@@ -226,7 +226,7 @@ def evaluate_smart(check: dict[str, Any], drives: list[dict[str, Any]]
 
 
 def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult]:
-    from watchkeeper.inventory.models import Device, DeviceSection
+    from watchkeeper.inventory.selectors import all_device_sections, all_devices
 
     from ..policies import effective_checks_for
 
@@ -237,7 +237,7 @@ def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult
     wanted = {dev: checks for dev, checks in wanted.items() if checks}
     if not wanted:
         return []
-    clients = dict(Device.objects.filter(pk__in=list(wanted)).values_list("id", "client_id"))
+    clients = dict(all_devices().filter(pk__in=list(wanted)).values_list("id", "client_id"))
     lookback = max(int((c["config"] or {}).get("lookback_days") or 7)
                    for cs in wanted.values() for c in cs)
     disks = _disk_series([d for d, cs in wanted.items()
@@ -245,7 +245,7 @@ def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult
                          now - timedelta(days=lookback))
     smart_devices = [d for d, cs in wanted.items() if any(c["kind"] == CheckKind.SMART
                                                           for c in cs)]
-    sections = dict(DeviceSection.objects.filter(device_id__in=smart_devices, section="drives")
+    sections = dict(all_device_sections().filter(device_id__in=smart_devices, section="drives")
                     .values_list("device_id", "data")) if smart_devices else {}
     results = []
     for dev, checks in wanted.items():
@@ -268,12 +268,12 @@ def predictive_results(device_ids: list[int], now: datetime) -> list[CheckResult
 
 
 def candidate_devices(now: datetime, lookback_days: int = 30) -> list[int]:
-    from watchkeeper.agents.models import MetricName
-    from watchkeeper.inventory.models import DeviceSection
+    from watchkeeper.agents.selectors import all_metric_names
+    from watchkeeper.inventory.selectors import all_device_sections
 
     from .models import MetricRollup
 
-    disk_ids = list(MetricName.objects.filter(name__startswith=DISK_METRIC)
+    disk_ids = list(all_metric_names().filter(name__startswith=DISK_METRIC)
                     .values_list("id", flat=True))
     with_disks = set(MetricRollup.objects.filter(
         metric_id__in=disk_ids, resolution=HOUR,
@@ -283,7 +283,7 @@ def candidate_devices(now: datetime, lookback_days: int = 30) -> list[int]:
         metric_id__in=disk_ids, resolution=FIVE_MIN,
         bucket__gte=now - timedelta(days=2)).values_list(
         "device_id", flat=True).distinct()) if disk_ids else set()
-    with_smart = set(DeviceSection.objects.filter(section="drives")
+    with_smart = set(all_device_sections().filter(section="drives")
                      .values_list("device_id", flat=True))
     return sorted(with_disks | with_smart)
 

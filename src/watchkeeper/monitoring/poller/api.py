@@ -20,7 +20,7 @@ from watchkeeper.core.api.problems import Conflict
 from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as VisibleField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.tenancy import can_see_client
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from .. import actions
 from ..choices import SERVER_KINDS
@@ -54,7 +54,7 @@ def _sealed_config(kind: str, config: dict, instance: Check | None = None,
 
 class NetworkCheckSerializer(serializers.ModelSerializer):
     policy = VisibleField(queryset=Policy.objects.all())
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = VisibleField(queryset=all_devices(), allow_null=True, required=False)
     kind = serializers.ChoiceField(choices=sorted(SERVER_KINDS))
     state = serializers.SerializerMethodField()
 
@@ -232,7 +232,7 @@ class NetworkCheckViewSet(ScopedMixin, viewsets.ModelViewSet):
 class TestConfigSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=sorted(SERVER_KINDS))
     config = serializers.JSONField()
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = VisibleField(queryset=all_devices(), allow_null=True, required=False)
 
 
 class TestConfigView(APIView):

@@ -7,7 +7,7 @@ import json
 from django import forms
 
 from watchkeeper.core.tenancy import can_see_client, scoped
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from ..models import Policy
 from . import engine as poller
@@ -31,7 +31,7 @@ class NetworkCheckForm(forms.Form):
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=sorted(LABELS.items()))
     device = forms.ModelChoiceField(
-        queryset=Device.objects.none(), required=False,
+        queryset=all_devices().none(), required=False,
         help_text="Optional: the device this check watches; its primary IP is the target "
                   "when the configuration names none.")
     config = forms.CharField(
@@ -55,7 +55,7 @@ class NetworkCheckForm(forms.Form):
         self.fields["policy"].queryset = policies
         self.fields["policy"].label_from_instance = (
             lambda p: f"{p.client.name if p.client_id else 'All clients'} › {p.name}")
-        self.fields["device"].queryset = scoped(Device.objects.select_related("client"), user)
+        self.fields["device"].queryset = scoped(all_devices().select_related("client"), user)
         self.fields["device"].label_from_instance = lambda d: f"{d.client.name} › {d.name}"
         if instance is not None:
             del self.fields["policy"]
