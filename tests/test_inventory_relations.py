@@ -211,3 +211,40 @@ def test_the_agents_default_gateway_becomes_an_observed_relation(owner, client_a
         sections={"interfaces": [{"name": "eth0", "mac": "", "ipv4": ["10.0.0.23"],
                                   "gateway": ""}]})
     assert not DeviceRelation.objects.filter(device=lan["pc"]).exists()
+
+
+NEIGHBOURS = (
+    # LLDP remote system name, LLDP management address (IPv4 10.9.8.7), CDP device id
+    'override 1.0.8802.1.1.2.1.4.1.1.9.0.3.1 octet_str "pc-lldp.example.lan"\n'
+    "override 1.0.8802.1.1.2.1.4.2.1.3.0.4.1.1.4.10.9.8.7 integer 2\n"
+    'override 1.3.6.1.4.1.9.9.23.1.2.1.1.6.5.1 octet_str "rtr-cdp"\n')
+
+
+@pytest.fixture
+def neighbour_snmpd(tmp_path):
+    from tests.test_inventory_discovery import start_snmpd
+
+    yield from start_snmpd(tmp_path, NEIGHBOURS)
+
+
+def test_lldp_and_cdp_neighbours_become_uplinks_seen_by_discovery(owner, client_a,
+                                                                   neighbour_snmpd):
+    from watchkeeper.inventory.discovery import engine as discovery
+    from watchkeeper.inventory.models import NetworkAddress
+
+    switch = make_device(client_a, "sw-lab", kind="network", primary_ip="127.0.0.1")
+    by_name = make_device(client_a, "pc-lldp", kind="workstation")
+    by_address = make_device(client_a, "printer-2", kind="printer")
+    NetworkAddress.objects.create(device=by_address, interface="eth0", address="10.9.8.7")
+    router = make_device(client_a, "rtr-cdp", kind="network")  # switch to router: no direction
+    run = discovery.start_discovery(actor=owner, client=client_a, subnet="127.0.0.1/32",
+                                    ports=[1], snmp_community="wk-test-community",
+                                    snmp_port=neighbour_snmpd)
+    discovery.run_discovery.call(run.pk)
+    rows = DeviceRelation.objects.order_by("device__name")
+    assert [(r.device.name, r.kind, r.parent_id, r.source) for r in rows] == [
+        ("pc-lldp", "uplink", switch.pk, "discovery"),
+        ("printer-2", "uplink", switch.pk, "discovery")]
+    assert "sw-lab" in rows[0].detail
+    assert not DeviceRelation.objects.filter(device=router).exists()
+    assert selectors.parent_device_ids(by_name.pk) == [switch.pk]

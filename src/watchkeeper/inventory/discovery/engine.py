@@ -30,6 +30,12 @@ COMMON_PORTS = (22, 23, 80, 135, 139, 443, 445, 515, 631, 3389, 5900, 8080, 9100
 SNMP_PURPOSE = "discovery-snmp"
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
+# Neighbour tables: LLDP-MIB's remote system names and management addresses (the address
+# is in the index: timeMark.localPort.remIndex.addrSubtype.addrLen.addr), CISCO-CDP-MIB's
+# cache device ids.
+LLDP_REM_SYS_NAME = "1.0.8802.1.1.2.1.4.1.1.9"
+LLDP_REM_MAN_ADDR = "1.0.8802.1.1.2.1.4.2.1.3"
+CDP_CACHE_DEVICE_ID = "1.3.6.1.4.1.9.9.23.1.2.1.1.6"
 
 
 @dataclass
@@ -40,6 +46,8 @@ class HostResult:
     tcp_answered: bool = False
     snmp_name: str = ""
     snmp_descr: str = ""
+    # ("name" | "address", value) of each neighbour its LLDP/CDP tables list
+    neighbours: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -100,6 +108,32 @@ async def snmp_system(address: str, community: str, port: int = 161,
     return ("" if name is None else str(name)), ("" if descr is None else str(descr))
 
 
+async def snmp_neighbours(address: str, community: str, port: int = 161,
+                         timeout: float = 1.0) -> list[tuple[str, str]]:
+    """The neighbours a device lists in its LLDP and CDP tables, as ("name", sysName) and
+    ("address", IPv4) pairs; [] when it has no such tables or does not answer."""
+    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+    engine = SnmpEngine()
+    target = {"host": address, "port": port, "version": "2c", "community": community,
+              "timeout": timeout, "retries": 0}
+    found: list[tuple[str, str]] = []
+    try:
+        for base in (LLDP_REM_SYS_NAME, CDP_CACHE_DEVICE_ID):
+            async for _oid, value in snmp.walk(target, engine, base):
+                if str(value).strip():
+                    found.append(("name", str(value).strip()))
+        async for oid, _value in snmp.walk(target, engine, LLDP_REM_MAN_ADDR):
+            parts = oid[len(LLDP_REM_MAN_ADDR) + 1:].split(".")
+            if len(parts) == 9 and parts[3] == "1" and parts[4] == "4":  # IPv4, 4 octets
+                found.append(("address", ".".join(parts[5:9])))
+    except Exception as exc:  # SnmpFailure, and pysnmp's own errors for unusable targets
+        log.debug("snmp neighbours of %s:%s failed: %s", address, port, exc)
+    finally:
+        engine.close_dispatcher()
+    return list(dict.fromkeys(found))
+
+
 async def scan(addresses: list[str], ports: list[int], *, community: str = "",
                snmp_port: int = 161, concurrency: int = 128,
                timeout: float = 1.0) -> tuple[list[HostResult], bool]:
@@ -123,6 +157,9 @@ async def scan(addresses: list[str], ports: list[int], *, community: str = "",
             found = await snmp_system(addr, community, snmp_port, timeout)
         if found:
             results[addr].snmp_name, results[addr].snmp_descr = found
+            async with gate:
+                results[addr].neighbours = await snmp_neighbours(addr, community, snmp_port,
+                                                                 timeout)
 
     jobs = [probe(a, p) for a in addresses for p in ports]
     if community:
@@ -134,6 +171,52 @@ async def scan(addresses: list[str], ports: list[int], *, community: str = "",
 
 
 # --- The job ----------------------------------------------------------------------------
+
+def _record_neighbours(run, found: list[HostResult]) -> int:
+    """LLDP/CDP neighbours as "uplink" relations with source discovery: a link between a
+    network device and another device makes the network device the other's uplink. A link
+    between two network devices (or two other devices) says nothing about direction and is
+    not recorded. Both ends must be devices of the run's client. Returns relations set."""
+    from django.db.models import Q
+
+    from ..choices import DeviceKind
+    from ..models import Device
+    from ..relations import actions as relation_actions
+    from ..relations.choices import RelationKind, RelationSource
+
+    devices = Device.objects.filter(client_id=run.client_id)
+
+    def by_address(ip: str):
+        return devices.filter(Q(primary_ip=ip) | Q(addresses__address=ip)).order_by("id").first()
+
+    def by_name(name: str):
+        short = name.split(".")[0]
+        return devices.filter(Q(name__iexact=name) | Q(hostname__iexact=name)
+                              | Q(name__iexact=short) | Q(hostname__iexact=short)
+                              ).order_by("id").first()
+
+    uplinks: dict[int, tuple] = {}
+    for host in found:
+        reporter = by_address(host.address) if host.neighbours else None
+        if reporter is None:
+            continue
+        for how, value in host.neighbours:
+            other = by_address(value) if how == "address" else by_name(value)
+            if other is None or other.pk == reporter.pk:
+                continue
+            if (reporter.kind == DeviceKind.NETWORK) == (other.kind == DeviceKind.NETWORK):
+                continue
+            parent, child = (reporter, other) if reporter.kind == DeviceKind.NETWORK \
+                else (other, reporter)
+            detail = f"LLDP/CDP neighbour seen by {reporter.name} ({host.address})"
+            entry = uplinks.setdefault(child.pk, (child, {}))
+            entry[1].setdefault(parent.pk, (parent, detail))
+    for child, parents in uplinks.values():
+        relation_actions.record_observed(device=child, kind=RelationKind.UPLINK,
+                                         source=RelationSource.DISCOVERY,
+                                         parents=list(parents.values()))
+    return len(uplinks)
+
 
 @task()
 def run_discovery(run_id: int) -> dict:
@@ -173,6 +256,7 @@ def run_discovery(run_id: int) -> dict:
                            state=ProposalState.KNOWN if h.address in known
                            else ProposalState.PROPOSED)
             for h in found], ignore_conflicts=True)
+        _record_neighbours(run, found)
         note = "" if icmp else "ICMP not available to this process; hosts found by TCP/SNMP."
         DiscoveryRun.objects.filter(pk=run_id).update(
             status=RunStatus.DONE, finished_at=timezone.now(), error=note)
