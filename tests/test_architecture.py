@@ -125,11 +125,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return result
 
 
-def _where(pairs, edges) -> list[str]:
-    return [f"{src}:{line} imports {dst}" for src, dst, line in edges
-            if (_app_of(src), _app_of(dst)) in pairs or (_unit_of(src), _unit_of(dst)) in pairs]
-
-
 def test_the_walker_sees_the_apps():
     # Guards the test itself: a wrong SRC would find nothing and pass vacuously.
     modules = _modules()
@@ -159,35 +154,32 @@ def test_no_app_imports_another_apps_models():
     assert not stale, f"fixed, so remove from ALLOWED_MODEL_IMPORTS: {stale}"
 
 
-def test_no_import_cycle_between_apps():
+def _cycle_report(edges, unit_of) -> tuple[list[list[str]], str]:
+    """Cycles between the units (`unit_of(module)`) of the edges, and the imports in them."""
     graph: dict[str, set[str]] = {}
-    edges = list(_edges())
     for src, dst, _ in edges:
-        a, b = _app_of(src), _app_of(dst)
+        a, b = unit_of(src), unit_of(dst)
         if a and b and a != b:
             graph.setdefault(a, set()).add(b)
     cycles = _cycles(graph)
     detail = []
     for component in cycles:
-        pairs = {(a, b) for a in component for b in component if a != b}
-        detail += _where(pairs, [e for e in edges if _app_of(e[0]) != _app_of(e[1])])
-    assert not cycles, f"import cycle between apps {cycles}:\n" + "\n".join(detail)
+        detail += [f"{src}:{line} imports {dst}" for src, dst, line in edges
+                   if unit_of(src) in component and unit_of(dst) in component
+                   and unit_of(src) != unit_of(dst)]
+    return cycles, "\n".join(detail)
+
+
+def test_no_import_cycle_between_apps():
+    cycles, detail = _cycle_report(list(_edges()), _app_of)
+    assert not cycles, f"import cycle between apps {cycles}:\n{detail}"
 
 
 @pytest.mark.parametrize("app", APPS)
 def test_no_import_cycle_between_sub_packages(app):
-    graph: dict[str, set[str]] = {}
     edges = [e for e in _edges() if _app_of(e[0]) == app == _app_of(e[1])]
-    for src, dst, _ in edges:
-        a, b = _unit_of(src), _unit_of(dst)
-        if a and b and a != b:
-            graph.setdefault(a, set()).add(b)
-    cycles = _cycles(graph)
-    detail = []
-    for component in cycles:
-        pairs = {(a, b) for a in component for b in component if a != b}
-        detail += _where(pairs, edges)
-    assert not cycles, f"import cycle between sub-packages {cycles}:\n" + "\n".join(detail)
+    cycles, detail = _cycle_report(edges, _unit_of)
+    assert not cycles, f"import cycle between sub-packages {cycles}:\n{detail}"
 
 
 def test_cycle_finder_finds_a_hidden_cycle():
