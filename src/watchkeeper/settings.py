@@ -351,6 +351,13 @@ MAIL_MAX_BYTES = env_int("WATCHKEEPER_MAIL_MAX_BYTES", 30 * 1024 * 1024)
 MAIL_DOMAIN = env_str("WATCHKEEPER_MAIL_DOMAIN", "watchkeeper.localhost")
 MAIL_FROM = env_str("WATCHKEEPER_MAIL_FROM", f"helpdesk@{MAIL_DOMAIN}")
 MAIL_SENDER_RATE = env_int("WATCHKEEPER_MAIL_SENDER_RATE", 20)  # messages per sender per hour
+# Every accepted message is kept (compressed) this many days, then its bytes are dropped
+# (the row and content hash stay, so a re-sent message is still recognised); 0 keeps forever.
+MAIL_RAW_RETENTION_DAYS = env_int("WATCHKEEPER_MAIL_RAW_RETENTION_DAYS", 365)
+# Acknowledge new tickets from senders that match no contact (off: backscatter to forged
+# senders); when on, at most MAIL_ACK_UNKNOWN_PER_HOUR acknowledgements per address per hour.
+MAIL_ACK_UNKNOWN_SENDERS = env_bool("WATCHKEEPER_MAIL_ACK_UNKNOWN_SENDERS", False)
+MAIL_ACK_UNKNOWN_PER_HOUR = env_int("WATCHKEEPER_MAIL_ACK_UNKNOWN_PER_HOUR", 1)
 ATTACHMENT_MAX_BYTES = env_int("WATCHKEEPER_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
 IMAP_HOST = env_str("WATCHKEEPER_IMAP_HOST", "")
 IMAP_PORT = env_int("WATCHKEEPER_IMAP_PORT", 993)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 
 import httpx
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from . import catalogue, crypto, events
+from .canonical import canonical_json
 from .models import Event, WebhookDelivery, WebhookEndpoint
 
 SECRET_PURPOSE = "webhook-secret"
@@ -43,12 +43,10 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
 def body_for(event: Event) -> bytes:
     """The JSON a receiver gets: the envelope, the kind's schema `version` and the payload
     its declaration promises (docs/events.md)."""
-    return json.dumps(
+    return canonical_json(
         {"id": str(event.id), "kind": event.kind, "version": event.version,
          "client": event.client_id, "created_at": event.created_at.isoformat(),
-         "payload": event.payload},
-        sort_keys=True, separators=(",", ":"),
-    ).encode()
+         "payload": event.payload})
 
 
 def _provider(kind: str, client_id: int | None) -> list[str]:

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 
 # Magic numbers of the formats we recognise; anything else is text/plain when it decodes as
 # UTF-8 without control characters, else application/octet-stream.
@@ -104,4 +104,15 @@ def response(attachment) -> FileResponse:
     resp["X-Content-Type-Options"] = "nosniff"
     resp["Content-Security-Policy"] = "default-src 'none'; sandbox"
     resp["Cache-Control"] = "private, no-store"
+    return resp
+
+
+def raw_mail_response(row) -> HttpResponse:
+    """A kept received message (InboundMessage) as an .eml download."""
+    data = row.raw_bytes()
+    if not data:
+        raise Http404("The message's bytes were dropped after the retention period.")
+    resp = HttpResponse(data, content_type="application/octet-stream")
+    resp["Content-Disposition"] = f'attachment; filename="message-{row.pk}.eml"'
+    resp["X-Content-Type-Options"] = "nosniff"
     return resp

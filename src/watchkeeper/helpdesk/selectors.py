@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, Prefetch, Q, QuerySet
 
 from watchkeeper.core.choices import Role
 from watchkeeper.core.models import User
 from watchkeeper.core.tenancy import scoped, visible_client_ids
 
 from .choices import OPEN_STATUSES, Status
-from .models import REFERENCE_PREFIX, CsatSurvey, Ticket
+from .models import REFERENCE_PREFIX, CsatSurvey, InboundMessage, Ticket
 
 SORTS = {
     "created": "created_at", "-created": "-created_at",
@@ -136,7 +136,10 @@ def csat_results(user) -> dict:
 
 
 def timeline(ticket: Ticket, *, public_only: bool = False) -> QuerySet:
-    qs = ticket.entries.select_related("author").prefetch_related("attachments")
+    qs = ticket.entries.select_related("author").prefetch_related(
+        "attachments", Prefetch("inbound_messages",
+                                queryset=InboundMessage.objects.only("id", "entry_id", "size",
+                                                                     "raw_purged_at")))
     if public_only:
         qs = qs.filter(is_public=True)
     return qs.order_by("created_at", "id")
