@@ -48,6 +48,12 @@ CURL = shutil.which("curl")
 DPKG = shutil.which("dpkg")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 HOST_PYTHON = "/usr/bin/python3"
+# The installers build a virtual environment with the system's python3 (python3-venv).
+HAS_VENV = os.path.exists(HOST_PYTHON) and subprocess.run(
+    [HOST_PYTHON, "-c", "import ensurepip, venv"], capture_output=True, check=False
+).returncode == 0
+needs_venv = pytest.mark.skipif(not HAS_VENV, reason="/usr/bin/python3 with python3-venv "
+                                "is needed (apt-get install python3-venv)")
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +137,7 @@ def _device_appears(agent_id: str, site: Site) -> Device:
     return device
 
 
+@needs_venv
 @pytest.mark.skipif(CURL is None, reason="curl not installed")
 def test_the_linux_one_liner_installs_enrolls_and_the_device_appears(server, technician,
                                                                      client, tmp_path):
@@ -190,6 +197,7 @@ def test_the_linux_one_liner_installs_enrolls_and_the_device_appears(server, tec
     assert _sh(uninstall + " --purge", env).returncode == 0 and not state.exists()
 
 
+@needs_venv
 @pytest.mark.skipif(DPKG is None or CURL is None, reason="dpkg or curl not installed")
 def test_the_deb_installs_for_real_and_the_device_appears(server, technician, client,
                                                          tmp_path):
