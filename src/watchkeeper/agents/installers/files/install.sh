@@ -113,24 +113,22 @@ sha256() {
   "$PY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"
 }
 
-installed_version() {
-  [ -x "$VENV/bin/python" ] || return 0
-  "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("watchkeeper-agent"))' \
-    2>/dev/null || true
-}
+# The SHA-256 of the wheel installed last: the same wheel is not installed twice.
+MARK="$PREFIX/installed-wheel.sha256"
 
 # --- The virtual environment -------------------------------------------------------------
-if [ "$(installed_version)" = "$WK_VERSION" ] && [ -x "$AGENT" ]; then
+# (Every command below reads /dev/null: with `curl … | sh` the script itself is on stdin.)
+if [ -x "$AGENT" ] && [ "$(cat "$MARK" 2>/dev/null)" = "$WK_WHEEL_SHA256" ]; then
   say "agent $WK_VERSION already installed in $VENV"
 else
   say "installing agent $WK_VERSION into $VENV"
-  fetch "$WK_SERVER/agent/v1/dist/$WK_WHEEL" "$TMP/$WK_WHEEL"
+  fetch "$WK_SERVER/agent/v1/dist/$WK_WHEEL" "$TMP/$WK_WHEEL" </dev/null
   [ "$(sha256 "$TMP/$WK_WHEEL")" = "$WK_WHEEL_SHA256" ] \
     || die "the downloaded $WK_WHEEL does not match its SHA-256: not installed"
   mkdir -p "$PREFIX"
   # Built afresh at its final path (a venv cannot be moved); the state is elsewhere.
   rm -rf "$VENV"
-  "$PY" -m venv "$VENV" >"$TMP/venv.log" 2>&1 || {
+  "$PY" -m venv "$VENV" </dev/null >"$TMP/venv.log" 2>&1 || {
     cat "$TMP/venv.log" >&2
     rm -rf "$VENV"
     die "$PY cannot create a virtual environment: apt-get install python3-venv (Debian/Ubuntu)"
@@ -141,14 +139,15 @@ else
   # The server's wheels first (offline when they fit this machine), then PyPI for the rest.
   # shellcheck disable=SC2086
   $PIP --no-index --find-links "$WK_SERVER/agent/v1/dist/" $TRUST "$TMP/$WK_WHEEL" \
-    2>"$TMP/pip.log" || {
+    </dev/null 2>"$TMP/pip.log" || {
     say "the server's wheels do not fit this machine: fetching the rest from PyPI"
     # shellcheck disable=SC2086
-    $PIP --find-links "$WK_SERVER/agent/v1/dist/" $TRUST "$TMP/$WK_WHEEL" || {
+    $PIP --find-links "$WK_SERVER/agent/v1/dist/" $TRUST "$TMP/$WK_WHEEL" </dev/null || {
       rm -rf "$VENV"
       die "pip could not install the agent; run the installer again"
     }
   }
+  echo "$WK_WHEEL_SHA256" >"$MARK"
 fi
 mkdir -p "$(dirname "$LINK")"
 ln -sfn "$AGENT" "$LINK"
@@ -172,7 +171,7 @@ else
     set -- "$@" --signer-fingerprint "$WK_SIGNER_FINGERPRINT"
   fi
   mkdir -p "$STATE" && chmod 0700 "$STATE"
-  "$AGENT" "$@" || die "enrollment failed (see above); nothing else changed"
+  "$AGENT" "$@" </dev/null || die "enrollment failed (see above); run the installer again"
   say "enrolled with $WK_SERVER"
 fi
 
@@ -180,13 +179,13 @@ fi
 if [ "$START" = 0 ]; then
   say "not started (--no-start)"
 elif systemd_up; then
-  systemctl daemon-reload
-  systemctl enable watchkeeper-agent.service >/dev/null 2>&1
-  systemctl restart watchkeeper-agent.service
+  systemctl daemon-reload </dev/null
+  systemctl enable watchkeeper-agent.service </dev/null >/dev/null 2>&1
+  systemctl restart watchkeeper-agent.service </dev/null
   say "running: systemctl status watchkeeper-agent"
 elif launchd_up; then
-  launchctl bootout "system/$WK_LAUNCHD_LABEL" >/dev/null 2>&1 || true
-  launchctl bootstrap system "$SERVICE_FILE"
+  launchctl bootout "system/$WK_LAUNCHD_LABEL" </dev/null >/dev/null 2>&1 || true
+  launchctl bootstrap system "$SERVICE_FILE" </dev/null
   say "running: launchctl print system/$WK_LAUNCHD_LABEL"
 else
   say "no running service manager here: start it with  $AGENT --state-dir $STATE run"
