@@ -56,6 +56,7 @@ from bench.harness import (
 
 AGENTS = int(os.environ.get("BENCH_AGENTS", "1000"))
 CHECKIN = "/agent/v1/checkin"
+PG_DB = "watchkeeper_bench_agent_checkin"  # its own PostgreSQL database, dropped after
 CHECKIN_TARGET = Target("POST /agent/v1/checkin (signed metrics batch), lean path", CHECKIN)
 DJANGO_TARGET = Target("POST /agent/v1/checkin via the Django view "
                        "(WATCHKEEPER_AGENT_LEAN_CHECKIN=false)", CHECKIN)
@@ -239,7 +240,7 @@ def run_db(db: str, args) -> dict:
     (data_dir / "static").mkdir()
     tree = None
     try:
-        with database(db, data_dir, PG_ADMIN_URL) as url:
+        with database(db, data_dir, PG_ADMIN_URL, name=PG_DB) as url:
             env = bench_env(data_dir, url, {"BENCH_AGENTS": str(args.agents)})
             print(f"[{db}] migrate")
             run_step(python_cmd("watchkeeper.cli", "migrate", "--noinput", "--skip-checks"),
@@ -262,9 +263,9 @@ def run_db(db: str, args) -> dict:
             if args.baseline_ref:
                 tree, commit = baseline_tree(args.baseline_ref, data_dir)
                 base_path = os.pathsep.join([str(tree / "src"), env["PYTHONPATH"]])
+                ref = "" if commit.startswith(args.baseline_ref) else f" ({args.baseline_ref})"
                 paths.insert(0, ("baseline", {"PYTHONPATH": base_path}, Target(
-                    f"POST /agent/v1/checkin, lean path at baseline {commit} "
-                    f"({args.baseline_ref})", CHECKIN)))
+                    f"POST /agent/v1/checkin, lean path at baseline {commit}{ref}", CHECKIN)))
             empty = LoadResult(latencies=[], errors=0, elapsed=0.0)
             loads = {key: (empty, 0.0, 0, 0) for key in ["base", *(p[0] for p in paths)]}
             with contextlib.ExitStack() as stack:

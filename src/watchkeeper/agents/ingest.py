@@ -70,7 +70,8 @@ def _store_inventory(agent: Agent, sections: dict[str, Any], now: datetime) -> d
     return current
 
 
-_RESULT_STATUS = {"timeout": CommandStatus.TIMED_OUT, "refused": CommandStatus.REFUSED}
+_RESULT_STATUS = {"timeout": CommandStatus.TIMED_OUT, "refused": CommandStatus.REFUSED,
+                  "interrupted": CommandStatus.INTERRUPTED}
 
 
 def _store_results(agent: Agent, results: list[dict[str, Any]], now: datetime) -> None:

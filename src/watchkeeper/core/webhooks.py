@@ -21,6 +21,8 @@ from .canonical import canonical_json
 from .models import Event, WebhookDelivery, WebhookEndpoint
 
 SECRET_PURPOSE = "webhook-secret"
+# What an attempt row says until its outcome is known (and forever, if the sender died).
+INTERRUPTED = "interrupted — outcome unknown (the sender stopped before an answer came)"
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -73,6 +75,12 @@ def _deliver(declared, handler_name: str) -> None:
         "X-Watchkeeper-Delivery": str(event.id),
         "X-Watchkeeper-Signature": sign(secret, body, int(time.time())),
     }
+    # The attempt is logged before the request leaves: a worker killed mid-send leaves this
+    # row as it is, so the log shows an attempt whose outcome is unknown (the outbox sends
+    # again, with the same event id, once the lease expires).
+    logged = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, attempt=attempt, status_code=None, success=False,
+        duration_ms=0, error=INTERRUPTED)
     started = time.monotonic()
     status_code, error = None, ""
     try:
@@ -83,9 +91,9 @@ def _deliver(declared, handler_name: str) -> None:
             error = f"HTTP {status_code}: {response.text[:500]}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    WebhookDelivery.objects.create(
-        endpoint=endpoint, event=event, attempt=attempt, status_code=status_code,
-        success=not error, duration_ms=int((time.monotonic() - started) * 1000), error=error,
+    WebhookDelivery.objects.filter(pk=logged.pk).update(
+        status_code=status_code, success=not error,
+        duration_ms=int((time.monotonic() - started) * 1000), error=error,
     )
     if error:
         raise RuntimeError(error)

@@ -316,6 +316,11 @@ def not_found(request, exception=None):
 
 @public
 def server_error(request):
+    from ..unavailable import response_for_current_exception
+
+    unavailable = response_for_current_exception(request)
+    if unavailable is not None:  # the database is down or full: 503 + Retry-After
+        return unavailable
     if _is_api(request):
         return _problem_json(request, 500, "The server failed to handle this request; "
                                            "the error has been logged.")
