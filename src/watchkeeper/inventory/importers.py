@@ -126,6 +126,17 @@ def _key(header: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(header).lower())
 
 
+def _header_key(header: str) -> str:
+    """A header's key without a currency it names ('Cost (EUR)', 'Price €' -> cost, price)."""
+    text = re.sub(r"\(([^)]*)\)", lambda m: "" if header_currency(m[0]) else m[0],
+                  str(header))
+    text = re.sub(r"[€£$¥]", "", text).strip()
+    last = re.search(r"(?<![A-Za-z])([A-Z]{3})$", text)
+    if last and last[1] in notation.ISO_CODES:
+        text = text[:last.start()]
+    return _key(text) or _key(header)
+
+
 # --- Reading ----------------------------------------------------------------------------
 
 def read_table(filename: str, raw: bytes) -> tuple[list[str], list[list[str]]]:
@@ -239,7 +250,7 @@ def guess_mapping(headers: list[str]) -> dict[str, str]:
         for header in headers:
             if header in mapping:
                 continue
-            key = _key(header)
+            key = _header_key(header)
             for target, names in TARGETS.items():
                 if target not in used and rank < len(names) and names[rank] == key:
                     mapping[header] = target

@@ -222,12 +222,17 @@ def _babel(number: str, notation: tuple[str, str], text: str) -> Decimal:
         locale = "de_DE" if decimal_mark == "," or group == "." else "en_US"
     if group == "\u202f" and decimal_mark == ",":
         locale = "fr_FR"
+    # The grouping must be right ('1,23,4' is refused, not read as 1234). Checked here:
+    # Babel's strict mode refuses some valid numbers ("1'000'000.00" in de_CH).
+    if group:
+        body, _sep, _fraction = n.partition(decimal_mark) if decimal_mark else (n, "", "")
+        if not re.fullmatch(r"[-+]?\d{1,3}(" + re.escape(group) + r"\d{3})*", body):
+            raise ValueError(f"{text!r} is not an amount")
     # Babel's own symbols of that locale ("'" or "’" for de_CH, depending on CLDR).
     n = n.replace("’", get_group_symbol(locale)) if group == "’" else n
     n = n.replace("\u202f", get_group_symbol(locale)) if group == "\u202f" else n
     try:
-        # strict: the grouping must be right ('1,23,4' is refused, not read as 1234)
-        return parse_decimal(n, locale=locale, strict=bool(group))
+        return parse_decimal(n, locale=locale)
     except NumberFormatError:
         raise ValueError(f"{text!r} is not an amount") from None
 
