@@ -64,6 +64,12 @@ def test_up_port_reaches_every_role(clean_env, monkeypatch):
         def write(self, label, line):
             seen["banner"] = line
 
+        def wait_started(self, timeout):
+            pass
+
+        def write_block(self, text):
+            pass
+
         def wait(self):
             return 0
 
