@@ -9,7 +9,8 @@ from .models import Device, SoftwareLicence
 
 DEVICE_FIELDS = ["client", "site", "name", "kind", "status", "hostname", "serial",
                  "asset_tag", "manufacturer", "model", "os_name", "os_version",
-                 "purchase_date", "cost", "cost_currency", "warranty_end", "end_of_support", "assigned_contact", "location", "notes"]
+                 "purchase_date", "cost", "cost_currency", "warranty_end", "end_of_support",
+                 "assigned_contact", "location", "notes"]
 
 
 class DeviceForm(forms.ModelForm):
