@@ -113,8 +113,13 @@ def active_signer_key() -> SignerKey | None:
 
 def install_command(raw: str) -> str:
     """The enroll command for a new token. It names the signer key's fingerprint when one is
-    published, so the agent refuses a server (or a man in the middle) sending another key."""
-    command = f"watchkeeper-agent enroll --server {settings.BASE_URL} --token {raw}"
+    published, so the agent refuses a server (or a man in the middle) sending another key,
+    and says --insecure when the server's own address is plain http (the agent refuses
+    http:// without it)."""
+    base = settings.BASE_URL.rstrip("/")
+    command = f"watchkeeper-agent enroll --server {base} --token {raw}"
+    if base.startswith("http://"):
+        command += " --insecure"
     key = active_signer_key()
     if key is not None:
         command += f" --signer-fingerprint {key.fingerprint}"
