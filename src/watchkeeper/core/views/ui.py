@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseForbidden
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from .. import selectors
 from ..choices import Role
+from ..forbidden import forbidden
 from ..models import Client
 from ..permissions import AUTHENTICATED, has_capability, requires
 from ..tenancy import scoped
@@ -25,7 +26,7 @@ def dashboard(request):
     if user.role == Role.CLIENT_USER:
         return redirect("portal")
     if not has_capability(user, "dashboard.view"):
-        return HttpResponseForbidden("You do not have permission to see this page.")
+        return forbidden(request)
     from watchkeeper.core import home
 
     stats = selectors.dashboard_stats(user)
