@@ -54,8 +54,21 @@ def portal(request):
             sites=list(scoped(client.sites.all(), request.user).order_by("name")),
             contacts=list(scoped(client.contacts.all(), request.user).order_by("name")[:20]),
             clock=client_clock(client, request.user),
+            **_portal_work(request.user),
         )
     return render(request, "core/ui/portal.html", context)
+
+
+def _portal_work(user) -> dict:
+    """The client's open requests and their devices' health (from the helpdesk and the
+    inventory, read through their selectors)."""
+    from watchkeeper.helpdesk.choices import OPEN_STATUSES
+    from watchkeeper.helpdesk.portal.views import device_health
+    from watchkeeper.helpdesk.selectors import visible_tickets
+
+    open_tickets = visible_tickets(user).filter(status__in=OPEN_STATUSES)
+    return {"open_tickets": list(open_tickets.order_by("-updated_at", "-id")[:10]),
+            "open_count": open_tickets.count(), "health": device_health(user)}
 
 
 @requires("clients.view")
