@@ -197,7 +197,7 @@ def test_offline_agent_comes_online_once_with_its_event(fleet):
     events = Event.objects.filter(kind="agent.online").order_by("id")
     assert events.count() == before + 1
     assert events.last().payload == {"id": agent.pk, "uid": str(agent.uid),
-                                     "device": agent.device_id}
+                                     "device_id": agent.device_id}
     assert Agent.objects.get(pk=agent.pk).connectivity == Connectivity.ONLINE
 
 

@@ -18,6 +18,7 @@ from watchkeeper.core.actions import create_object, delete_object, update_object
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Client, Contact
 
+from . import events as ev
 from . import routing, templating
 from .choices import (
     DEFAULT_MATRIX,
@@ -106,10 +107,10 @@ def _can_work_on(user, client_id: int | None) -> bool:
 
 # --- Tickets ----------------------------------------------------------------------------
 
-def _ticket_payload(ticket: Ticket) -> dict[str, Any]:
-    return {"id": ticket.pk, "reference": ticket.reference, "status": ticket.status,
-            "priority": ticket.priority, "client": ticket.client_id,
-            "queue": ticket.queue_id, "assignee": ticket.assignee_id, "source": ticket.source}
+def _by(actor) -> int | None:
+    """The user behind a change, for the event (None: the system, mail-in, an agent)."""
+    user = _user(actor)
+    return user.pk if user is not None else None
 
 
 def _status_row(ticket: Ticket, old: str, new: str, actor, at) -> None:
@@ -198,7 +199,7 @@ def create_ticket(*, actor, subject: str, client: Client | None = None,
         audit.record(actor=actor, action=AuditAction.CREATE, obj=ticket,
                      changes={k: [None, v] for k, v in after.items()
                               if v not in (None, "", [], {})})
-        events.emit("ticket.created", client=ticket.client_id, payload=_ticket_payload(ticket))
+        events.emit(ev.TicketCreated.of(ticket), client=ticket.client_id)
         if notify and ticket.requester_email and source != Source.ALERT:
             from . import notify as notify_mod
 
@@ -286,8 +287,8 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
                                        author_label=_label(actor), body=note,
                                        changes=visible, created_at=now)
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket, changes=changes)
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": sorted(changes)})
+        events.emit(ev.TicketChanged.of(ticket, changed=sorted(changes), by_id=_by(actor)),
+                    client=ticket.client_id)
         if ticket.status == Status.RESOLVED and old_status != Status.RESOLVED:
             from . import notify as notify_mod
 
@@ -358,9 +359,9 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
                      changes={"kind": [None, kind], "public": [None, public],
                               **({"status": [old_status, ticket.status]}
                                  if "status" in changed else {})})
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["entries", *changed],
-                             "entry": entry.pk, "entry_kind": kind})
+        events.emit(ev.TicketChanged.of(ticket, changed=["entries", *changed],
+                                        by_id=_by(actor), entry_id=entry.pk,
+                                        entry_kind=kind), client=ticket.client_id)
         if notify and public and staff and ticket.requester_email \
                 and kind == EntryKind.PUBLIC_REPLY:
             from . import notify as notify_mod
@@ -418,11 +419,10 @@ def merge_tickets(*, actor, source: Ticket, target: Ticket) -> Ticket:
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=source,
                      changes={"merged_into": [None, target.pk],
                               "status": [old_status, Status.CLOSED]})
-        events.emit("ticket.changed", client=source.client_id,
-                    payload={**_ticket_payload(source), "changed": ["merged_into", "status"]})
-        events.emit("ticket.changed", client=target.client_id,
-                    payload={**_ticket_payload(target), "changed": ["entries"],
-                             "merged": source.pk})
+        events.emit(ev.TicketChanged.of(source, changed=["merged_into", "status"],
+                                        by_id=_by(actor)), client=source.client_id)
+        events.emit(ev.TicketChanged.of(target, changed=["entries"], by_id=_by(actor),
+                                        merged_id=source.pk), client=target.client_id)
     return target
 
 
@@ -449,8 +449,8 @@ def set_watchers(*, actor, ticket: Ticket, add: Iterable = (), remove: Iterable 
         ticket.watchers.remove(*remove)
         changes = {"watchers": [[u.pk for u in remove], [u.pk for u in add]]}
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket, changes=changes)
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["watchers"]})
+        events.emit(ev.TicketChanged.of(ticket, changed=["watchers"], by_id=_by(actor)),
+                    client=ticket.client_id)
 
 
 def set_devices(*, actor, ticket: Ticket, devices: Iterable) -> None:
@@ -468,8 +468,8 @@ def set_devices(*, actor, ticket: Ticket, devices: Iterable) -> None:
                                    changes={"devices": [before, after]})
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket,
                      changes={"devices": [before, after]})
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["devices"]})
+        events.emit(ev.TicketChanged.of(ticket, changed=["devices"], by_id=_by(actor)),
+                    client=ticket.client_id)
 
 
 def attach_file(*, actor, ticket: Ticket, filename: str, data: bytes, declared_type: str = "",
@@ -487,9 +487,9 @@ def attach_file(*, actor, ticket: Ticket, filename: str, data: bytes, declared_t
         audit.record(actor=actor, action=AuditAction.CREATE, obj=attachment,
                      changes={"filename": [None, attachment.filename],
                               "content_type": [None, sniffed], "size": [None, len(data)]})
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["attachments"],
-                             "attachment": attachment.pk})
+        events.emit(ev.TicketChanged.of(ticket, changed=["attachments"], by_id=_by(actor),
+                                        attachment_id=attachment.pk),
+                    client=ticket.client_id)
     return attachment
 
 
@@ -526,9 +526,7 @@ def answer_survey(*, survey: CsatSurvey, score: int, comment: str = "") -> CsatS
         audit.record(actor="csat survey", action=AuditAction.UPDATE, obj=survey,
                      object_repr=f"CSAT {survey.ticket.reference}",
                      changes={"score": [None, survey.score]})
-        events.emit("ticket.csat", client=survey.client_id,
-                    payload={"ticket": survey.ticket_id, "score": survey.score,
-                             "technician": survey.technician_id})
+        events.emit(ev.TicketCsat.of(survey), client=survey.client_id)
     return survey
 
 

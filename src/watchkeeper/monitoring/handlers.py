@@ -8,7 +8,7 @@ the state machine has already counted, which at worst adds one repeat to an open
 
 from __future__ import annotations
 
-from watchkeeper.agents.events import AgentOffline, AgentOnline
+from watchkeeper.agents.events import AgentOffline, AgentOnline, CommandFinished
 from watchkeeper.core.events import subscribe
 
 from . import notify  # noqa: F401  (registers the notification provider and resolver)
@@ -29,19 +29,18 @@ def on_agent_online(event: AgentOnline, handler_name) -> None:
 
 
 @subscribe("command.finished", name="monitoring.script_check")
-def on_command_finished(event, handler_name) -> None:
+def on_command_finished(event: CommandFinished, handler_name) -> None:
     from watchkeeper.agents.models import Command
 
-    payload = event.payload or {}
-    if not payload.get("run") or not payload.get("device"):
+    if not event.run_id or not event.device_id:
         return
-    command = (Command.objects.filter(pk=payload.get("id"))
+    command = (Command.objects.filter(pk=event.id)
                .select_related("run__script_version").first())
     if command is None or command.run is None:
         return
     script_id = command.run.script_version.script_id
     output = command.stdout + (f"\n{command.stderr}" if command.stderr else "")
-    results = script_results(payload["device"], event.client_id, script_id,
+    results = script_results(event.device_id, event.envelope.client_id, script_id,
                              command.exit_code, output, command.finished_at)
     if results:
         record_results(results)

@@ -32,6 +32,7 @@ from django.utils.html import strip_tags
 from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Contact
+from watchkeeper.helpdesk.events import HelpdeskInbound
 
 from .. import actions, attachments
 from ..choices import EntryKind, InboundState, Source
@@ -226,7 +227,7 @@ def _quarantine(raw: bytes, *, state: str, reason: str, channel: str, envelope_f
         audit.record(actor=f"mail-in ({channel})", action=AuditAction.CREATE, obj=row,
                      object_repr=f"{row.get_state_display()}: {subject or reason}"[:254],
                      changes={"reason": [None, reason[:500]]})
-        events.emit("helpdesk.inbound", payload={"id": row.pk, "state": state})
+        events.emit(HelpdeskInbound(id=row.pk, state=state))
     return row
 
 
