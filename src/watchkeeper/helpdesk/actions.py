@@ -107,6 +107,34 @@ def _can_work_on(user, client_id: int | None) -> bool:
 
 # --- Tickets ----------------------------------------------------------------------------
 
+def _alert_choice(*, actor, ticket: Ticket, old_status: str, alert_action: str | None,
+                  snooze_minutes: int | None) -> dict[str, Any]:
+    """Resolving (or closing) an alert's ticket while its alert is still active asks the
+    person what happens to the alert: keep it, snooze it, or resolve it too. Returns the
+    event fields of the answer; a ValidationError asks the question."""
+    if alert_action is not None and alert_action not in ev.ALERT_ACTIONS:
+        raise ValidationError({"alert_action": f"Choose one of {', '.join(ev.ALERT_ACTIONS)}."})
+    done = (Status.RESOLVED, Status.CLOSED)
+    if ticket.status not in done or old_status in done or _user(actor) is None:
+        return {}
+    alert_id = ev.alert_id_of(ticket)
+    if alert_id is None:
+        return {}
+    from watchkeeper.monitoring import selectors as monitoring
+
+    if not monitoring.alert_is_active(alert_id):
+        return {}
+    if alert_action is None:
+        raise ValidationError({"alert_action": "The alert of this ticket is still active: "
+                               "choose whether to keep it, snooze it or resolve it too."})
+    if alert_action == "snooze":
+        snooze_minutes = snooze_minutes or 60
+        if not 1 <= snooze_minutes <= 7 * 24 * 60:
+            raise ValidationError({"snooze_minutes": "Snooze for 1 minute to 7 days."})
+        return {"alert_action": alert_action, "snooze_minutes": snooze_minutes}
+    return {"alert_action": alert_action}
+
+
 def _by(actor) -> int | None:
     """The user behind a change, for the event (None: the system, mail-in, an agent)."""
     user = _user(actor)
@@ -213,9 +241,12 @@ TICKET_FIELDS = {"subject", "type", "impact", "urgency", "priority", "status", "
                  "description"}
 
 
-def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ticket:
+def change_ticket(*, actor, ticket: Ticket, note: str = "", alert_action: str | None = None,
+                  snooze_minutes: int | None = None, **fields: Any) -> Ticket:
     """Change fields of a ticket: status through the workflow, priority from the matrix when
-    impact or urgency change (unless priority is given), one timeline row with the diff."""
+    impact or urgency change (unless priority is given), one timeline row with the diff.
+    Resolving an alert's ticket while the alert is active needs `alert_action` (keep,
+    snooze for `snooze_minutes`, resolve): see _alert_choice."""
     unknown = set(fields) - TICKET_FIELDS
     if unknown:
         raise ValidationError(f"Unknown ticket fields: {', '.join(sorted(unknown))}")
@@ -270,6 +301,8 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
             elif old_status in (Status.RESOLVED, Status.CLOSED):
                 ticket.resolved_at = ticket.closed_at = None
         ticket.full_clean(exclude=["origin_key"])
+        choice = _alert_choice(actor=actor, ticket=ticket, old_status=old_status,
+                               alert_action=alert_action, snooze_minutes=snooze_minutes)
         changes = audit.diff(before, audit.snapshot(ticket))
         changes.pop("updated_at", None)
         if not changes and not note:
@@ -286,9 +319,11 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
             TicketEntry.objects.create(ticket=ticket, kind=kind, author=_user(actor),
                                        author_label=_label(actor), body=note,
                                        changes=visible, created_at=now)
-        audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket, changes=changes)
-        events.emit(ev.TicketChanged.of(ticket, changed=sorted(changes), by_id=_by(actor)),
-                    client=ticket.client_id)
+        audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket,
+                     changes={**changes, **({"alert_action": [None, choice["alert_action"]]}
+                                            if choice else {})})
+        events.emit(ev.TicketChanged.of(ticket, changed=sorted(changes), by_id=_by(actor),
+                                        **choice), client=ticket.client_id)
         if ticket.status == Status.RESOLVED and old_status != Status.RESOLVED:
             from . import notify as notify_mod
 
@@ -302,7 +337,8 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
 def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
               set_status: str | None = None, author_label: str = "",
               kind: str | None = None, dedupe_key: str | None = None,
-              notify: bool = True, **mail: Any) -> TicketEntry:
+              notify: bool = True, alert_action: str | None = None,
+              snooze_minutes: int | None = None, **mail: Any) -> TicketEntry:
     """A public reply or an internal note (or a mail received, with its headers). A staff
     member's first public reply stamps first_responded_at; a client's reply to a ticket
     waiting on them reopens it."""
@@ -351,6 +387,8 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
                 ticket.resolved_at = ticket.closed_at = None
             _status_row(ticket, old_status, target, actor, now)
             changed.append("status")
+        choice = _alert_choice(actor=actor, ticket=ticket, old_status=old_status,
+                               alert_action=alert_action, snooze_minutes=snooze_minutes)
         ticket.updated_at = now
         ticket.save()
         audit.record(actor=actor, action=AuditAction.CREATE, obj=entry,
@@ -361,7 +399,7 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
                                  if "status" in changed else {})})
         events.emit(ev.TicketChanged.of(ticket, changed=["entries", *changed],
                                         by_id=_by(actor), entry_id=entry.pk,
-                                        entry_kind=kind), client=ticket.client_id)
+                                        entry_kind=kind, **choice), client=ticket.client_id)
         if notify and public and staff and ticket.requester_email \
                 and kind == EntryKind.PUBLIC_REPLY:
             from . import notify as notify_mod

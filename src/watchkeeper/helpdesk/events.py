@@ -3,9 +3,13 @@ their own `events.py` (sla/, billing/, time/). See core.catalogue."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from watchkeeper.core.catalogue import EventData, declare, declare_crud, shape
 
 ALERT_ORIGIN = "alert:"  # Ticket.origin_key of a ticket opened for a monitoring alert
+AlertAction = Literal["keep", "snooze", "resolve"]
+ALERT_ACTIONS = ("keep", "snooze", "resolve")
 
 
 def alert_id_of(ticket) -> int | None:
@@ -48,6 +52,10 @@ class TicketChanged(TicketEvent):
 
     changed: list[str]
     by_id: int | None = None
+    # Resolving an alert's ticket while the alert is still active: what the person chose
+    # for the alert (keep it, snooze it for `snooze_minutes`, resolve it too).
+    alert_action: AlertAction | None = None
+    snooze_minutes: int | None = None
     entry_id: int | None = None
     entry_kind: str | None = None
     merged_id: int | None = None

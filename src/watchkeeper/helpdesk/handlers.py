@@ -4,6 +4,7 @@ mail is sent. Handlers are idempotent (the outbox delivers at least once)."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -11,13 +12,20 @@ from django.db import IntegrityError, transaction
 
 from watchkeeper.core.events import subscribe
 from watchkeeper.core.models import Client
-from watchkeeper.monitoring.events import AlertChanged, AlertEvent, AlertOpened, AlertResolved
 
 from . import actions, notify
 from .choices import EntryKind, Level, Source, Status
 from .events import ALERT_ORIGIN, HelpdeskMail
 from .mailin import imap  # noqa: F401  (imap registers its poll job)
 from .models import Ticket, TicketEntry
+
+if TYPE_CHECKING:  # monitoring's event contract, for the handlers' signatures
+    from watchkeeper.monitoring.events import (
+        AlertChanged,
+        AlertEvent,
+        AlertOpened,
+        AlertResolved,
+    )
 
 log = logging.getLogger(__name__)
 

@@ -56,3 +56,13 @@ def due_server_checks(now: datetime, shard: int = 0, shards: int = 1,
 def server_checks_queryset():
     """Every server-side check (for the network checks pages; scope it in the view)."""
     return Check.objects.filter(kind__in=sorted(SERVER_KINDS))
+
+
+def alert_is_active(alert_id: int | None) -> bool:
+    """Whether the alert is still open, acknowledged or snoozed (for the helpdesk, which
+    asks what to do with it when its ticket is resolved)."""
+    from .choices import OPEN_STATUSES
+    from .models import Alert
+
+    return bool(alert_id) and Alert.objects.filter(pk=alert_id,
+                                                   status__in=OPEN_STATUSES).exists()
