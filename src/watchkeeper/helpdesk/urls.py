@@ -16,6 +16,8 @@ urlpatterns = [
     path("tickets/<int:pk>/merge", views.ticket_merge, name="ticket_merge"),
     path("tickets/<int:pk>/assign", views.dispatch_assign, name="ticket_assign"),
     path("tickets/attachments/<int:pk>", views.attachment_download, name="ticket_attachment"),
+    path("tickets/<int:pk>/original-mail/<int:inbound>", views.ticket_original_mail,
+         name="ticket_original_mail"),
     path("tickets/inbound/", views.inbound_list, name="ticket_inbound"),
     path("tickets/inbound/<int:pk>/", views.inbound_detail, name="ticket_inbound_detail"),
     path("tickets/inbound/<int:pk>/reprocess", views.inbound_reprocess,

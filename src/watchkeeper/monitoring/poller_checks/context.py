@@ -6,7 +6,7 @@ import ssl
 
 import httpx
 
-from .ping import Pinger
+from watchkeeper.core.probes.icmp import Pinger
 
 
 class PollerContext:
