@@ -22,8 +22,11 @@ def _not_built() -> JsonResponse:
                         status=503, content_type="application/problem+json")
 
 
-def _script(text: str, content_type: str) -> HttpResponse:
-    response = HttpResponse(text, content_type=f"{content_type}; charset=utf-8")
+def _installer(render, content_type: str) -> HttpResponse:
+    manifest = dist.load()
+    if manifest is None:
+        return _not_built()
+    response = HttpResponse(render(manifest), content_type=f"{content_type}; charset=utf-8")
     # It names the current agent version and signer fingerprint.
     response["Cache-Control"] = "no-store"
     return response
@@ -32,19 +35,13 @@ def _script(text: str, content_type: str) -> HttpResponse:
 @public
 @require_GET
 def install_sh(request):
-    manifest = dist.load()
-    if manifest is None:
-        return _not_built()
-    return _script(scripts.shell_installer(manifest), "text/x-shellscript")
+    return _installer(scripts.shell_installer, "text/x-shellscript")
 
 
 @public
 @require_GET
 def install_ps1(request):
-    manifest = dist.load()
-    if manifest is None:
-        return _not_built()
-    return _script(scripts.powershell_installer(manifest), "text/plain")
+    return _installer(scripts.powershell_installer, "text/plain")
 
 
 @public
