@@ -188,3 +188,20 @@ def test_the_event_reference_in_docs_is_up_to_date():
     assert current == event_reference.render(), (
         "docs/events.md is out of date: run `watchkeeper events_reference --write "
         "docs/events.md`")
+
+
+def test_no_emit_site_passes_a_kind_string_or_a_payload():
+    """Every emit in src/ passes a declared event object: a string kind or a payload dict
+    (the old way) is caught here, before any test has to reach that code path."""
+    problems = []
+    for path in sorted((ROOT / "src" / "watchkeeper").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("emit", "emit_many", "emit_directed")):
+                continue
+            first = node.args[0] if node.args else None
+            if isinstance(first, (ast.Constant, ast.JoinedStr)) or any(
+                    k.arg == "payload" for k in node.keywords):
+                problems.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not problems, problems

@@ -760,8 +760,8 @@ def decide(*, actor, run: ImportRun, resolutions: dict) -> ImportRun:
         run.save(update_fields=["resolutions", "report"])
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=run,
                      changes={"resolutions": [before, run.resolutions]})
-        events.emit("device_import.mapped", client=run.client_id,
-                    payload={"id": run.pk, "counts": run.report["counts"]})
+        events.emit(ev.DeviceImportMapped(id=run.pk, counts=run.report["counts"]),
+                    client=run.client_id)
     return run
 
 
