@@ -96,30 +96,6 @@ def parse_policy_sources(text: str) -> dict[tuple[str, str], dict[str, str]]:
     return sources
 
 
-def parse_policy_candidates(text: str) -> dict[str, list[tuple[str, str]]]:
-    """`apt-cache policy PKG...`: per package, the (uri, dist) its candidate comes from."""
-    result: dict[str, list[tuple[str, str]]] = {}
-    name = candidate = None
-    in_candidate = False
-    for line in text.splitlines():
-        if line and not line.startswith(" ") and line.endswith(":"):
-            name, candidate, in_candidate = line[:-1], None, False
-            result[name] = []
-            continue
-        stripped = line.strip()
-        if stripped.startswith("Candidate:"):
-            candidate = stripped.split(":", 1)[1].strip()
-            continue
-        version_line = VERSION_LINE.match(line)
-        if version_line:
-            in_candidate = version_line.group(1) == candidate
-            continue
-        match = SOURCE_LINE.match(line)
-        if match and in_candidate and name:
-            result[name].append((match.group(2), match.group(3)))
-    return result
-
-
 def parse_print_uris(text: str) -> dict[str, int]:
     """`apt-get -qq --print-uris dist-upgrade`: download size per package name."""
     sizes = {}
@@ -170,14 +146,14 @@ def apt_updates(run: Runner, *, os_id: str = "", flag: str = REBOOT_FLAG
     if not found:
         return []
     sources = parse_policy_sources(run(["apt-cache", "policy"]) or "")
-    names = [f["name"] for f in found]
-    candidates = parse_policy_candidates(run(["apt-cache", "policy", *names]) or "")
     sizes = parse_print_uris(run(["apt-get", "-qq", "--print-uris", "-o",
                                   "Debug::NoLocking=1", "dist-upgrade"]) or "")
     _, reboot_pkgs = reboot_flag(flag)
     items = []
     for f in found:
-        releases = [sources[key] for key in candidates.get(f["name"], []) if key in sources]
+        # the simulation names each release by Label:Archive; the policy has the rest
+        releases = [src for src in sources.values() for r in f["releases"]
+                    if (src.get("l", ""), src.get("a", "")) == (r["label"], r["archive"])]
         if not releases:  # no policy data: what the simulation printed is all we know
             releases = [{"label": r["label"], "archive": r["archive"]} for r in f["releases"]]
         classification, source = classify(releases, os_id)
