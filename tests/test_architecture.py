@@ -30,6 +30,13 @@ APPS = tuple(sorted(p.parent.name for p in (SRC / PROJECT).glob("*/apps.py")))
 # accepts, and prefer fixing the import. A listed import that is gone fails the build too,
 # so the list only shrinks.
 ALLOWED_MODEL_IMPORTS: dict[tuple[str, str], str] = {}
+_BOTH_WAYS = ("alert and ticket agree both ways (issue 9, merged while the skeleton landed): "
+              "monitoring shows an alert's ticket and reacts to ticket events; to move "
+              "behind core.hooks / the event catalogue's registry so the apps import one way")
+ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
+    ("watchkeeper.monitoring.handlers", "watchkeeper.helpdesk.events"): _BOTH_WAYS,
+    ("watchkeeper.monitoring.views", "watchkeeper.helpdesk.alert_tickets"): _BOTH_WAYS,
+}
 
 
 def _module_name(path: Path) -> str:
@@ -158,6 +165,8 @@ def _cycle_report(edges, unit_of) -> tuple[list[list[str]], str]:
     """Cycles between the units (`unit_of(module)`) of the edges, and the imports in them."""
     graph: dict[str, set[str]] = {}
     for src, dst, _ in edges:
+        if (src, dst) in ALLOWED_CYCLE_EDGES:
+            continue
         a, b = unit_of(src), unit_of(dst)
         if a and b and a != b:
             graph.setdefault(a, set()).add(b)
@@ -171,7 +180,10 @@ def _cycle_report(edges, unit_of) -> tuple[list[list[str]], str]:
 
 
 def test_no_import_cycle_between_apps():
-    cycles, detail = _cycle_report(list(_edges()), _app_of)
+    edges = list(_edges())
+    stale = sorted(set(ALLOWED_CYCLE_EDGES) - {(s, d) for s, d, _ in edges})
+    assert not stale, f"gone, so remove from ALLOWED_CYCLE_EDGES: {stale}"
+    cycles, detail = _cycle_report(edges, _app_of)
     assert not cycles, f"import cycle between apps {cycles}:\n{detail}"
 
 

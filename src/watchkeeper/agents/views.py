@@ -5,7 +5,6 @@ writes through actions.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
@@ -18,6 +17,8 @@ from watchkeeper.core.tenancy import scoped
 from . import actions
 from .choices import AgentStatus, Connectivity
 from .forms import TokenForm
+from .installers import dist
+from .installers.scripts import base_url, one_liners, plain_http
 from .models import Agent, EnrollmentToken, QuarantinedPayload
 
 
@@ -52,7 +53,8 @@ def enrollment(request):
                 # Shown in this answer only: the token is stored as a hash.
                 response = render(request, "agents/token_created.html", {
                     "token": token, "raw": raw, "command": install_command(raw),
-                    "plain_http": settings.BASE_URL.startswith("http://"),
+                    "installers": one_liners(raw), "packages": dist.load(),
+                    "server": base_url(), "plain_http": plain_http(),
                     "signer": actions.active_signer_key()})
                 response["Cache-Control"] = "no-store"
                 return response

@@ -10,6 +10,7 @@ app provides the name, and must then do without (a page section left out, for in
 |---|---|---|
 | `core.first_start` | monitoring (default policies) | `watchkeeper up` on a new install |
 | `<app>.selectors` | helpdesk, monitoring, agents (their `selectors`) | home pages, device pages |
+| `core.portal_work` | helpdesk (open requests, device health) | the client portal's home |
 | `core.demo_fleet` | agents (the simulated fleet module) | `watchkeeper demo --server` |
 | `demo.after_fleet_start` | monitoring (heartbeat pings), helpdesk (billing run) | the fleet |
 | `demo.fleet_round` | monitoring (heartbeat pings) | the fleet, each round |

@@ -7,6 +7,12 @@ def _demo_billing_run(server: str) -> None:
     billing_run()
 
 
+def _portal_work(user) -> dict:
+    from .portal.views import portal_work
+
+    return portal_work(user)
+
+
 class HelpdeskConfig(AppConfig):
     name = "watchkeeper.helpdesk"
     label = "helpdesk"
@@ -26,5 +32,6 @@ class HelpdeskConfig(AppConfig):
 
         contact_rules.register(mail_domain_check)
         hooks.provide("helpdesk.selectors", selectors)
+        hooks.provide("core.portal_work", _portal_work)
         hooks.provide("demo.after_fleet_start", _demo_billing_run)
         search.register("tickets", "Tickets", search_tickets)

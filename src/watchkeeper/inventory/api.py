@@ -43,11 +43,11 @@ class DeviceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Device
         fields = ["id", "client", "site", "name", "kind", "status", "hostname", "serial",
-                  "manufacturer", "model", "os_name", "os_version", "primary_ip",
+                  "asset_tag", "manufacturer", "model", "os_name", "os_version", "primary_ip",
                   "primary_mac", "reboot_required", "pending_updates", "purchase_date",
-                  "cost", "warranty_end", "end_of_support", "assigned_contact", "location",
-                  "notes", "source", "agent_ref", "last_seen_at", "inventory_at",
-                  "created_at", "updated_at", "online"]
+                  "cost", "cost_currency", "warranty_end", "end_of_support",
+                  "assigned_contact", "location", "notes", "source", "agent_ref",
+                  "last_seen_at", "inventory_at", "created_at", "updated_at", "online"]
         read_only_fields = ["source", "agent_ref", "last_seen_at", "inventory_at",
                             "created_at", "updated_at", "reboot_required", "pending_updates",
                             "online"]

@@ -17,6 +17,7 @@ row; a disagreement between sources that a person must decide is a `FieldConflic
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.timezone import now
 
@@ -46,6 +47,8 @@ class Device(models.Model):
                               default=LifecycleStatus.DEPLOYED)
     hostname = models.CharField(max_length=255, blank=True)
     serial = models.CharField(max_length=200, blank=True)
+    # The MSP's or client's own label on the device; unique per client when set.
+    asset_tag = models.CharField(max_length=100, blank=True)
     manufacturer = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True)
     os_name = models.CharField(max_length=200, blank=True)
@@ -57,6 +60,9 @@ class Device(models.Model):
     # Lifecycle
     purchase_date = models.DateField(null=True, blank=True)
     cost = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    cost_currency = models.CharField(  # ISO 4217; "" = not given
+        max_length=3, blank=True,
+        validators=[RegexValidator(r"^[A-Z]{3}$", "A three-letter ISO 4217 code, e.g. EUR.")])
     warranty_end = models.DateField(null=True, blank=True)
     end_of_support = models.DateField(null=True, blank=True)
     assigned_contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True,
@@ -86,6 +92,14 @@ class Device(models.Model):
             models.Index(fields=["last_seen_at"], name="device_last_seen_idx"),
             models.Index(fields=["kind", "status"], name="device_kind_status_idx"),
             models.Index(fields=["agent_ref"], name="device_agent_ref_idx"),
+            models.Index(fields=["asset_tag"], name="device_asset_tag_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "asset_tag"],
+                                    condition=~models.Q(asset_tag=""),
+                                    name="device_asset_tag_per_client",
+                                    violation_error_message="Another device of this client "
+                                                            "has this asset tag."),
         ]
 
     def __str__(self) -> str:

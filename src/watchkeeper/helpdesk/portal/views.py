@@ -130,3 +130,14 @@ def csat_survey(request):
 for _view in (portal_ticket, portal_reply):
     _view.wk_model = Ticket
 portal_attachment.wk_model = Attachment
+
+
+def portal_work(user) -> dict:
+    """The client's open requests and their devices' health, for the portal's home page
+    (provided to core as the `core.portal_work` hook)."""
+    from ..choices import OPEN_STATUSES
+
+    open_tickets = selectors.visible_tickets(user).filter(status__in=OPEN_STATUSES)
+    return {"open_tickets": list(open_tickets.order_by("-updated_at", "-id")[:10]),
+            "open_count": open_tickets.count(), "health": device_health(user)}
+

@@ -26,7 +26,13 @@ class ImportRun(models.Model):
     headers = models.JSONField(default=list)
     rows = models.JSONField(default=list)
     mapping = models.JSONField(default=dict, blank=True)
-    date_order = models.CharField(max_length=3, default="dmy")
+    # A person's reading of ambiguous slash dates for every date column ("dmy"/"mdy"),
+    # "" = undecided (a column's own unambiguous values decide first).
+    date_order = models.CharField(max_length=3, default="", blank=True)
+    # A person's decisions from the preview: "order:<field>" -> dmy|mdy, "mark:cost" -> ,|.,
+    # "value:<line>:<field>" -> the chosen reading or "" (leave empty),
+    # "dup:<group>" -> the line that wins, or "skip".
+    resolutions = models.JSONField(default=dict, blank=True)
     report = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                    null=True, related_name="+")

@@ -15,6 +15,7 @@ from watchkeeper.core import audit, events
 from watchkeeper.core.actions import create_object, delete_object
 from watchkeeper.core.choices import AuditAction
 
+from ..events import DeviceRelationObserved
 from .choices import RelationKind, RelationSource
 from .models import DeviceRelation
 
@@ -50,7 +51,7 @@ def record_observed(*, device, kind: str, source: str, parents: list[tuple[objec
     """What `source` (agent, discovery) now sees for `device` and `kind`: a list of
     (parent device, detail). That source's rows for the pair are brought in line — new ones
     added, confirmed ones touched, ones it no longer sees removed — in one transaction with
-    an audit row per change and one `devicerelation.observed` event when anything changed.
+    an audit row per change and one `DeviceRelationObserved` event when anything changed.
     Rows of other sources, manual ones included, are left as they are."""
     if source == RelationSource.MANUAL:
         raise ValueError("manual relations are written by add_relation")
@@ -79,7 +80,7 @@ def record_observed(*, device, kind: str, source: str, parents: list[tuple[objec
             else:
                 DeviceRelation.objects.filter(pk=row.pk).update(seen_at=at, detail=detail)
         if added or removed:
-            events.emit("devicerelation.observed", client=device.client_id,
-                         payload={"device": device.pk, "kind": kind, "source": source,
-                                  "parents": sorted(wanted)})
+            events.emit(DeviceRelationObserved(device_id=device.pk, kind=kind, source=source,
+                                               parents=sorted(wanted)),
+                        client=device.client_id)
     return {"added": added, "removed": removed}

@@ -1,4 +1,4 @@
-# Device relations now belong to the inventory (inventory 0002 took the model over with its
+# Device relations now belong to the inventory (inventory 0003 took the model over with its
 # table): monitoring forgets the model without touching the database.
 
 from django.db import migrations
@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("monitoring", "0006_poll_history"),
-        ("inventory", "0002_devicerelation_from_monitoring"),
+        ("inventory", "0003_devicerelation_from_monitoring"),
     ]
 
     operations = [

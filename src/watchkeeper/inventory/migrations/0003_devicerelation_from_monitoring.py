@@ -1,6 +1,6 @@
 # Device relations move from monitoring into the inventory (issue 9). This step only moves
 # the model in Django's state: the table stays `monitoring_devicerelation`, with its rows,
-# until 0003 renames it and adds the provenance columns. Monitoring's 0007 removes the model
+# until 0004 renames it and adds the provenance columns. Monitoring's 0007 removes the model
 # from monitoring's state, also without touching the database.
 
 import django.db.models.deletion
@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("core", "0003_contact_is_user"),
-        ("inventory", "0001_initial"),
+        ("inventory", "0002_asset_tag_currency_import_decisions"),
         ("monitoring", "0006_poll_history"),
     ]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('core', '0004_event_version'),
-        ('inventory', '0002_devicerelation_from_monitoring'),
+        ('inventory', '0003_devicerelation_from_monitoring'),
     ]
 
     operations = [
