@@ -13,6 +13,7 @@ from watchkeeper.core.tenancy import scoped
 
 from . import selectors
 from .choices import Classification, UpdateSource
+from .models import DevicePatchState
 
 
 def _clients(user):
@@ -43,6 +44,10 @@ def device_updates(request, pk: int):
         "days_behind": selectors.days_behind(state.oldest_security_at) if state else None})
 
 
+# The patch state's primary key is the device's id: the route walk fills it with a state.
+device_updates.wk_model = DevicePatchState
+
+
 @requires("devices.view")
 def compliance(request):
     rows = selectors.client_compliance(request.user)
@@ -60,3 +65,6 @@ def client_compliance(request, client_id: int):
     return render(request, "patching/client.html", {
         "client": client, "summary": summary[0] if summary else None,
         "devices": selectors.device_compliance(request.user, client_id)})
+
+
+client_compliance.wk_model = Client
