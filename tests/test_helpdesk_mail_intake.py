@@ -383,6 +383,15 @@ def test_a_resent_message_is_recognised_whatever_it_became(mail_in, acme, raw, s
 
 
 @pytest.mark.django_db
+def test_reprocessing_a_message_that_became_a_ticket_makes_no_second_one(acme, owner):
+    outcome = mailin.receive(NO_ID)
+    kept = InboundMessage.objects.get()
+    again = mailin.reprocess(actor=owner, inbound=kept, force=True)
+    assert again.kind == "duplicate" and again.ticket == outcome.ticket
+    assert Ticket.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_a_changed_message_without_message_id_is_a_new_one(acme):
     first = mailin.receive(NO_ID)
     second = mailin.receive(NO_ID.replace(b"VPN is down", b"VPN is down again"))
