@@ -70,11 +70,6 @@ class TicketCsat(EventData):
     score: int | None
     technician_id: int | None
 
-    @classmethod
-    def of(cls, survey) -> TicketCsat:
-        return cls(ticket_id=survey.ticket_id, score=survey.score,
-                   technician_id=survey.technician_id)
-
 
 @declare("helpdesk.mail")
 class HelpdeskMail(EventData):
