@@ -138,3 +138,21 @@ def test_staff_link_devices_and_attach_files_on_a_ticket(as_user, tech_a, client
     attachment = ticket.attachments.get()
     assert attachment.filename == "event-log.txt" and attachment.size == 23
     assert "event-log.txt" in api.get(f"/tickets/{ticket.pk}/").content.decode()
+
+
+def test_a_portal_request_carries_an_attachment(as_user, portal_b):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from watchkeeper.helpdesk.models import Ticket
+
+    api = as_user(portal_b)
+    assert 'enctype="multipart/form-data"' in api.get("/portal/tickets/new").content.decode()
+    response = api.post("/portal/tickets/new", {
+        "subject": "Printer shows an error", "description": "See the photo.",
+        "urgency": "medium",
+        "attachment": SimpleUploadedFile("error.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64)})
+    assert response.status_code == 302
+    ticket = Ticket.objects.get(subject="Printer shows an error")
+    assert ticket.attachments.get().filename == "error.png"
+    page = api.get(f"/portal/tickets/{ticket.pk}/").content.decode()
+    assert "error.png" in page
