@@ -19,13 +19,14 @@ from watchkeeper.monitoring import api as monitoring_api
 from watchkeeper.monitoring.heartbeats import api as heartbeats_api
 from watchkeeper.monitoring.history import api as history_api
 from watchkeeper.monitoring.poller import api as poller_api
+from watchkeeper.patching import api as patching_api
 
 router = core_api.new_router()
 for register in (core_api.register, inventory_api.register, imports_api.register,
                  discovery_api.register, relations_api.register, agents_api.register,
                  scripts_api.register, helpdesk_api.register, sla_api.register,
                  time_api.register, billing_api.register, monitoring_api.register,
-                 poller_api.register, heartbeats_api.register):
+                 poller_api.register, heartbeats_api.register, patching_api.register):
     register(router)
 
 urlpatterns = [

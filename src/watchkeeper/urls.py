@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("watchkeeper.agents.urls")),
     path("", include("watchkeeper.helpdesk.urls")),
     path("", include("watchkeeper.monitoring.urls")),
+    path("", include("watchkeeper.patching.urls")),
     path("api/v1/", include("watchkeeper.api_urls")),
     path("agent/v1/", include("watchkeeper.agents.checkin.urls")),
 ]
