@@ -98,6 +98,24 @@ def test_generic_alert_single_and_batch_dedup_and_severity_change(client, source
     assert Alert.objects.count() == 2
 
 
+def test_uptime_kuma_down_then_up_and_its_test_button(client, source):
+    _, token = source
+    kuma = "/api/v1/ingest/uptime-kuma"
+    monitor = {"id": 7, "name": "Client portal", "type": "http", "url": "https://portal"}
+    down = {"heartbeat": {"monitorID": 7, "status": 0, "msg": "timeout"}, "monitor": monitor,
+            "msg": "[Client portal] [🔴 Down] timeout"}
+    assert post(client, kuma, down, token).status_code == 202
+    assert post(client, kuma, {"heartbeat": None, "monitor": None, "msg": "Testing"},
+                token).status_code == 202
+    alert = Alert.objects.get()
+    assert (alert.resource, alert.severity, alert.summary) == ("Client portal", "critical",
+                                                               "timeout")
+    up = {**down, "heartbeat": {"monitorID": 7, "status": 1, "msg": "200 - OK"}}
+    assert post(client, kuma, up, token).json()["resolved"] == 1
+    r = post(client, kuma, {**down, "heartbeat": {"status": 9}}, token)
+    assert r.status_code == 400 and "heartbeat.status" in r.json()["errors"]
+
+
 def test_batch_keeps_valid_items_and_reports_invalid_ones_by_index(client, source):
     _, token = source
     good = {"resource": "sw1", "event": "port_down", "severity": "critical"}

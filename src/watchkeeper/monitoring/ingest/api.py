@@ -86,4 +86,6 @@ def extra_urls() -> list:
         path("ingest/alertmanager", views.receive, {"fmt": "alertmanager"},
              name="ingest-alertmanager"),
         path("ingest/alerts", views.receive, {"fmt": "generic"}, name="ingest-alerts"),
+        path("ingest/uptime-kuma", views.receive, {"fmt": "uptime-kuma"},
+             name="ingest-uptime-kuma"),
     ]

@@ -180,3 +180,35 @@ def alertmanager(body: Any) -> tuple[list[Item], dict[str, list[str]]]:
                           severity=severity, status=status, summary=summary,
                           attributes=attributes, index=i))
     return items, errors
+
+
+# Uptime Kuma's heartbeat status: 0 down, 1 up, 2 pending, 3 maintenance.
+KUMA_STATUS = {0: ("firing", "critical"), 1: ("resolved", "warning"),
+               2: ("firing", "warning"), 3: ("resolved", "warning")}
+
+
+def uptime_kuma(body: Any) -> tuple[list[Item], dict[str, list[str]]]:
+    """Uptime Kuma's webhook notification (preset application/json body): `heartbeat`
+    (`status`, `msg`), `monitor` (`id`, `name`, `url`/`hostname`), `msg`. Its "Test" button
+    sends neither heartbeat nor monitor: accepted, nothing stored."""
+    if not isinstance(body, dict):
+        raise PayloadError("body", "an Uptime Kuma webhook object")
+    heartbeat, monitor = body.get("heartbeat"), body.get("monitor")
+    if heartbeat is None and monitor is None:
+        return [], {}
+    errors: dict[str, list[str]] = {}
+    if not isinstance(monitor, dict) or monitor.get("id") is None or not monitor.get("name"):
+        errors["monitor"] = ["an object with id and name"]
+    if not isinstance(heartbeat, dict) or heartbeat.get("status") not in KUMA_STATUS:
+        errors["heartbeat.status"] = ["0, 1, 2 or 3"]
+    if errors:
+        return [], errors
+    status, severity = KUMA_STATUS[heartbeat["status"]]
+    name = str(monitor["name"])[:200]
+    return [Item(dedup_key=f"uptime-kuma:{monitor['id']}", resource=name,
+                 event=f"{monitor.get('type') or 'monitor'} down"[:200], severity=severity,
+                 status=status, summary=str(heartbeat.get("msg") or body.get("msg") or
+                                           "")[:500],
+                 attributes={"monitor_id": monitor["id"],
+                             "url": monitor.get("url") or monitor.get("hostname"),
+                             "time": heartbeat.get("time")})], {}

@@ -19,7 +19,8 @@ from watchkeeper.core.tenancy import scoped
 from . import actions, parse
 from .models import IngestSource
 
-PARSERS = {"alertmanager": parse.alertmanager, "generic": parse.generic}
+PARSERS = {"alertmanager": parse.alertmanager, "generic": parse.generic,
+           "uptime-kuma": parse.uptime_kuma}
 
 
 def _problem(status: int, title: str, detail: str, path: str, **extra) -> JsonResponse:
@@ -41,7 +42,7 @@ def _bad(path: str, errors: dict[str, list[str]], **extra) -> JsonResponse:
 @public  # authenticated by the source's token below (the route has no session)
 @require_POST
 def receive(request, fmt: str):
-    """POST /api/v1/ingest/alertmanager | /api/v1/ingest/alerts with
+    """POST /api/v1/ingest/alertmanager | /alerts | /uptime-kuma with
     `Authorization: Bearer wki_...`: 202 with counters; 400 problem+json naming each bad
     field (by index in a batch: the valid alerts of the batch are stored all the same)."""
     header = request.headers.get("Authorization", "")
