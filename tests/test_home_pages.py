@@ -86,3 +86,13 @@ def test_owner_home_is_the_msp_at_a_glance(as_user, owner, client_a, work):
     health = html[html.index('id="clients-health"'):]
     assert "Acme Dental" in health and "Borealis Logistics" in health
     assert 'id="tile-attainment"' in html and 'id="tile-alerts"' in html
+
+
+def test_portal_home_shows_open_requests_and_device_health(as_user, portal_b, client_b,
+                                                           work):
+    make_device(client_b, "beta-pc", last_seen_at=timezone.now(), reboot_required=True)
+    html = as_user(portal_b).get("/portal/").content.decode()
+    requests = html[html.index('id="portal-open-requests"'):]
+    assert "Unowned printer issue" in requests and "Server room too hot" not in html
+    health = html[html.index('id="device-health"'):]
+    assert "Need a reboot" in health and "devices in total" in health
