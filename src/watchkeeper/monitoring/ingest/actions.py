@@ -26,11 +26,12 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from watchkeeper.core import audit, events
+from watchkeeper.core import audit, catalogue, events
 from watchkeeper.core.actions import create_object
 from watchkeeper.core.api.auth import hash_token
 from watchkeeper.core.choices import AuditAction
 
+from .. import events as ev
 from ..choices import OPEN_STATUSES, STATE_RANK, AlertStatus, CheckKind, Suppression
 from ..models import Alert, Check, Policy
 from .models import IngestSource
@@ -97,8 +98,8 @@ def revoke_source(*, actor, source: IngestSource) -> IngestSource:
         source.revoked_at = now
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=source,
                      changes={"revoked_at": [None, now.isoformat()]})
-        events.emit("ingestsource.changed", client=source.client_id,
-                    payload={"id": source.pk, "changed": ["revoked_at"]})
+        events.emit(catalogue.crud_event(IngestSource, "changed", id=source.pk,
+                                         changed=["revoked_at"]), client=source.client_id)
     return source
 
 
@@ -111,16 +112,10 @@ def source_for_token(raw: str) -> IngestSource | None:
 
 # --- The dedup write ----------------------------------------------------------------------
 
-def _event(kind: str, alert: Alert, policy: Policy, **extra) -> tuple[str, dict]:
-    payload = {"alert_id": alert.pk, "id": alert.pk, "device_id": alert.device_id,
-               "client_id": alert.client_id, "check": alert.check_name,
-               "check_id": alert.check_template_id, "severity": alert.severity,
-               "summary": alert.summary, "status": alert.status, "count": alert.count,
-               "suppressed": alert.suppressed, "source_id": alert.source_id,
-               "resource": alert.resource,
-               "ticket": alert.severity in (policy.ticket_severities or []),
-               "resolve_ticket": bool(policy.ticket_resolve_on_recovery), **extra}
-    return kind, payload
+def _event(cls: type[ev.AlertEvent], alert: Alert, policy: Policy, **extra):
+    """The alert event of `cls`, with the source's policy read once per request."""
+    return cls.of(alert, ticket_severities=list(policy.ticket_severities or []),
+                  resolve_on_recovery=bool(policy.ticket_resolve_on_recovery), **extra)
 
 
 def _summary(item: Item) -> str:
@@ -159,7 +154,7 @@ def record_alerts(source: IngestSource, items: list[Item],
     by_key: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         by_key[alert_key(source.pk, item.dedup_key)].append(item)
-    out: list[tuple[int, tuple[str, dict]]] = []
+    out: list[tuple[int, ev.AlertEvent]] = []
     with transaction.atomic():
         open_alerts = {a.key: a for a in Alert.objects.select_for_update()
                        .filter(key__in=list(by_key), status__in=OPEN_STATUSES).order_by("pk")}
@@ -198,7 +193,7 @@ def record_alerts(source: IngestSource, items: list[Item],
                                           "attributes"])
                 counters["changed"] += 1
                 out.append((alert.client_id, _event(
-                    "alert.changed", alert, policy, previous_severity=old,
+                    ev.AlertChanged, alert, policy, change="severity", previous_severity=old,
                     worse=STATE_RANK[alert.severity] > STATE_RANK[old])))
             else:
                 repeats[len(firing)].append(alert.pk)
@@ -212,7 +207,8 @@ def record_alerts(source: IngestSource, items: list[Item],
             for alert in resolved:
                 alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
                 counters["resolved"] += 1
-                out.append((alert.client_id, _event("alert.resolved", alert, policy)))
+                out.append((alert.client_id,
+                            _event(ev.AlertResolved, alert, policy, recovered=True)))
         if new:
             _suppress_in_maintenance(source.client_id, [a for a, _, _ in new], now)
             inserted = _insert([a for a, _, _ in new])
@@ -226,7 +222,7 @@ def record_alerts(source: IngestSource, items: list[Item],
                     continue
                 alert.pk = pk
                 counters["opened"] += 1
-                out.append((alert.client_id, _event("alert.opened", alert, policy)))
+                out.append((alert.client_id, _event(ev.AlertOpened, alert, policy)))
                 if then_resolved:
                     closing.append(alert)
             for n, keys in lost.items():
@@ -239,7 +235,8 @@ def record_alerts(source: IngestSource, items: list[Item],
                 for alert in closing:
                     alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
                     counters["resolved"] += 1
-                    out.append((alert.client_id, _event("alert.resolved", alert, policy)))
+                    out.append((alert.client_id,
+                            _event(ev.AlertResolved, alert, policy, recovered=True)))
         if out:
             events.emit_many(out)
         if source.last_used_at is None or now - source.last_used_at > timedelta(minutes=1):
