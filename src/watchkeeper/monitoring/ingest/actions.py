@@ -210,6 +210,9 @@ def record_alerts(source: IngestSource, items: list[Item],
                 out.append((alert.client_id,
                             _event(ev.AlertResolved, alert, policy, recovered=True)))
         if new:
+            # Key order: two requests inserting overlapping keys wait on each other in the
+            # same order, never in a cycle (no deadlock).
+            new.sort(key=lambda entry: entry[0].key)
             _suppress_in_maintenance(source.client_id, [a for a, _, _ in new], now)
             inserted = _insert([a for a, _, _ in new])
             lost: dict[int, list[str]] = defaultdict(list)
