@@ -10,30 +10,38 @@ RequestContextMiddleware takes it. A request Django's middleware would answer it
 not allowed, plain http when TLS is required) goes to Django untouched, and so does any path
 the UUID pattern does not match (Django answers its 404).
 
-The write runs in one long-lived worker thread (its own database connection), not in a new
-thread hop per request; `WATCHKEEPER_HEARTBEAT_LEAN=false` routes pings to the Django view
-(the baseline of the heartbeat bench).
+The write runs in a few long-lived worker threads, each keeping its database connection (on
+PostgreSQL borrowed once from the pool), not in a fresh thread with a fresh connection per
+request (settings.py: CONN_MAX_AGE=0 under ASGI); a failed write closes that thread's
+connection so the next one reconnects. `WATCHKEEPER_HEARTBEAT_LEAN=false` routes pings to the
+Django view (the baseline of the heartbeat bench).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import logging
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
+from django.db import DatabaseError, connection
 
 from watchkeeper.agents.fastpath import _ip, _middleware_would_answer, _security_headers
 
 from . import heartbeats
 
+log = logging.getLogger(__name__)
 PATH = re.compile(r"/hb/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                   r"(/start|/fail)?")
 METHODS = ("GET", "POST", "HEAD")
+# Writers: enough to overlap one ping's commit (SQLite's fsync, a PostgreSQL round trip)
+# with the next one's Python work; each keeps one database connection.
+THREADS = 4
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -44,16 +52,18 @@ def lean_enabled() -> bool:
 def _worker() -> ThreadPoolExecutor:
     global _executor
     if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wk-heartbeat")
+        _executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="wk-heartbeat")
     return _executor
 
 
 def _record(uid: uuid.UUID, kind: str, ip: str | None, agent: str, body: str) -> bool:
-    close_old_connections()  # CONN_MAX_AGE and broken connections, as a request would
     try:
         return heartbeats.record_ping(uid, kind, remote_ip=ip, user_agent=agent, body=body)
-    finally:
-        close_old_connections()
+    except Exception:
+        # A broken connection must not fail the next ping: this thread reconnects.
+        with contextlib.suppress(Exception):
+            connection.close()
+        raise
 
 
 class HeartbeatApp:
@@ -92,14 +102,20 @@ class HeartbeatApp:
             found = await sync_to_async(heartbeats.record_ping, thread_sensitive=True)(
                 *args[:2], remote_ip=args[2], user_agent=args[3], body=args[4])
         else:
-            found = await asyncio.get_running_loop().run_in_executor(_worker(), _record,
-                                                                     *args)
-        text = b"OK\n" if found else b"not found\n"
+            try:
+                found = await asyncio.get_running_loop().run_in_executor(_worker(), _record,
+                                                                         *args)
+            except DatabaseError:
+                log.warning("heartbeat ping not stored: database unavailable", exc_info=True)
+                found = None
+        text = {True: b"OK\n", False: b"not found\n", None: b"unavailable, retry\n"}[found]
+        status = {True: 200, False: 404, None: 503}[found]
         headers = [(b"content-type", b"text/plain"),
                    (b"content-length", str(len(text)).encode()),
                    (b"cache-control", b"no-store"), *_security_headers(request.is_secure())]
-        await send({"type": "http.response.start", "status": 200 if found else 404,
-                    "headers": headers})
+        if found is None:
+            headers.append((b"retry-after", b"5"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body",
                     "body": b"" if scope["method"] == "HEAD" else text})
 
