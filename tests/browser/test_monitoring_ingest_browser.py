@@ -22,7 +22,7 @@ def test_alert_sources_create_token_once_post_and_revoke(signed_in_page, live_se
     expect(page.get_by_text("No alert sources yet")).to_be_visible()
     axe_check(page, "alert sources, empty")
     # When a source is created for a client
-    page.get_by_label("Client").select_option(label=client_a.name)
+    page.get_by_label("Client", exact=True).select_option(label=client_a.name)
     page.get_by_label("Name", exact=True).fill("Prometheus Alertmanager")
     page.get_by_role("button", name="Create source").click()
     # Then its token is shown once, and the source is listed
