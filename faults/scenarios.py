@@ -107,8 +107,7 @@ def worker_kill(ctx) -> dict:
                     pause=0.2).start()
     time.sleep(3)
     worker = platform.role("worker")
-    first = len(receiver.received)
-    wait_until(lambda: len(receiver.received) > first, 20, 0.1)
+    wait_until(lambda: receiver.in_flight > 0, 20, 0.02)  # a webhook request is on its way
     worker.kill()
     killed_at = time.monotonic()
     restarted = wait_until(lambda: platform.role("worker") is not None
@@ -240,6 +239,8 @@ def backup_restore(ctx) -> dict:
     dropped and the data directory's stored files deleted; `watchkeeper restore`; every site
     acknowledged before the backup, and the attachment, are back."""
     platform, pg = ctx.platform, ctx.pg
+    if getattr(ctx, "redis_platform", None) is not None:
+        ctx.redis_platform.stop()  # it shares the database: a restore needs it stopped
     out = platform.cli("shell", "-c", (
         "from watchkeeper.core.models import Client\n"
         "from watchkeeper.helpdesk import actions\n"
