@@ -19,7 +19,7 @@ from .scenarios import SCENARIOS
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
-    parser.add_argument("--budget", type=float, default=900,
+    parser.add_argument("--budget", type=float, default=1500,
                         help="hard limit for the whole run in seconds (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")

@@ -214,7 +214,7 @@ class Platform:
         return subprocess.run([sys.executable, "-m", "watchkeeper.cli", *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
-    def start(self, limit: float = 240) -> float:
+    def start(self, limit: float = 600) -> float:
         self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "watchkeeper.cli", "up", "--port", str(self.port),
