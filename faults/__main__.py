@@ -44,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx.pg = PrivatePostgres(work / "pgroot")
         ctx.redis = PrivateRedis(work)
         ctx.receiver = Receiver()
-        ctx.platform = Platform(work / "db-queue", ctx.pg.url)
-        (work / "db-queue").mkdir(exist_ok=True)
-        print(f"faults: platform (database queue) ready in {ctx.platform.start():.0f} s",
-              flush=True)
-        ctx.token, ctx.client = ctx.platform.setup(ctx.receiver.url)
+        if any(name != "redis_outage" for name in names):
+            ctx.platform = Platform(work / "db-queue", ctx.pg.url)
+            print(f"faults: platform (database queue) ready in {ctx.platform.start():.0f} s",
+                  flush=True)
+            ctx.token, ctx.client = ctx.platform.setup(ctx.receiver.url)
         if "redis_outage" in names:
             (work / "redis-queue").mkdir(exist_ok=True)
             ctx.redis_platform = Platform(work / "redis-queue", ctx.pg.url, ctx.redis.url)

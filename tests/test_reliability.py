@@ -409,3 +409,19 @@ def test_up_writes_one_time_passwords_to_a_private_file(tmp_path, settings):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert "owner@localhost  s3cret" in open(path).read()
     assert json.dumps(path)  # a plain path the console line can show
+
+
+def test_readyz_reports_an_unreachable_redis_queue(db, client, settings):
+    import socket
+
+    from watchkeeper.core.processes import beat
+
+    beat("worker", "host:1")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    settings.TASKS_URL = f"redis://127.0.0.1:{port}/0"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["queue"] == {"ok": False, "error": "ConnectionError"}
