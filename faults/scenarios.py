@@ -220,6 +220,20 @@ def redis_outage(ctx) -> dict:
     acked = load.acked()
     stored, dup_rows = _stored(ctx.pg, acked)
     missing, dup_events = _delivered(receiver, [a["site"] for a in acked], 120)
+    try:
+        readyz = httpx.get(f"{redis_platform.base}/readyz", timeout=10).text
+    except httpx.HTTPError as exc:
+        readyz = type(exc).__name__
+    missing_sites = sorted(set(a["site"] for a in acked) - set(receiver.site_ids()))
+    if missing_sites:
+        ids = ",".join(str(i) for i in missing_sites[:20])
+        rows = ctx.pg.psql(
+            "SELECT d.status, d.attempts, d.next_attempt_at > now(), d.locked_until, "
+            "left(d.last_error, 120) FROM core_eventdelivery d JOIN core_event e ON "
+            "e.id = d.event_id WHERE d.handler LIKE 'webhook:%' AND e.kind = 'site.created' "
+            f"AND (e.payload->>'id')::int IN ({ids})")
+        print(f"faults: redis_outage: undelivered {missing_sites}: {rows}", flush=True)
+    print(f"faults: redis_outage: /readyz now: {readyz}", flush=True)
     worker_after = redis_platform.role("worker")
     same_worker = bool(worker_before and worker_after and worker_before.pid == worker_after.pid)
     failed = Counter(str(a["status"]) for a in load.answers if a["status"] != 201)
