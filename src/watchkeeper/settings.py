@@ -345,6 +345,8 @@ LOGIN_ATTEMPT_RETENTION_DAYS = env_int("WATCHKEEPER_LOGIN_ATTEMPT_DAYS", 90)
 
 # --- Agents -------------------------------------------------------------------------------
 ENROLLMENT_TOKEN_HOURS = env_int("WATCHKEEPER_ENROLLMENT_TOKEN_HOURS", 1)
+# The agent packages the server serves (`watchkeeper agent-dist` builds them here).
+AGENT_DIST_DIR = Path(env_str("WATCHKEEPER_AGENT_DIST_DIR", str(DATA_DIR / "agent-dist")))
 AGENT_INTERVAL = env_int("WATCHKEEPER_AGENT_INTERVAL", 60)  # seconds between check-ins
 AGENT_INVENTORY_INTERVAL = env_int("WATCHKEEPER_AGENT_INVENTORY_INTERVAL", 3600)
 AGENT_CLOCK_SKEW = env_int("WATCHKEEPER_AGENT_CLOCK_SKEW", 300)  # accepted timestamp drift

@@ -178,8 +178,8 @@ def store(entries: Sequence[Entry], now: datetime) -> list[tuple[str, Any]]:
     gone = [e for e in entries if e.agent.pk not in seen_ids]
     refused = _refusals(gone) if gone else {}
     _insert_rows((e.agent.device_id, datetime.fromtimestamp(e.batch["metrics"]["ts"], tz=UTC),
-                  e.batch["metrics"].get("values") or {})
-                 for e in fresh if e.batch.get("metrics"))
+                  e.batch["metrics"]["values"])
+                 for e in fresh if (e.batch.get("metrics") or {}).get("values"))
     # Offline (or never seen) agents come online: claimed once, event in the outbox.
     coming = {e.agent.pk: e.agent for e in entries if e.agent.pk in seen_ids
               and e.agent.connectivity != Connectivity.ONLINE}

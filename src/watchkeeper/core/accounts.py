@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import audit, crypto, events
+from . import event_kinds as ek
 from .api.auth import TOKEN_PREFIX, hash_token
 from .auth import SESSION_MFA_VERIFIED
 from .choices import AuditAction, Role, TokenScope
@@ -128,8 +129,7 @@ def create_user(*, actor, email: str, role: str, name: str = "", client: Client 
         after = _user_state(user)
         audit.record(actor=actor, action=AuditAction.CREATE, obj=user, client_id=user.client_id,
                      changes={k: [None, v] for k, v in after.items() if v not in (None, "", [])})
-        events.emit("user.created", client=user.client_id,
-                    payload={"id": user.pk, "email": user.email, "role": user.role})
+        events.emit(ek.UserCreated.of(user), client=user.client_id)
     return user, password
 
 
@@ -174,9 +174,9 @@ def update_user(*, actor, user: User, assigned_clients: Iterable[Client] | None 
         action = AuditAction.UPDATE
         audit.record(actor=actor, action=action, obj=user, client_id=user.client_id,
                      changes=changes)
-        kind = "user.deactivated" if changes.get("is_active") == [True, False] else "user.changed"
-        events.emit(kind, client=user.client_id,
-                    payload={"id": user.pk, "changed": sorted(changes)})
+        kind = ek.UserDeactivated if changes.get("is_active") == [True, False] \
+            else ek.UserChanged
+        events.emit(kind.of(user, changed=changes), client=user.client_id)
     return user
 
 
@@ -210,7 +210,7 @@ def change_password(*, actor, user: User, old_password: str | None, new_password
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=user, client_id=user.client_id,
                      changes={"password": ["••••", "••••"],
                               **({"must_change_password": [True, False]} if forced else {})})
-        events.emit("user.password_changed", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserPasswordChanged.of(user), client=user.client_id)
     return user
 
 
@@ -230,7 +230,7 @@ def reset_password(*, actor, user: User) -> str:
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=user, client_id=user.client_id,
                      changes={"password": ["••••", "•••• (one-time)"],
                               "must_change_password": [False, True]})
-        events.emit("user.password_reset", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserPasswordReset.of(user), client=user.client_id)
     return password
 
 
@@ -258,8 +258,7 @@ def set_role_policy(*, actor, role: str, mfa_required: bool) -> RolePolicy:
         policy.save()
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
                      changes={"mfa_required": [old_effective, mfa_required]})
-        events.emit("role_policy.changed",
-                    payload={"role": role, "mfa_required": mfa_required})
+        events.emit(ek.RolePolicyChanged(role=role, mfa_required=mfa_required))
     return policy
 
 
@@ -271,7 +270,7 @@ def unlock_user(*, actor, user: User) -> User:
         user.locked_until, user.failed_logins = None, 0
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=user, client_id=user.client_id,
                      changes={"locked_until": [was.isoformat() if was else None, None]})
-        events.emit("user.unlocked", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserUnlocked.of(user), client=user.client_id)
     return user
 
 
@@ -319,14 +318,14 @@ def record_login_failure(*, email: str, user: User | None, ip: str | None,
                      object_type="core.user", object_id=str(user.pk) if user else "",
                      object_repr=email[:254], client_id=user.client_id if user else None,
                      changes={"reason": reason})
-        events.emit("user.login_failed", client=user.client_id if user else None,
-                    payload={"email": email, "reason": reason, "ip": ip})
+        events.emit(ek.UserLoginFailed(email=email, reason=reason, ip=ip),
+                    client=user.client_id if user else None)
         if locked_now:
             audit.record(actor=None, action=AuditAction.LOCKED, obj=user, ip=ip,
                          client_id=user.client_id,
                          changes={"locked_until": [None, user.locked_until.isoformat()]})
-            events.emit("user.locked", client=user.client_id,
-                        payload={"id": user.pk, "until": user.locked_until.isoformat()})
+            events.emit(ek.UserLocked(id=user.pk, until=user.locked_until.isoformat()),
+                        client=user.client_id)
 
 
 def check_credentials(*, email: str, password: str, ip: str | None) -> User:
@@ -362,7 +361,7 @@ def sign_in(request, user: User, *, mfa_verified: bool, method: str = "password"
         LoginAttempt.objects.create(email=user.email, ip=ip, success=True)
         audit.record(actor=user, action=AuditAction.LOGIN, obj=user, ip=ip,
                      client_id=user.client_id, changes={"method": method})
-        events.emit("user.login", client=user.client_id, payload={"id": user.pk, "ip": ip})
+        events.emit(ek.UserLogin(id=user.pk, ip=ip), client=user.client_id)
 
 
 def sign_out(request) -> None:
@@ -371,7 +370,7 @@ def sign_out(request) -> None:
         with transaction.atomic():
             audit.record(actor=user, action=AuditAction.LOGOUT, obj=user,
                          client_id=user.client_id)
-            events.emit("user.logout", client=user.client_id, payload={"id": user.pk})
+            events.emit(ek.UserLogout.of(user), client=user.client_id)
     django_logout(request)
 
 
@@ -446,7 +445,7 @@ def enable_mfa(*, actor, user: User, secret: str, code: str) -> list[str]:
         codes = _new_recovery_codes(user)
         audit.record(actor=actor, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"mfa": ["off", "totp"], "recovery_codes": [None, len(codes)]})
-        events.emit("user.mfa_enabled", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserMfaEnabled.of(user), client=user.client_id)
     return codes
 
 
@@ -457,8 +456,7 @@ def regenerate_recovery_codes(*, actor, user: User) -> list[str]:
         codes = _new_recovery_codes(user)
         audit.record(actor=actor, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"recovery_codes": ["replaced", len(codes)]})
-        events.emit("user.recovery_codes_regenerated", client=user.client_id,
-                    payload={"id": user.pk})
+        events.emit(ek.UserRecoveryCodesRegenerated.of(user), client=user.client_id)
     return codes
 
 
@@ -478,8 +476,7 @@ def use_recovery_code(user: User, code: str) -> bool:
         audit.record(actor=user, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"recovery_code_used": [None, True], "recovery_codes_left":
                               [left + 1, left]})
-        events.emit("user.recovery_code_used", client=user.client_id,
-                    payload={"id": user.pk, "left": left})
+        events.emit(ek.UserRecoveryCodeUsed(id=user.pk, left=left), client=user.client_id)
     return True
 
 
@@ -500,7 +497,7 @@ def reset_mfa(*, actor, user: User) -> User:
         RecoveryCode.objects.filter(user=user).delete()
         audit.record(actor=actor, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"mfa": [was, "off"]})
-        events.emit("user.mfa_reset", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserMfaReset.of(user), client=user.client_id)
     return user
 
 
@@ -535,8 +532,7 @@ def create_token(*, actor, user: User, name: str, scope: str,
                               "prefix": [None, prefix],
                               "expires_at": [None, expires_at.isoformat() if expires_at
                                              else None]})
-        events.emit("token.created", client=user.client_id,
-                    payload={"id": token.pk, "user": user.pk, "scope": scope})
+        events.emit(ek.TokenCreated.of(token), client=user.client_id)
     return token, raw
 
 
@@ -551,7 +547,6 @@ def revoke_token(*, actor, token: ApiToken) -> ApiToken:
         audit.record(actor=actor, action=AuditAction.TOKEN, obj=token,
                      client_id=token.user.client_id,
                      changes={"revoked_at": [None, when.isoformat()]})
-        events.emit("token.revoked", client=token.user.client_id,
-                    payload={"id": token.pk, "user": token.user_id})
+        events.emit(ek.TokenRevoked.of(token), client=token.user.client_id)
     return token
 

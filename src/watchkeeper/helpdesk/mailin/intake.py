@@ -40,6 +40,7 @@ from django.utils import timezone
 from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Contact
+from watchkeeper.helpdesk.events import HelpdeskInbound
 
 from .. import actions, attachments
 from ..choices import EntryKind, InboundState, NotificationKind, Source
@@ -278,7 +279,7 @@ def _keep(raw: bytes, digest: str, *, existing: InboundMessage | None, state: st
             audit.record(actor=f"mail-in ({channel})", action=AuditAction.CREATE, obj=row,
                          object_repr=f"{row.get_state_display()}: {subject or reason}"[:254],
                          changes={"reason": [None, reason[:500]]})
-            events.emit("helpdesk.inbound", payload={"id": row.pk, "state": state})
+            events.emit(HelpdeskInbound(id=row.pk, state=state))
     return row
 
 
