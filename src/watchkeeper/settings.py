@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "watchkeeper.agents",
     "watchkeeper.helpdesk",
     "watchkeeper.monitoring",
+    "watchkeeper.patching",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,8 @@ urlpatterns = [
     path("tickets/<int:pk>/update", views.ticket_update, name="ticket_update"),
     path("tickets/<int:pk>/watch", views.ticket_watch, name="ticket_watch"),
     path("tickets/<int:pk>/merge", views.ticket_merge, name="ticket_merge"),
+    path("tickets/<int:pk>/devices", views.ticket_devices, name="ticket_devices"),
+    path("tickets/<int:pk>/attach", views.ticket_attach, name="ticket_attach"),
     path("tickets/<int:pk>/assign", views.dispatch_assign, name="ticket_assign"),
     path("tickets/attachments/<int:pk>", views.attachment_download, name="ticket_attachment"),
     path("tickets/<int:pk>/original-mail/<int:inbound>", views.ticket_original_mail,

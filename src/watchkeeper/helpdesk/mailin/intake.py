@@ -430,6 +430,11 @@ def _attach(ticket: Ticket, entry: TicketEntry | None, files: list) -> list[str]
 def reprocess(*, actor, inbound: InboundMessage, force: bool = False) -> Outcome:
     """Run a kept message through again (after a fix, or `force` past the auto-reply and
     list checks for an ignored one). The row stays, with its new state and result."""
+    if inbound.ticket_id and inbound.state in (InboundState.ACCEPTED,
+                                               InboundState.REPROCESSED):
+        # Already on a ticket: running it again would only make a second one.
+        return Outcome("duplicate", ticket=inbound.ticket, inbound=inbound,
+                       reason=f"already on {inbound.ticket.reference}")
     raw = inbound.raw_bytes()
     if not raw:
         raise Unprocessable("the message's bytes were dropped after the retention period")
