@@ -145,10 +145,10 @@ def test_device_page_shows_relations_with_their_source_and_conflicts(as_user, ow
 
 @pytest.mark.django_db(transaction=True)
 def test_relations_survive_the_move_from_a_database_at_the_previous_head(client_a):
-    """A database migrated to the head before the move (monitoring 0006, inventory 0002),
+    """A database migrated to the head before the move (monitoring 0007, inventory 0002),
     with relations in it, keeps every relation after migrating: same ids, now manual."""
     before = [("inventory", "0002_asset_tag_currency_import_decisions"),
-              ("monitoring", "0006_poll_history")]
+              ("monitoring", "0007_ingest")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps

@@ -24,4 +24,5 @@ urlpatterns = [
     path("", include("watchkeeper.monitoring.poller.urls")),
     path("", include("watchkeeper.monitoring.heartbeats.urls")),
     path("", include("watchkeeper.monitoring.channels.urls")),
+    path("", include("watchkeeper.monitoring.ingest.urls")),
 ]

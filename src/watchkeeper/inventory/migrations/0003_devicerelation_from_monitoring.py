@@ -1,6 +1,6 @@
 # Device relations move from monitoring into the inventory (issue 9). This step only moves
 # the model in Django's state: the table stays `monitoring_devicerelation`, with its rows,
-# until 0004 renames it and adds the provenance columns. Monitoring's 0007 removes the model
+# until 0004 renames it and adds the provenance columns. Monitoring's 0008 removes the model
 # from monitoring's state, also without touching the database.
 
 import django.db.models.deletion

@@ -7,7 +7,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("monitoring", "0006_poll_history"),
+        ("monitoring", "0007_ingest"),
         ("inventory", "0003_devicerelation_from_monitoring"),
     ]
 
