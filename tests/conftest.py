@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 os.environ.setdefault("WATCHKEEPER_DATA_DIR", tempfile.mkdtemp(prefix="wk-test-"))
 os.environ.setdefault("WATCHKEEPER_TESTING", "1")
@@ -16,7 +17,7 @@ import pyotp  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.factories import make_client, make_user  # noqa: E402
-from watchkeeper.core.auth import SESSION_MFA_VERIFIED  # noqa: E402
+from watchkeeper.core.auth import SESSION_AUTH_AT, SESSION_MFA_VERIFIED  # noqa: E402
 from watchkeeper.core.choices import Role  # noqa: E402
 
 
@@ -57,6 +58,7 @@ def sign_in(django_client, user):
     django_client.force_login(user)
     session = django_client.session
     session[SESSION_MFA_VERIFIED] = True
+    session[SESSION_AUTH_AT] = int(time.time())  # just signed in: counts as recent
     session.save()
     return django_client
 

@@ -7,4 +7,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401  (registers event handlers)
+        from . import converters, handlers  # noqa: F401  (handlers registers event handlers)
+
+        converters.register()

@@ -14,10 +14,10 @@ urlpatterns = [
     path("profile/recovery-codes/", profile.recovery_codes_regenerate,
          name="recovery_codes_regenerate"),
     path("profile/tokens/", profile.tokens, name="tokens"),
-    path("profile/tokens/<int:pk>/revoke/", profile.token_revoke, name="token_revoke"),
+    path("profile/tokens/<id:pk>/revoke/", profile.token_revoke, name="token_revoke"),
     path("admin/users/", admin_users.users, name="users"),
     path("admin/users/new/", admin_users.user_create, name="user_create"),
-    path("admin/users/<int:pk>/", admin_users.user_edit, name="user_edit"),
+    path("admin/users/<id:pk>/", admin_users.user_edit, name="user_edit"),
     path("admin/roles/", admin_users.roles, name="roles"),
     path("admin/roles/<str:role>/policy/", admin_users.role_policy, name="role_policy"),
 ]

@@ -175,7 +175,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(methods=["GET"], responses=TicketEntrySerializer(many=True))
     @extend_schema(methods=["POST"], request=TicketEntryCreateSerializer,
-                   responses=TicketEntrySerializer)
+                   responses={201: TicketEntrySerializer})
     @action(detail=True, methods=["get", "post"])
     def entries(self, request, pk=None):
         """The timeline (GET), or a public reply / internal note (POST)."""
@@ -196,7 +196,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(methods=["GET"], responses=AttachmentSerializer(many=True))
     @extend_schema(methods=["POST"], request=AttachmentUploadSerializer,
-                   responses=AttachmentSerializer)
+                   responses={201: AttachmentSerializer})
     @action(detail=True, methods=["get", "post"],
             parser_classes=[JSONParser, MultiPartParser, FormParser])
     def attachments(self, request, pk=None):
@@ -477,8 +477,8 @@ class InboundViewSet(viewsets.ReadOnlyModelViewSet):
     def raw(self, request, pk=None):
         from django.http import HttpResponse
 
-        row = get_object_or_404(InboundMessage, pk=pk)
-        resp = HttpResponse(bytes(row.raw), content_type="application/octet-stream")
+        row = self.get_object()
+        resp = HttpResponse(bytes(row.raw), content_type="message/rfc822")
         resp["Content-Disposition"] = f'attachment; filename="message-{row.pk}.eml"'
         resp["X-Content-Type-Options"] = "nosniff"
         return resp
@@ -486,7 +486,7 @@ class InboundViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=InboundReprocessSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):
-        row = get_object_or_404(InboundMessage, pk=pk)
+        row = self.get_object()
         body = InboundReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -504,7 +504,7 @@ class InboundSubmitView(APIView):
 
     permissions = {"POST": ADMIN}
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT})
     def post(self, request):
         if request.content_type == "message/rfc822":
             raw = request.body

@@ -658,6 +658,6 @@ def register(router) -> None:
 
 
 def extra_urls() -> list:
-    return [path("monitoring/devices/<int:device_pk>/effective-checks/",
+    return [path("monitoring/devices/<id:device_pk>/effective-checks/",
                  EffectiveChecksView.as_view(), name="monitoring-effective-checks")]
 

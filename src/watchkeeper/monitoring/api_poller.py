@@ -387,6 +387,6 @@ def extra_urls() -> list:
     return [
         path("monitoring/network-checks/test/", TestConfigView.as_view(),
              name="monitoring-network-check-test-config"),
-        path("monitoring/devices/<int:device_pk>/metrics/", MetricSeriesView.as_view(),
+        path("monitoring/devices/<id:device_pk>/metrics/", MetricSeriesView.as_view(),
              name="monitoring-metric-series"),
     ]

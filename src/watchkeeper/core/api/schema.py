@@ -35,7 +35,9 @@ class ProblemSerializer(serializers.Serializer):
     instance = serializers.CharField(required=False, help_text="The request path.")
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False,
-        help_text="400 only: messages per field (non_field_errors for the whole body).",
+        help_text="400 only: messages per field, always a list of strings; nested fields "
+                  "are joined with \".\" and list items by index (`parameters.0.name`); "
+                  "`non_field_errors` for the whole body.",
     )
 
 
@@ -56,13 +58,21 @@ class ProblemAutoSchema(AutoSchema):
 
         decl = getattr(self.view, "permissions", None)
         needed = decl.get(self.method) if isinstance(decl, dict) else None
-        if self.method in ("POST", "PUT", "PATCH") or (
-            self.method == "GET" and self._is_list_view()
-        ):
-            add("400", "Invalid request: `errors` lists the messages per field.")
+        # Any request can be refused as unreadable (a bad parameter, too many form fields,
+        # a malformed body): 400 is every operation's.
+        add("400", "Invalid request: `errors` lists the messages per field.")
         if needed != PUBLIC:
             add("401", "No or invalid credentials.")
             add("403", "The role, or a read-only token, does not allow this.")
         if "{" in self.path:
             add("404", "No such object, or it belongs to a client you cannot see.")
+        elif self.method == "GET" and self._is_list_view() and self._is_paginated():
+            add("404", "A page past the last one (`page` out of range).")
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            add("409", "The change conflicts with the current state (a duplicate, a "
+                       "concurrent change, other records that still refer to this one, or "
+                       "a state that does not allow it).")
         return responses
+
+    def _is_paginated(self) -> bool:
+        return self._get_paginator() is not None
