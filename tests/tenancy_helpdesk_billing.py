@@ -12,8 +12,9 @@ from tests.tenancy_fixtures import factory
 from watchkeeper.core.actions import create_object
 from watchkeeper.core.choices import Role
 from watchkeeper.core.models import Client
-from watchkeeper.helpdesk import actions, contracts, sla, timeentries
-from watchkeeper.helpdesk.choices_billing import ContractKind, LineKind, RunStatus
+from watchkeeper.helpdesk import actions
+from watchkeeper.helpdesk.billing import contracts
+from watchkeeper.helpdesk.billing.choices import ContractKind, LineKind, RunStatus
 from watchkeeper.helpdesk.models import (
     BillingLine,
     BillingRun,
@@ -25,6 +26,8 @@ from watchkeeper.helpdesk.models import (
     Timer,
     WorkType,
 )
+from watchkeeper.helpdesk.sla import actions as sla
+from watchkeeper.helpdesk.time import actions as timeentries
 
 
 def _ticket(client: Client, tag: str):

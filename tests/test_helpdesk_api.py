@@ -179,7 +179,7 @@ def test_client_mail_domains_route_senders(as_user, owner, tech_a, client_a, cli
     assert api.post("/api/v1/client-mail-domains/", {"client": client_b.pk,
                                                      "domain": "acme.example"},
                     content_type=JSON).status_code == 400  # one client per domain
-    from watchkeeper.helpdesk import mailin
+    from watchkeeper.helpdesk.mailin import intake as mailin
 
     outcome = mailin.receive(b"From: new@acme.example\r\nSubject: hi\r\n\r\nx\r\n")
     assert outcome.ticket.client == client_a

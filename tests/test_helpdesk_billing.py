@@ -16,9 +16,12 @@ from freezegun import freeze_time
 
 from watchkeeper.core import actions as core_actions
 from watchkeeper.core.models import AuditEntry
-from watchkeeper.helpdesk import actions, billing, contracts, timeentries
-from watchkeeper.helpdesk.choices_billing import ContractKind, LineKind, RunStatus
+from watchkeeper.helpdesk import actions
+from watchkeeper.helpdesk.billing import actions as billing
+from watchkeeper.helpdesk.billing import contracts
+from watchkeeper.helpdesk.billing.choices import ContractKind, LineKind, RunStatus
 from watchkeeper.helpdesk.models import BillingLine, TimeEntry
+from watchkeeper.helpdesk.time import actions as timeentries
 from watchkeeper.inventory import actions as inventory
 from watchkeeper.inventory.selectors import DeviceQuery, filter_devices
 

@@ -12,9 +12,12 @@ import pytest
 from freezegun import freeze_time
 
 from watchkeeper.core import events
-from watchkeeper.helpdesk import actions, contracts, sla, timeentries
-from watchkeeper.helpdesk.choices_billing import ContractKind, RunStatus
+from watchkeeper.helpdesk import actions
+from watchkeeper.helpdesk.billing import contracts
+from watchkeeper.helpdesk.billing.choices import ContractKind, RunStatus
 from watchkeeper.helpdesk.models import BillingRun, SlaClock, SlaPolicy, TimeEntry, Timer
+from watchkeeper.helpdesk.sla import actions as sla
+from watchkeeper.helpdesk.time import actions as timeentries
 from watchkeeper.inventory import actions as inventory
 
 pytestmark = pytest.mark.django_db

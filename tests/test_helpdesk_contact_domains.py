@@ -8,7 +8,7 @@ import pytest
 from tests.helpdesk_helpers import mail
 from watchkeeper.core import actions as core_actions
 from watchkeeper.core.models import Contact
-from watchkeeper.helpdesk import mailin
+from watchkeeper.helpdesk.mailin import intake as mailin
 from watchkeeper.helpdesk.models import ClientEmailDomain, Ticket
 
 

@@ -20,7 +20,7 @@ from tests.helpdesk_helpers import free_port, mail
 from watchkeeper.core import actions as core_actions
 from watchkeeper.core.scheduler import registered
 from watchkeeper.helpdesk.choices import InboundState, Source
-from watchkeeper.helpdesk.imap import Mailbox, poll, poll_imap
+from watchkeeper.helpdesk.mailin.imap import Mailbox, poll, poll_imap
 from watchkeeper.helpdesk.models import InboundMessage, Ticket
 
 DOVECOT = "/usr/sbin/dovecot"

@@ -17,8 +17,10 @@ from django.test import override_settings
 from tests.helpdesk_helpers import free_port, mail, smtp_sink
 from watchkeeper.core import actions as core_actions
 from watchkeeper.core import events
-from watchkeeper.helpdesk import actions, mailin
+from watchkeeper.helpdesk import actions
 from watchkeeper.helpdesk.choices import EntryKind, InboundState, MailState, Source, Status
+from watchkeeper.helpdesk.mailin import intake as mailin
+from watchkeeper.helpdesk.mailin.smtp import controller
 from watchkeeper.helpdesk.models import (
     Attachment,
     ClientEmailDomain,
@@ -26,7 +28,6 @@ from watchkeeper.helpdesk.models import (
     OutgoingMail,
     Ticket,
 )
-from watchkeeper.helpdesk.smtp import controller
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,10 +15,11 @@ from tests.factories import make_user
 from watchkeeper.core import events
 from watchkeeper.core.choices import Role
 from watchkeeper.core.models import AuditEntry, Event
-from watchkeeper.helpdesk import actions, sla
+from watchkeeper.helpdesk import actions
 from watchkeeper.helpdesk.choices import Status
-from watchkeeper.helpdesk.choices_sla import ClockState, Metric
 from watchkeeper.helpdesk.models import Contract, Holiday, SlaClock, TicketEntry
+from watchkeeper.helpdesk.sla import actions as sla
+from watchkeeper.helpdesk.sla.choices import ClockState, Metric
 
 pytestmark = pytest.mark.django_db
 
@@ -402,7 +403,7 @@ def test_two_sweeps_in_parallel_threads_announce_each_breach_once(office, policy
 
 def test_the_scheduler_runs_the_sweep_only_when_something_is_due(office, policy, tech_a):
     from watchkeeper.core import scheduler
-    from watchkeeper.helpdesk import tasks_sla
+    from watchkeeper.helpdesk.sla import tasks as tasks_sla
 
     # Given the helpdesk's periodic jobs discovered
     scheduler.discover()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from watchkeeper.helpdesk.calendars import (
+from watchkeeper.helpdesk.sla.calendars import (
     BusinessCalendar,
     CalendarError,
     add_business_seconds,

@@ -11,8 +11,9 @@ from tests.factories import make_user
 from watchkeeper.core import actions as core_actions
 from watchkeeper.core.choices import Role
 from watchkeeper.core.models import AuditEntry, Event
-from watchkeeper.helpdesk import actions, mailin
+from watchkeeper.helpdesk import actions
 from watchkeeper.helpdesk.choices import EntryKind, Level, Source, Status
+from watchkeeper.helpdesk.mailin import intake as mailin
 from watchkeeper.helpdesk.models import (
     CsatSurvey,
     CustomFieldDefinition,

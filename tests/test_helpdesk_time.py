@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 from freezegun import freeze_time
 
 from watchkeeper.core.models import AuditEntry, Event
-from watchkeeper.helpdesk import actions, timeentries
+from watchkeeper.helpdesk import actions
 from watchkeeper.helpdesk.models import TimeEntry, Timer
+from watchkeeper.helpdesk.time import actions as timeentries
 
 pytestmark = pytest.mark.django_db
 

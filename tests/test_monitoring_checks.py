@@ -13,6 +13,7 @@ from django.utils import timezone
 from tests.monitoring_helpers import make_device
 from watchkeeper.agents import actions as agent_actions
 from watchkeeper.agents.choices import CommandStatus
+from watchkeeper.agents.events import AgentOffline, AgentOnline
 from watchkeeper.agents.ingest import _insert_samples
 from watchkeeper.core import events
 from watchkeeper.inventory.models import DeviceSection
@@ -114,14 +115,12 @@ def test_agent_offline_and_back_through_the_agents_events(owner, client_a):
     (offline,) = _policy(owner, ("Agent offline", CheckKind.AGENT_OFFLINE, {}))
     agent = _enrolled_device(client_a)
     # When the agents app announces the agent offline
-    events.emit("agent.offline", client=client_a.pk,
-                payload={"id": agent.pk, "device": agent.device_id})
+    events.emit(AgentOffline.of(agent), client=client_a.pk)
     events.dispatch_due()
     alert = Alert.objects.get()
     assert alert.device_id == agent.device_id and alert.severity == State.CRITICAL
     # And online again
-    events.emit("agent.online", client=client_a.pk,
-                payload={"id": agent.pk, "device": agent.device_id})
+    events.emit(AgentOnline.of(agent), client=client_a.pk)
     events.dispatch_due()
     alert.refresh_from_db()
     assert alert.status == "resolved"

@@ -113,7 +113,7 @@ def test_always_failing_handler_becomes_dead_letter_and_replay_redelivers(
     assert entry.object_id == str(delivery.pk)
     # and the replay is announced as an event like every other write
     replayed = Event.objects.get(kind="delivery.replayed")
-    assert replayed.payload["delivery"] == delivery.pk
+    assert replayed.payload["id"] == delivery.pk
 
 
 def test_crash_between_handler_and_mark_done_redelivers_after_lease_expiry(db, handler):

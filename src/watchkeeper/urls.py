@@ -8,7 +8,6 @@ urlpatterns = [
     path("", include("watchkeeper.inventory.urls")),
     path("", include("watchkeeper.agents.urls")),
     path("", include("watchkeeper.helpdesk.urls")),
-    path("", include("watchkeeper.helpdesk.urls_billing")),
     path("", include("watchkeeper.monitoring.urls")),
     path("", include("watchkeeper.monitoring.urls_poller")),
     path("", include("watchkeeper.monitoring.urls_channels")),

@@ -11,9 +11,12 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import axe_check
-from watchkeeper.helpdesk import actions, contracts, sla, timeentries
-from watchkeeper.helpdesk.choices_billing import ContractKind, RunStatus
+from watchkeeper.helpdesk import actions
+from watchkeeper.helpdesk.billing import contracts
+from watchkeeper.helpdesk.billing.choices import ContractKind, RunStatus
 from watchkeeper.helpdesk.models import BillingRun, TimeEntry
+from watchkeeper.helpdesk.sla import actions as sla
+from watchkeeper.helpdesk.time import actions as timeentries
 from watchkeeper.inventory import actions as inventory
 
 pytestmark = pytest.mark.browser

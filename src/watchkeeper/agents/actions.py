@@ -33,6 +33,7 @@ from .choices import (
     ScriptLanguage,
     TargetKind,
 )
+from .events import AgentOffline
 from .models import Agent, Command, EnrollmentToken, Script, ScriptRun, ScriptVersion, SignerKey
 
 TOKEN_PREFIX = "wke"
@@ -237,10 +238,7 @@ def mark_offline(*, agent_id: int, now) -> bool:
         if claimed:
             agent = Agent.objects.only("id", "uid", "client_id", "device_id", "last_seen_at",
                                        "hostname").get(pk=agent_id)
-            events.emit("agent.offline", client=agent.client_id, payload={
-                "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id,
-                "hostname": agent.hostname,
-                "last_seen_at": agent.last_seen_at.isoformat() if agent.last_seen_at else None})
+            events.emit(AgentOffline.of(agent), client=agent.client_id)
     return bool(claimed)
 
 

@@ -53,7 +53,7 @@ from django.utils import timezone
 from . import auth
 from .actions import offline_after
 from .choices import AgentStatus, Connectivity
-from .ingest import DEVICE_TOUCH_SECONDS, emit_online, metric_ids
+from .ingest import emit_online, metric_ids, touch_devices
 from .models import Agent, AgentNonce, MetricSample
 
 log = logging.getLogger(__name__)
@@ -280,13 +280,7 @@ def write(items: list[CheckinItem]) -> list[tuple[CheckinItem, tuple[str, Any]]]
                 "connectivity IN (%s, %s)", [Connectivity.OFFLINE, Connectivity.UNKNOWN])
             for pk in sorted(flipped):
                 emit_online(coming[pk])
-        touch = [i.agent.device_id for i in fresh
-                 if i.agent.last_seen_at is None
-                 or (now - i.agent.last_seen_at).total_seconds() > DEVICE_TOUCH_SECONDS]
-        if touch:
-            from watchkeeper.inventory import services as inventory_services
-
-            inventory_services.touch_last_seen(touch, now)
+        touch_devices([i.agent.device_id for i in fresh], now)
         for item in live:
             if item.agent.pk in seen_ids:
                 answers.append((item, ("ok", {

@@ -9,7 +9,7 @@ agent is acknowledged only after the transaction committed.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -21,6 +21,7 @@ from watchkeeper.core.choices import AuditAction
 
 from .actions import offline_after
 from .choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Connectivity, RunStatus
+from .events import AgentOnline
 from .models import Agent, Command, MetricName, MetricSample, ScriptRun
 from .protocol import canonical_json
 from .signer import open_payload
@@ -30,8 +31,19 @@ log = logging.getLogger(__name__)
 # Metric name -> id, filled lazily; names are never renamed or deleted, so entries stay valid.
 _metric_ids: dict[str, int] = {}
 # Refresh the device's last_seen_at (an UPDATE of the inventory's hot row) only when the
-# agent's previous check-in is older than this; the agent row carries the exact time.
-DEVICE_TOUCH_SECONDS = 600
+# device's own last_seen_at is older than this; the agent row carries the exact time. Kept
+# well inside the inventory's online window (15 min) plus one check-in interval.
+DEVICE_TOUCH_SECONDS = 300
+
+
+def touch_devices(device_ids: list[int], now: datetime) -> None:
+    """Every fresh check-in is a sign of life of its device: one set-based UPDATE of the
+    devices whose last_seen_at is older than DEVICE_TOUCH_SECONDS (shared by the Django
+    view and the lean path's batch writer)."""
+    from watchkeeper.inventory import services as inventory_services
+
+    inventory_services.touch_last_seen(device_ids, now,
+                                       older_than=timedelta(seconds=DEVICE_TOUCH_SECONDS))
 
 
 def metric_ids(names: list[str]) -> dict[str, int]:
@@ -103,11 +115,8 @@ def _store(agent: Agent, batch: dict[str, Any], now: datetime) -> dict[str, str]
     inventory = batch.get("inventory")
     if inventory and inventory.get("sections"):
         hashes = _store_inventory(agent, inventory["sections"], now)
-    elif agent.last_seen_at is None or (now - agent.last_seen_at).total_seconds() > (
-            DEVICE_TOUCH_SECONDS):
-        from watchkeeper.inventory import services as inventory_services
-
-        inventory_services.touch_last_seen([agent.device_id], now)
+    else:
+        touch_devices([agent.device_id], now)
     if batch.get("results"):
         _store_results(agent, batch["results"], now)
     _note_drops(agent, batch.get("dropped") or {})
@@ -198,8 +207,7 @@ def _went_online(agent: Agent) -> None:
 def emit_online(agent: Agent) -> None:
     """The outbox event of an offline (or never seen) agent checking in; the caller claimed
     the transition with a conditional UPDATE in its transaction."""
-    events.emit("agent.online", client=agent.client_id, payload={
-        "id": agent.pk, "uid": str(agent.uid), "device": agent.device_id})
+    events.emit(AgentOnline.of(agent), client=agent.client_id)
 
 
 def pending_commands(agent: Agent) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 
 from . import audit, crypto, events
 from .choices import AuditAction, DeliveryStatus
+from .event_kinds import DeliveryReplayed, WebhookTest
 from .models import Client, Contact, EventDelivery, Site, WebhookEndpoint
 
 
@@ -120,9 +121,7 @@ def replay_delivery(*, actor, delivery: EventDelivery) -> EventDelivery:
                      object_repr=f"{delivery.handler} ← {delivery.event.kind}",
                      client_id=delivery.event.client_id,
                      changes={"status": [delivery.status, DeliveryStatus.PENDING]})
-        events.emit("delivery.replayed", client=delivery.event.client_id,
-                    payload={"delivery": delivery.pk, "handler": delivery.handler,
-                             "event": str(delivery.event_id), "kind": delivery.event.kind})
+        events.emit(DeliveryReplayed.of(delivery), client=delivery.event.client_id)
         transaction.on_commit(events._kick_dispatcher)
     delivery.refresh_from_db()
     return delivery
@@ -137,12 +136,10 @@ def send_webhook_test(*, actor, endpoint: WebhookEndpoint) -> EventDelivery:
     """
     from .models import Event
 
+    test = WebhookTest.of(endpoint)
     with transaction.atomic():
-        event = Event.objects.create(
-            kind="webhook.test", client_id=endpoint.client_id,
-            payload={"endpoint": endpoint.pk, "name": endpoint.name,
-                     "message": "Test event sent from Watchkeeper."},
-        )
+        event = Event.objects.create(kind=test.KIND, version=test.VERSION,
+                                     client_id=endpoint.client_id, payload=test.payload())
         delivery = EventDelivery.objects.create(
             event=event, handler=f"webhook:{endpoint.pk}", next_attempt_at=event.created_at,
         )

@@ -7,6 +7,11 @@ runs the handler, and marks it done; a failure is retried with exponential backo
 after OUTBOX_MAX_ATTEMPTS, parked as a dead letter that a person can replay. A worker that
 dies mid-delivery leaves a lease that expires, so another worker picks the row up: handlers
 must therefore be idempotent, keyed by the event id they receive.
+
+What may be emitted is declared in the event catalogue (`core.catalogue`, each app's
+`events.py`): `emit(SomeEvent.of(obj), client=...)` stores the event's kind, schema version
+and payload; a handler receives the typed event rebuilt from them, its stored row at
+`event.envelope`.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import catalogue
+from .catalogue import EventData
 from .choices import DeliveryStatus
 from .models import Event, EventDelivery
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event, str], None]
+Handler = Callable[[EventData, str], None]
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,28 @@ def handlers_for(kind: str, client_id: int | None) -> list[str]:
     return names
 
 
-def emit(kind: str, *, client=None, payload: dict | None = None) -> Event:
-    """Record an event in the current transaction and schedule its delivery after commit."""
+def _stored(event: EventData | str, payload: dict | None) -> tuple[str, dict, int]:
+    """(kind, payload, version) of a declared event; a CatalogueError for anything else."""
+    if isinstance(event, EventData):
+        if payload is not None:
+            raise catalogue.CatalogueError(f"{event.KIND}: the event carries its payload")
+        return event.KIND, event.payload(), event.VERSION
+    if not isinstance(event, str):
+        raise catalogue.CatalogueError(f"emit() takes a declared event, not {event!r}")
+    if catalogue.is_declared(event):  # kind + payload: validated the same way
+        cls = catalogue.lookup(event)
+        return event, catalogue.build(event, payload).payload(), cls.VERSION
+    # TRANSITION: kinds not migrated to the catalogue yet are stored as given (version 0).
+    return event, payload or {}, 0
+
+
+def emit(event: EventData | str, *, client=None, payload: dict | None = None) -> Event:
+    """Record a declared event in the current transaction and schedule its delivery after
+    commit: `emit(AgentOffline.of(agent), client=agent.client_id)`."""
+    kind, payload, version = _stored(event, payload)
     client_id = getattr(client, "pk", client)
-    event = Event.objects.create(kind=kind, client_id=client_id, payload=payload or {})
+    event = Event.objects.create(kind=kind, version=version, client_id=client_id,
+                                 payload=payload)
     names = handlers_for(kind, client_id)
     if names:
         EventDelivery.objects.bulk_create(
@@ -88,21 +113,25 @@ def emit(kind: str, *, client=None, payload: dict | None = None) -> Event:
     return event
 
 
-def emit_many(kind: str, items, *, batch_size: int = 500) -> int:
-    """Record one `kind` event per `(client, payload)` in `items`, with the deliveries
-    `emit()` would schedule, in one insert per batch: the events of a set-based write (one
-    UPDATE of many rows). Handlers are looked up once per client."""
-    handlers: dict[int | None, list[str]] = {}
+def emit_many(items, legacy_items=None, *, batch_size: int = 500) -> int:
+    """Record one event per `(client, event)` in `items`, with the deliveries `emit()`
+    would schedule, in one insert per batch: the events of a set-based write (one UPDATE
+    of many rows). Handlers are looked up once per (kind, client)."""
+    if isinstance(items, str):  # TRANSITION: emit_many(kind, [(client, payload)])
+        items = [(client, (items, payload)) for client, payload in legacy_items]
+    handlers: dict[tuple[str, int | None], list[str]] = {}
     rows, deliveries = [], []
-    for client, payload in items:
+    for client, declared in items:
+        kind, payload, version = _stored(*declared) if isinstance(declared, tuple) \
+            else _stored(declared, None)
         client_id = getattr(client, "pk", client)
-        event = Event(kind=kind, client_id=client_id, payload=payload or {})
+        event = Event(kind=kind, version=version, client_id=client_id, payload=payload)
         rows.append(event)
-        if client_id not in handlers:  # providers may query (the client's webhooks)
-            handlers[client_id] = handlers_for(kind, client_id)
+        if (kind, client_id) not in handlers:  # providers may query (client's webhooks)
+            handlers[(kind, client_id)] = handlers_for(kind, client_id)
         deliveries.extend(EventDelivery(event=event, handler=name,
                                         next_attempt_at=event.created_at)
-                          for name in handlers[client_id])
+                          for name in handlers[(kind, client_id)])
     Event.objects.bulk_create(rows, batch_size=batch_size)
     if deliveries:
         EventDelivery.objects.bulk_create(deliveries, batch_size=batch_size)
@@ -114,7 +143,7 @@ def emit_many(kind: str, items, *, batch_size: int = 500) -> int:
 DIRECTED_NAMESPACE = uuid.UUID("5d0b8e4e-3f57-4d3c-9a57-0c7f5c8e2a61")
 
 
-def emit_directed(kind: str, *, handler: str, key: str, client=None,
+def emit_directed(event: EventData | str, *, handler: str, key: str, client=None,
                   payload: dict | None = None) -> Event | None:
     """Record an event for the one handler named `handler` (subscriptions and providers are
     not asked), at most once per (kind, handler, key).
@@ -123,12 +152,13 @@ def emit_directed(kind: str, *, handler: str, key: str, client=None,
     alerts that opened before it existed. The event's id is derived from the three, so a
     second call with the same key (a retried request, a concurrent one) inserts nothing and
     returns None: the primary key, not a read-then-write, makes it once."""
+    kind, payload, version = _stored(event, payload)
     client_id = getattr(client, "pk", client)
     event_id = uuid.uuid5(DIRECTED_NAMESPACE, f"{kind}\n{handler}\n{key}")
     try:
         with transaction.atomic():
-            event = Event.objects.create(id=event_id, kind=kind, client_id=client_id,
-                                         payload=payload or {})
+            event = Event.objects.create(id=event_id, kind=kind, version=version,
+                                         client_id=client_id, payload=payload)
     except IntegrityError:
         return None
     EventDelivery.objects.create(event=event, handler=handler,
@@ -166,6 +196,14 @@ def _resolve(name: str) -> Handler | None:
     return _resolvers.get(prefix)
 
 
+def typed(row: Event):
+    """What a handler receives: the declared event rebuilt from the row (a kind whose
+    payload no longer matches its declaration fails here, loudly, and is retried)."""
+    if row.version == 0 and not catalogue.is_declared(row.kind):
+        return row  # TRANSITION: a kind not migrated to the catalogue yet
+    return catalogue.load(row)
+
+
 def backoff(attempts: int) -> timedelta:
     base = min(10 * (2 ** max(attempts - 1, 0)), 3600)
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
@@ -191,7 +229,7 @@ def deliver_one(delivery: EventDelivery) -> bool:
     try:
         if func is None:
             raise LookupError(f"no handler named {delivery.handler!r}")
-        func(delivery.event, delivery.handler)
+        func(typed(delivery.event), delivery.handler)
     except Exception as exc:  # any handler failure is retried, never lost
         dead = attempts >= settings.OUTBOX_MAX_ATTEMPTS
         EventDelivery.objects.filter(pk=delivery.pk).update(

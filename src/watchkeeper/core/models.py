@@ -313,6 +313,9 @@ class Event(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     seq = models.BigIntegerField(null=True, blank=True, editable=False)
     kind = models.CharField(max_length=100, db_index=True)
+    # The schema version of the kind's payload when it was emitted (core.catalogue);
+    # 0: stored before its kind was declared.
+    version = models.PositiveSmallIntegerField(default=0)
     client = models.ForeignKey(Client, on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="+")
     payload = models.JSONField(default=dict)

@@ -17,7 +17,7 @@ import httpx
 from django.conf import settings
 from django.db.models import Q
 
-from . import crypto, events
+from . import catalogue, crypto, events
 from .models import Event, WebhookDelivery, WebhookEndpoint
 
 SECRET_PURPOSE = "webhook-secret"
@@ -41,9 +41,12 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
 
 
 def body_for(event: Event) -> bytes:
+    """The JSON a receiver gets: the envelope, the kind's schema `version` and the payload
+    its declaration promises (docs/events.md)."""
     return json.dumps(
-        {"id": str(event.id), "kind": event.kind, "client": event.client_id,
-         "created_at": event.created_at.isoformat(), "payload": event.payload},
+        {"id": str(event.id), "kind": event.kind, "version": event.version,
+         "client": event.client_id, "created_at": event.created_at.isoformat(),
+         "payload": event.payload},
         sort_keys=True, separators=(",", ":"),
     ).encode()
 
@@ -55,7 +58,8 @@ def _provider(kind: str, client_id: int | None) -> list[str]:
     return [f"webhook:{ep.pk}" for ep in endpoints if ep.wants(kind)]
 
 
-def _deliver(event: Event, handler_name: str) -> None:
+def _deliver(declared, handler_name: str) -> None:
+    event = catalogue.row_of(declared)
     endpoint_id = int(handler_name.split(":", 1)[1])
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=True).first()
     if endpoint is None:

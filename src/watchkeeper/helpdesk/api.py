@@ -24,8 +24,9 @@ from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact
 from watchkeeper.core.tenancy import scoped, visible_client_ids
 
-from . import actions, attachments, mailin, routing, selectors
+from . import actions, attachments, routing, selectors
 from .choices import Priority, Source, Status
+from .mailin import intake as mailin
 from .models import (
     Attachment,
     CannedResponse,

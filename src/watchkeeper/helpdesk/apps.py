@@ -10,12 +10,10 @@ class HelpdeskConfig(AppConfig):
     def ready(self) -> None:
         from watchkeeper.core import contact_rules, search
 
-        from . import (
-            handlers,  # noqa: F401  (registers the outbox subscriptions)
-            handlers_sla,  # noqa: F401  (SLA clocks follow ticket events)
-        )
+        from . import handlers  # noqa: F401  (registers the outbox subscriptions)
         from .contact_checks import mail_domain_check
         from .selectors import search_tickets
+        from .sla import handlers as sla_handlers  # noqa: F401  (SLA clocks follow ticket events)
 
         contact_rules.register(mail_domain_check)
         search.register("tickets", "Tickets", search_tickets)

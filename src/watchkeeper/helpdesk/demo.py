@@ -10,10 +10,13 @@ from decimal import Decimal
 from watchkeeper.core.actions import update_object
 from watchkeeper.core.demo import ACTOR, DemoContext, loader
 
-from . import contracts, sla, timeentries
-from .choices_billing import ContractKind
-from .models_billing import Contract, WorkType
-from .models_sla import SlaPolicy
+from .billing import contracts
+from .billing.choices import ContractKind
+from .billing.models import Contract
+from .sla import actions as sla
+from .sla.models import SlaPolicy
+from .time import actions as timeentries
+from .time.models import WorkType
 
 SLA_TARGETS = {  # business minutes
     "p1": {"first_response": 30, "resolution": 240},

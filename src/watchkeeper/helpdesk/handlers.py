@@ -12,8 +12,9 @@ from django.db import IntegrityError, transaction
 from watchkeeper.core.events import subscribe
 from watchkeeper.core.models import Client
 
-from . import actions, imap, notify  # noqa: F401  (imap registers its poll job)
+from . import actions, notify
 from .choices import EntryKind, Level, Source, Status
+from .mailin import imap  # noqa: F401  (imap registers its poll job)
 from .models import Ticket, TicketEntry
 
 log = logging.getLogger(__name__)

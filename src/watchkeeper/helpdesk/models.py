@@ -389,5 +389,6 @@ class CsatSurvey(models.Model):
             condition=models.Q(score__isnull=True) | models.Q(score__gte=1, score__lte=5),
             name="csat_score_range")]
 
-from .models_sla import HolidayCalendar, Holiday, SlaPolicy, SlaClock  # noqa: E402,F401,I001  (G2: SLAs)
-from .models_billing import WorkType, TimeEntry, Timer, Contract, BillingRun, BillingLine  # noqa: E402,F401,I001  (G2: time, billing)
+from .sla.models import HolidayCalendar, Holiday, SlaPolicy, SlaClock  # noqa: E402,F401,I001  (SLAs)
+from .time.models import WorkType, TimeEntry, Timer  # noqa: E402,F401,I001  (time)
+from .billing.models import Contract, BillingRun, BillingLine  # noqa: E402,F401,I001  (billing)

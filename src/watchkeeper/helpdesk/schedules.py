@@ -2,7 +2,8 @@
 
 from watchkeeper.core.scheduler import register
 
-from . import sla, tasks_sla
+from .sla import actions as sla
+from .sla import tasks as tasks_sla
 
 # Every minute; the scheduler enqueues the sweep only when a warning or breach is due.
 register("helpdesk.sla_sweep", 60, tasks_sla.sla_sweep, when=sla.has_due_work)

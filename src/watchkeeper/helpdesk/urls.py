@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
-from . import views, views_portal
+from . import views
 
 urlpatterns = [
     path("tickets/", views.ticket_list, name="tickets"),
@@ -28,11 +28,8 @@ urlpatterns = [
     path("tickets/canned/new", views.canned_create, name="ticket_canned_create"),
     path("tickets/csat/", views.csat_results, name="ticket_csat"),
     path("tickets/settings/", views.helpdesk_settings, name="ticket_settings"),
-    path("portal/tickets/", views_portal.portal_tickets, name="portal_tickets"),
-    path("portal/tickets/new", views_portal.portal_ticket_new, name="portal_ticket_new"),
-    path("portal/tickets/<id:pk>/", views_portal.portal_ticket, name="portal_ticket"),
-    path("portal/tickets/<id:pk>/reply", views_portal.portal_reply, name="portal_reply"),
-    path("portal/attachments/<id:pk>", views_portal.portal_attachment,
-         name="portal_attachment"),
-    path("survey/", views_portal.csat_survey, name="csat_survey"),
+    path("", include("watchkeeper.helpdesk.sla.urls")),
+    path("", include("watchkeeper.helpdesk.time.urls")),
+    path("", include("watchkeeper.helpdesk.billing.urls")),
+    path("", include("watchkeeper.helpdesk.portal.urls")),
 ]

@@ -18,7 +18,7 @@ from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
 from watchkeeper.core.views.listing import page_window
 
-from . import actions, attachments, mailin, routing, selectors, templating
+from . import actions, attachments, routing, selectors, templating
 from .choices import (
     OPEN_STATUSES,
     TRANSITIONS,
@@ -29,6 +29,7 @@ from .choices import (
     TicketType,
 )
 from .forms import TicketForm
+from .mailin import intake as mailin
 from .models import (
     Attachment,
     CannedResponse,

@@ -25,7 +25,7 @@ from .models import (
 from .services import normalise_mac
 
 # A device whose last sign of life is older than this is shown offline. The agents app
-# writes Device.last_seen_at at most every 10 minutes for check-ins without inventory (so a
+# writes Device.last_seen_at at most every 5 minutes for check-ins without inventory (so a
 # fleet's heartbeats do not each rewrite the hot row); the window covers that plus margin.
 # Precise per-agent offline state and its alerts belong to the agents app (agent.offline).
 ONLINE_WINDOW = timedelta(minutes=15)

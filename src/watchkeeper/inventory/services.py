@@ -16,10 +16,11 @@ import ipaddress
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from watchkeeper.core import audit, events
@@ -234,12 +235,20 @@ def detach_agent(*, device_id: int, agent_ref: str) -> None:
                         payload={"id": device.pk, "changed": ["agent_ref"]})
 
 
-def touch_last_seen(device_ids: Iterable[int], at: datetime) -> int:
-    """Mark devices seen (one UPDATE for the batch); for check-ins without inventory."""
+def touch_last_seen(device_ids: Iterable[int], at: datetime, *,
+                    older_than: timedelta | None = None) -> int:
+    """Mark devices seen (one UPDATE for the batch); for check-ins without inventory.
+
+    With `older_than`, only devices whose own last_seen_at is older than that (or unset)
+    are written: a fleet checking in every minute rewrites each device row at most once
+    per `older_than`, and the time stays within it of the real last sign of life."""
     ids = sorted(set(device_ids))
     if not ids:
         return 0
-    return Device.objects.filter(pk__in=ids).update(last_seen_at=at)
+    rows = Device.objects.filter(pk__in=ids)
+    if older_than is not None:
+        rows = rows.filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=at - older_than))
+    return rows.update(last_seen_at=at)
 
 
 def apply_agent_inventory(*, device_id: int, sections: dict[str, object], agent_ref: str,

@@ -8,6 +8,7 @@ the state machine has already counted, which at worst adds one repeat to an open
 
 from __future__ import annotations
 
+from watchkeeper.agents.events import AgentOffline, AgentOnline
 from watchkeeper.core.events import subscribe
 
 from . import notify  # noqa: F401  (registers the notification provider and resolver)
@@ -16,17 +17,15 @@ from .evaluate import offline_results, script_results
 
 
 @subscribe("agent.offline", name="monitoring.agent_offline")
-def on_agent_offline(event, handler_name) -> None:
-    device_id = (event.payload or {}).get("device")
-    if device_id:
-        record_results(offline_results(device_id, event.client_id, True))
+def on_agent_offline(event: AgentOffline, handler_name) -> None:
+    if event.device_id:
+        record_results(offline_results(event.device_id, event.envelope.client_id, True))
 
 
 @subscribe("agent.online", name="monitoring.agent_online")
-def on_agent_online(event, handler_name) -> None:
-    device_id = (event.payload or {}).get("device")
-    if device_id:
-        record_results(offline_results(device_id, event.client_id, False))
+def on_agent_online(event: AgentOnline, handler_name) -> None:
+    if event.device_id:
+        record_results(offline_results(event.device_id, event.envelope.client_id, False))
 
 
 @subscribe("command.finished", name="monitoring.script_check")

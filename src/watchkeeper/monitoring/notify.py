@@ -50,7 +50,7 @@ from django.template.defaulttags import (
 )
 from django.utils import timezone
 
-from watchkeeper.core import crypto, events, safe_templates
+from watchkeeper.core import catalogue, crypto, events, safe_templates
 from watchkeeper.core.models import Event
 
 from .choices import (
@@ -184,7 +184,8 @@ def channels_for(kind: str, client_id: int | None) -> list[str]:
             if kind in (kinds or DEFAULT_KINDS)]
 
 
-def handle(event: Event, handler_name: str) -> None:
+def handle(declared, handler_name: str) -> None:
+    event = catalogue.row_of(declared)
     channel_id = int(handler_name.split(":", 1)[1])
     channel = NotificationChannel.objects.filter(pk=channel_id, is_active=True).first()
     if channel is None:

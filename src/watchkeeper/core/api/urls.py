@@ -43,9 +43,9 @@ from watchkeeper.helpdesk import api as helpdesk_api  # noqa: E402
 
 helpdesk_api.register(router)
 
-from watchkeeper.helpdesk.api_billing import register as register_billing  # noqa: E402
-from watchkeeper.helpdesk.api_sla import register as register_sla  # noqa: E402
-from watchkeeper.helpdesk.api_time import register as register_time  # noqa: E402
+from watchkeeper.helpdesk.billing.api import register as register_billing  # noqa: E402
+from watchkeeper.helpdesk.sla.api import register as register_sla  # noqa: E402
+from watchkeeper.helpdesk.time.api import register as register_time  # noqa: E402
 
 register_sla(router)
 register_time(router)

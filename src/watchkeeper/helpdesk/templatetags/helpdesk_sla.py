@@ -9,10 +9,11 @@ from django.utils import timezone
 
 from watchkeeper.core.permissions import has_capability
 
-from .. import sla, timeentries
-from ..choices_sla import ClockState
-from ..models_billing import TimeEntry, WorkType
-from ..models_sla import SlaClock
+from ..sla import actions as sla
+from ..sla.choices import ClockState
+from ..sla.models import SlaClock
+from ..time import actions as timeentries
+from ..time.models import TimeEntry, WorkType
 
 register = template.Library()
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from watchkeeper.core.processes import Heartbeat
-from watchkeeper.helpdesk.smtp import controller
+from watchkeeper.helpdesk.mailin.smtp import controller
 
 
 class Command(BaseCommand):

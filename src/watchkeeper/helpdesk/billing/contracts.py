@@ -26,8 +26,9 @@ from watchkeeper.core.tenancy import scoped
 from watchkeeper.inventory.choices import DeviceKind, LifecycleStatus
 from watchkeeper.inventory.selectors import DeviceQuery, device_rows, filter_devices
 
-from .choices_billing import ContractKind
-from .models_billing import Contract, TimeEntry, WorkType
+from ..time.models import TimeEntry, WorkType
+from .choices import ContractKind
+from .models import Contract
 
 CONTRACT_FIELDS = {"name", "kind", "starts_on", "ends_on", "unit_price", "device_kinds",
                    "hours", "overage_rate", "rates", "is_active", "notes"}

@@ -13,7 +13,7 @@ from django.utils.timezone import now
 
 from watchkeeper.core.models import Client
 
-from .choices_sla import ClockState, Metric
+from .choices import ClockState, Metric
 
 
 class HolidayCalendar(models.Model):

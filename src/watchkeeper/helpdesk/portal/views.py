@@ -13,10 +13,10 @@ from django.views.decorators.http import require_POST
 from watchkeeper.core.permissions import public, requires
 from watchkeeper.core.tenancy import scoped
 
-from . import actions, attachments, selectors
-from .choices import Source
-from .forms import PortalTicketForm, SurveyForm
-from .models import Attachment, Ticket
+from .. import actions, attachments, selectors
+from ..choices import Source
+from ..forms import PortalTicketForm, SurveyForm
+from ..models import Attachment, Ticket
 
 
 def _own(request, pk: int):
@@ -48,7 +48,7 @@ def portal_tickets(request):
     qs = selectors.visible_tickets(request.user).order_by("-updated_at", "-id")
     show = request.GET.get("show", "open")
     if show == "open":
-        from .choices import OPEN_STATUSES
+        from ..choices import OPEN_STATUSES
 
         qs = qs.filter(status__in=OPEN_STATUSES)
     page = Paginator(qs, 25).get_page(request.GET.get("page"))

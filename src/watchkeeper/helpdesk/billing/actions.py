@@ -36,9 +36,10 @@ from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.csvsafe import safe_cell
 from watchkeeper.core.models import Client
 
+from ..time.models import TimeEntry
 from . import contracts
-from .choices_billing import ContractKind, LineKind, RunStatus
-from .models_billing import BillingLine, BillingRun, Contract, TimeEntry
+from .choices import ContractKind, LineKind, RunStatus
+from .models import BillingLine, BillingRun, Contract
 
 CENT = Decimal("0.01")
 

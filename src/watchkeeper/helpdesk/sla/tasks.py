@@ -8,6 +8,6 @@ from django_tasks import task
 @task()
 def sla_sweep() -> dict[str, int]:
     """Announce due SLA warnings and breaches (each exactly once; see sla.sweep)."""
-    from . import sla
+    from . import actions as sla
 
     return sla.sweep()

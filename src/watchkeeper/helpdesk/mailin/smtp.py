@@ -12,7 +12,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from . import mailin
+from . import intake as mailin
 
 log = logging.getLogger(__name__)
 

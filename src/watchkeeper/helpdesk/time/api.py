@@ -11,10 +11,10 @@ from rest_framework.response import Response
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.permissions import has_capability
 
-from . import timeentries
-from .api_sla import ScopedRelatedField, _django_errors
-from .models import Ticket
-from .models_billing import TimeEntry, Timer, WorkType
+from ..models import Ticket
+from ..sla.api import ScopedRelatedField, _django_errors
+from . import actions as timeentries
+from .models import TimeEntry, Timer, WorkType
 
 VIEW, CHANGE = "tickets.view", "tickets.change"
 
@@ -88,7 +88,7 @@ class TimeEntryViewSet(ScopedMixin, viewsets.ModelViewSet):
             raise exceptions.PermissionDenied("Only the technician who logged it (or billing "
                                               "managers) may change this entry.")
         if entry.billed_run_id is not None:
-            from .api_billing import Locked
+            from ..billing.api import Locked
 
             raise Locked()
 

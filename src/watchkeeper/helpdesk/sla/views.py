@@ -12,11 +12,11 @@ from watchkeeper.core.models import Client, User
 from watchkeeper.core.permissions import requires
 from watchkeeper.core.tenancy import scoped
 
-from . import sla
-from .choices import Priority
-from .choices_sla import ClockState, Metric
-from .models_billing import Contract
-from .models_sla import SlaClock, SlaPolicy
+from ..billing.models import Contract
+from ..choices import Priority
+from . import actions as sla
+from .choices import ClockState, Metric
+from .models import SlaClock, SlaPolicy
 
 
 def _errors(exc: ValidationError) -> str:
@@ -38,7 +38,7 @@ def breaches(request):
             .select_related(*related).order_by("-breached_at", "-id")
     only_open = request.GET.get("open") == "1" and not due_view
     if only_open:
-        from .choices import OPEN_STATUSES
+        from ..choices import OPEN_STATUSES
 
         qs = qs.filter(ticket__status__in=OPEN_STATUSES)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))

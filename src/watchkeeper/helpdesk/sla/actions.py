@@ -28,12 +28,12 @@ from django.utils import timezone
 from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
 
+from ..billing.models import Contract
+from ..choices import PAUSED_STATUSES, Priority, Status
+from ..models import Ticket
 from . import calendars
-from .choices import PAUSED_STATUSES, Priority, Status
-from .choices_sla import ClockState, Metric
-from .models import Ticket
-from .models_billing import Contract
-from .models_sla import SlaClock, SlaPolicy
+from .choices import ClockState, Metric
+from .models import SlaClock, SlaPolicy
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ def claim_breach(clock_id: int, now: datetime | None = None) -> bool:
                              "escalated_to": escalated.pk if escalated else None,
                              "late": clock.state == ClockState.MET})
         if escalated is not None:
-            from . import actions
+            from .. import actions
 
             SlaClock.objects.filter(pk=clock_id).update(escalated_to=escalated)
             actions.change_ticket(
@@ -475,7 +475,7 @@ def recompute_open(*, client_id: int | None = None, scope: str | None = None) ->
     """Recompute the open tickets a policy or calendar change may affect: every open ticket
     of the client (all clients when None) that has no clock yet or whose clocks follow
     another scope than `scope`. Returns how many tickets were recomputed."""
-    from .choices import OPEN_STATUSES
+    from ..choices import OPEN_STATUSES
 
     tickets = Ticket.objects.filter(status__in=OPEN_STATUSES)
     if client_id is not None:

@@ -235,7 +235,7 @@ def holidays_for_client(client_id: int) -> frozenset[date]:
     """The client's own holidays plus those of every shared calendar it follows."""
     from django.db.models import Q
 
-    from .models_sla import Holiday
+    from .models import Holiday
 
     rows = Holiday.objects.filter(
         Q(client_id=client_id) | Q(calendar__clients__id=client_id)

@@ -19,9 +19,12 @@ from watchkeeper.core.permissions import requires
 from watchkeeper.core.tenancy import scoped
 from watchkeeper.inventory.choices import DeviceKind
 
-from . import billing, contracts, timeentries
-from .choices_billing import ContractKind, RunStatus
-from .models_billing import BillingLine, BillingRun, Contract, WorkType
+from ..time import actions as timeentries
+from ..time.models import WorkType
+from . import actions as billing
+from . import contracts
+from .choices import ContractKind, RunStatus
+from .models import BillingLine, BillingRun, Contract
 
 
 def _errors(exc: ValidationError) -> str:

@@ -15,9 +15,10 @@ from django.views.decorators.http import require_POST
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
 
-from . import selectors, timeentries
-from .models import Ticket
-from .models_billing import TimeEntry, Timer, WorkType
+from .. import selectors
+from ..models import Ticket
+from . import actions as timeentries
+from .models import TimeEntry, Timer, WorkType
 
 
 def _ticket(request, pk: int) -> Ticket:

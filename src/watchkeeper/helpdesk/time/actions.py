@@ -20,8 +20,8 @@ from django.utils import timezone
 from watchkeeper.core import events
 from watchkeeper.core.actions import create_object, delete_object, update_object
 
-from .models import Ticket
-from .models_billing import TimeEntry, Timer, WorkType
+from ..models import Ticket
+from .models import TimeEntry, Timer, WorkType
 
 EDITABLE = {"work_type", "date", "minutes", "billable", "rate", "note"}
 MAX_MINUTES = 24 * 60
@@ -40,7 +40,7 @@ def client_today(ticket: Ticket) -> date_type:
 
 
 def _check_worker(technician, ticket: Ticket) -> None:
-    from .selectors import can_work_on
+    from ..selectors import can_work_on
 
     if technician is None:
         raise ValidationError({"technician": "Time is logged by a person."})

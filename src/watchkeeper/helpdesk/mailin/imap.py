@@ -14,7 +14,7 @@ from django_tasks import task
 
 from watchkeeper.core.scheduler import register
 
-from . import mailin
+from . import intake as mailin
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, User
 from watchkeeper.core.tenancy import scoped
 
-from . import sla
-from .choices_sla import ClockState
-from .models_billing import Contract
-from .models_sla import Holiday, HolidayCalendar, SlaClock, SlaPolicy
+from ..billing.models import Contract
+from . import actions as sla
+from .choices import ClockState
+from .models import Holiday, HolidayCalendar, SlaClock, SlaPolicy
 
 VIEW, CHANGE, ADMIN = "tickets.view", "tickets.change", "tickets.admin"
 

@@ -15,10 +15,11 @@ from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client
 from watchkeeper.core.tenancy import scoped
 
-from . import billing, contracts
-from .api_sla import ScopedRelatedField, _django_errors
-from .choices_billing import ContractKind, RunStatus
-from .models_billing import BillingLine, BillingRun, Contract
+from ..sla.api import ScopedRelatedField, _django_errors
+from . import actions as billing
+from . import contracts
+from .choices import ContractKind, RunStatus
+from .models import BillingLine, BillingRun, Contract
 
 VIEW, MANAGE = "billing.view", "billing.manage"
 

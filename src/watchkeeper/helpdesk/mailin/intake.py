@@ -33,9 +33,9 @@ from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Contact
 
-from . import actions, attachments
-from .choices import EntryKind, InboundState, Source
-from .models import (
+from .. import actions, attachments
+from ..choices import EntryKind, InboundState, Source
+from ..models import (
     Attachment,
     ClientEmailDomain,
     InboundMessage,

@@ -1,0 +1,314 @@
+"""The event catalogue: every kind of event, declared once, typed and versioned.
+
+Each app declares its events in `<app>/events.py` (core, whose `events.py` is the outbox,
+in `core/event_kinds.py`) as frozen dataclasses:
+
+    @declare("agent.offline")
+    class AgentOffline(EventData):
+        \"\"\"An approved agent missed its check-ins and is now offline.\"\"\"
+
+        id: int
+        device_id: int | None
+
+        @classmethod
+        def of(cls, agent) -> AgentOffline:
+            return cls(id=agent.pk, device_id=agent.device_id)
+
+and announce them with `events.emit(AgentOffline.of(agent), client=agent.client_id)`.
+
+Constructing one is the check: a missing or unexpected field is a TypeError (the
+dataclass' own keyword-only `__init__`), a value of the wrong type a TypeError from
+`__post_init__`. Payloads are JSON: fields are `int`, `float`, `str`, `bool`, `None`,
+`Literal[...]`, `list[...]`, `dict[str, ...]` and unions of them. A handler receives the
+event rebuilt from its stored payload, so reading a field that is not declared is an
+AttributeError, and the outbox, the webhook body and the generated reference
+(`docs/events.md`, `manage.py events_reference`) all read this one registry.
+
+`VERSION` counts incompatible changes of a kind's payload (a field removed, renamed or
+retyped); adding a field keeps it. The version is stored with every event and sent with
+every webhook: see docs/events.md for the promise made to receivers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Literal
+
+KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+# Attribute names that belong to the envelope, not to a payload.
+RESERVED = frozenset({"envelope", "of", "payload", "field_types"})
+
+_registry: dict[str, type[EventData]] = {}
+
+
+class CatalogueError(TypeError):
+    """An event that does not match its declaration (or has none)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """What the outbox knows of a stored event besides its payload."""
+
+    id: Any  # uuid.UUID
+    kind: str
+    version: int
+    client_id: int | None
+    created_at: Any  # datetime
+    row: Any = None  # the core.models.Event row, for transports (webhooks, notifications)
+
+
+class EventData:
+    """Base of every declared event. Subclasses are made frozen keyword-only dataclasses
+    by `@declare`; their fields are the payload."""
+
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+    MEANING: ClassVar[str] = ""
+    APP: ClassVar[str] = ""
+    # Set on events rebuilt for a handler (never part of the payload).
+    envelope: ClassVar[Envelope | None] = None
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            _check(getattr(self, f.name), hints[f.name], f"{self.KIND}.{f.name}")
+
+    def payload(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        hints = _hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+_hint_cache: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _hint_cache.get(cls)
+    if hints is None:
+        hints = _hint_cache[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _check(value: Any, tp: Any, where: str) -> None:
+    if not _matches(value, tp):
+        raise CatalogueError(f"{where}: {value!r} is not {type_name(tp)}")
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    if tp is None or tp is type(None):
+        return value is None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(tp))
+    if origin is Literal:
+        return any(value == arg and type(value) is type(arg) for arg in typing.get_args(tp))
+    if origin is list or tp is list:
+        if not isinstance(value, list):
+            return False
+        args = typing.get_args(tp)
+        return not args or all(_matches(v, args[0]) for v in value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            return False
+        args = typing.get_args(tp)
+        return all(isinstance(k, str) for k in value) and (
+            not args or all(_matches(v, args[1]) for v in value.values()))
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    return False
+
+
+def _supported(tp: Any) -> bool:
+    if tp in (Any, int, float, str, bool, list, dict, None, type(None)):
+        return True
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return all(_supported(a) for a in args)
+    if origin is Literal:
+        return all(isinstance(a, (str, int)) for a in args)
+    if origin is list:
+        return _supported(args[0])
+    if origin is dict:
+        return args[0] is str and _supported(args[1])
+    return False
+
+
+def type_name(tp: Any) -> str:
+    """How the reference (and error messages) spell a field type."""
+    if tp is Any:
+        return "any"
+    if tp is None or tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is list or tp is list:
+        return f"list[{type_name(args[0])}]" if args else "list"
+    if origin is dict or tp is dict:
+        return f"dict[str, {type_name(args[1])}]" if args else "dict"
+    return getattr(tp, "__name__", str(tp))
+
+
+def declare(kind: str, *, version: int = 1) -> Callable[[type], type]:
+    """Class decorator: declare `cls` as the event `kind`. Its docstring's first line is
+    the one-line meaning the reference shows; its annotated fields are the payload."""
+
+    def wrap(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, EventData)):
+            raise CatalogueError(f"{kind}: declare an EventData subclass")
+        doc = (cls.__dict__.get("__doc__") or "").strip()
+        cls = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        cls.KIND, cls.VERSION = kind, version
+        cls.MEANING = doc.splitlines()[0] if doc else ""
+        cls.APP = cls.__module__.split(".")[1] if cls.__module__.count(".") else ""
+        register(cls)
+        return cls
+
+    return wrap
+
+
+def register(cls: type[EventData]) -> None:
+    kind = cls.KIND
+    if not KIND_RE.match(kind):
+        raise CatalogueError(f"{kind!r}: an event kind is dotted lower-case words")
+    if not cls.MEANING:
+        raise CatalogueError(f"{kind}: give the event a one-line meaning (its docstring)")
+    if cls.VERSION < 1:
+        raise CatalogueError(f"{kind}: versions start at 1")
+    for name, tp in cls.field_types().items():
+        if name in RESERVED or name.startswith("_"):
+            raise CatalogueError(f"{kind}: {name!r} may not name a payload field")
+        if not _supported(tp):
+            raise CatalogueError(f"{kind}.{name}: {tp!r} is not a JSON payload type")
+    existing = _registry.get(kind)
+    if existing is not None and existing.__qualname__ != cls.__qualname__:
+        raise CatalogueError(f"{kind} is declared twice ({existing.__module__}."
+                             f"{existing.__qualname__} and {cls.__module__}."
+                             f"{cls.__qualname__})")
+    _registry[kind] = cls
+
+
+def declare_crud(model_name: str, noun: str, *, module: str) -> tuple[type, ...]:
+    """Declare the three kinds `core.actions.create_object/update_object/delete_object`
+    emit for a model: `<model_name>.created` (id, repr), `.changed` (id, changed: the
+    names of the fields that changed) and `.deleted` (id)."""
+    shapes = (("created", f"A {noun} was created.", [("id", int), ("repr", str)]),
+              ("changed", f"A {noun} was changed; `changed` names the fields.",
+               [("id", int), ("changed", list[str])]),
+              ("deleted", f"A {noun} was deleted.", [("id", int)]))
+    made = []
+    for verb, meaning, fields in shapes:
+        name = "".join(p.title() for p in model_name.split("_")) + verb.title()
+        cls = dataclasses.make_dataclass(name, fields, bases=(EventData,), frozen=True,
+                                         kw_only=True, namespace={"__doc__": meaning})
+        cls.__module__ = module
+        cls.KIND, cls.VERSION, cls.MEANING = f"{model_name}.{verb}", 1, meaning
+        cls.APP = module.split(".")[1] if module.count(".") else ""
+        register(cls)
+        made.append(cls)
+    return tuple(made)
+
+
+def forget(kind: str) -> None:
+    """Remove a declaration (for tests that declare kinds of their own)."""
+    _registry.pop(kind, None)
+
+
+def lookup(kind: str) -> type[EventData]:
+    try:
+        return _registry[kind]
+    except KeyError:
+        raise CatalogueError(
+            f"undeclared event kind {kind!r}: declare it in its app's events.py "
+            "(see docs/development.md, 'Events')") from None
+
+
+def is_declared(kind: str) -> bool:
+    return kind in _registry
+
+
+def kinds(pattern: str | None = None) -> list[str]:
+    """Every declared kind (matching the fnmatch `pattern`), sorted."""
+    import fnmatch
+
+    return sorted(k for k in _registry if pattern is None or fnmatch.fnmatchcase(k, pattern))
+
+
+def definitions() -> list[type[EventData]]:
+    return [_registry[k] for k in sorted(_registry)]
+
+
+def build(kind: str, payload: dict[str, Any] | None) -> EventData:
+    """The declared event of `kind` with `payload`; a CatalogueError names what is wrong."""
+    cls = lookup(kind)
+    payload = dict(payload or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    extra, missing = sorted(set(payload) - names), sorted(required - set(payload))
+    if extra or missing:
+        raise CatalogueError(f"{kind}: " + "; ".join(
+            part for part in (f"missing {', '.join(missing)}" if missing else "",
+                              f"undeclared {', '.join(extra)}" if extra else "") if part))
+    return cls(**payload)
+
+
+def load(row) -> EventData:
+    """Rebuild the typed event of a stored `core.models.Event` row, envelope attached."""
+    cls = lookup(row.kind)
+    version = getattr(row, "version", cls.VERSION) or cls.VERSION
+    if version != cls.VERSION:
+        raise CatalogueError(f"{row.kind} v{version} stored, v{cls.VERSION} declared: "
+                             "this event predates an incompatible change of its kind")
+    event = build(row.kind, row.payload)
+    object.__setattr__(event, "envelope", Envelope(
+        id=row.id, kind=row.kind, version=version, client_id=row.client_id,
+        created_at=row.created_at, row=row))
+    return event
+
+
+def fields_read_by(pattern_or_kinds: str | Iterable[str]) -> set[str]:
+    """The fields every kind matching `pattern_or_kinds` declares (what a handler
+    subscribed to them may read)."""
+    names = kinds(pattern_or_kinds) if isinstance(pattern_or_kinds, str) \
+        else list(pattern_or_kinds)
+    common: set[str] | None = None
+    for kind in names:
+        own = {f.name for f in dataclasses.fields(_registry[kind])}
+        common = own if common is None else common & own
+    return common or set()
+
+
+def row_of(event) -> Any:
+    """The stored Event row behind a handler's argument (typed or, for a kind not yet
+    declared, the row itself)."""
+    envelope = getattr(event, "envelope", None)
+    return envelope.row if envelope is not None else event
+
+
+def autodiscover() -> None:
+    """Import every installed app's `events` module (and core's `event_kinds`)."""
+    from django.utils.module_loading import autodiscover_modules
+
+    from . import event_kinds  # noqa: F401
+
+    autodiscover_modules("events")
