@@ -16,7 +16,7 @@ def record_token_roles(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0003_contact_is_user'),
+        ('core', '0004_event_version'),
     ]
 
     operations = [
