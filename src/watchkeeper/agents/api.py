@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from watchkeeper.core.api.problems import Conflict
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability
@@ -49,7 +50,7 @@ class EnrollmentTokenSerializer(serializers.ModelSerializer):
     site_name = serializers.CharField(source="site.name", read_only=True)
     hours = serializers.FloatField(write_only=True, required=False, min_value=0.05,
                                    max_value=720)
-    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all())
+    site = ScopedRelatedField(queryset=Site.objects.all())
 
     class Meta:
         model = EnrollmentToken
@@ -58,11 +59,6 @@ class EnrollmentTokenSerializer(serializers.ModelSerializer):
                   "created_at", "hours"]
         read_only_fields = ["client", "prefix", "uses", "expires_at", "revoked_at",
                             "created_at"]
-
-    def validate_site(self, site):
-        if not scoped(Site.objects.filter(pk=site.pk), self.context["request"].user).exists():
-            raise serializers.ValidationError("Unknown site.")
-        return site
 
 
 class EnrollmentTokenViewSet(ScopedMixin, viewsets.ModelViewSet):
@@ -218,8 +214,8 @@ class ScriptViewSet(viewsets.ModelViewSet):
 
 
 class ScriptRunSerializer(serializers.ModelSerializer):
-    script = serializers.PrimaryKeyRelatedField(queryset=Script.objects.all(), write_only=True)
-    script_version = serializers.PrimaryKeyRelatedField(
+    script = ScopedRelatedField(queryset=Script.objects.all(), write_only=True)
+    script_version = ScopedRelatedField(
         queryset=ScriptVersion.objects.all(), write_only=True,
         help_text="The version the requester reviewed (`version_id` of the script); the run "
                   "is refused with 409 if the script changed since.")

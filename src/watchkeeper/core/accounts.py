@@ -28,6 +28,7 @@ from . import audit, crypto, events
 from .api.auth import TOKEN_PREFIX, hash_token
 from .auth import SESSION_AUTH_AT, SESSION_MFA_VERIFIED
 from .choices import AuditAction, Role, TokenScope
+from .event_kinds import SecurityPolicyChanged, TokensBulkRevoked, UserSignInAlert
 from .models import (
     ApiToken,
     Client,
@@ -402,10 +403,8 @@ def record_login_failure(*, email: str, user: User | None, ip: str | None,
                         payload={"id": user.pk, "until": user.locked_until.isoformat()})
         if alert_now or locked_now:
             # Mailed to the account's owner by core.handlers.sign_in_alert_mail.
-            events.emit("user.sign_in_alert", client=user.client_id,
-                        payload={"id": user.pk, "failures": user.failed_logins, "ip": ip,
-                                 "locked_until": user.locked_until.isoformat()
-                                 if locked_now else None})
+            events.emit(UserSignInAlert.of(user, ip=ip, locked=locked_now),
+                        client=user.client_id)
 
 
 class SlowDown(LoginRefused):
@@ -738,8 +737,7 @@ def revoke_all_tokens(*, actor, user: User, reason: str) -> int:
         ApiToken.objects.filter(pk__in=active).update(revoked_at=when)
         audit.record(actor=actor, action=AuditAction.TOKEN, obj=user, client_id=user.client_id,
                      changes={"tokens_revoked": [len(active), 0], "reason": [None, reason]})
-        events.emit("token.revoked", client=user.client_id,
-                    payload={"ids": active, "user": user.pk, "reason": reason})
+        events.emit(TokensBulkRevoked.of(user, active, reason), client=user.client_id)
     return len(active)
 
 
@@ -758,6 +756,6 @@ def set_token_max_days(*, actor, days: int) -> SecurityPolicy:
         policy.save()
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
                      changes={"token_max_days": [old, int(days)]})
-        events.emit("security_policy.changed", payload={"token_max_days": int(days)})
+        events.emit(SecurityPolicyChanged.of(policy))
     return policy
 

@@ -19,5 +19,6 @@ urlpatterns = [
     path("admin/users/new/", admin_users.user_create, name="user_create"),
     path("admin/users/<id:pk>/", admin_users.user_edit, name="user_edit"),
     path("admin/roles/", admin_users.roles, name="roles"),
+    path("admin/roles/tokens/", admin_users.token_policy, name="token_policy"),
     path("admin/roles/<str:role>/policy/", admin_users.role_policy, name="role_policy"),
 ]

@@ -20,9 +20,10 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact
-from watchkeeper.core.tenancy import scoped, visible_client_ids
+from watchkeeper.core.tenancy import visible_client_ids
 
 from . import actions, attachments, routing, selectors
 from .choices import Priority, Source, Status
@@ -48,11 +49,6 @@ def _django_errors(exc: DjangoValidationError):
         exc.message_dict if hasattr(exc, "message_dict") else {"detail": exc.messages})
 
 
-class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
-    def get_queryset(self):
-        return scoped(self.queryset, self.context["request"].user)
-
-
 class StaffField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         return selectors.technicians(self.context["request"].user)
@@ -64,11 +60,11 @@ class TicketSerializer(serializers.ModelSerializer):
     contact = ScopedRelatedField(queryset=Contact.objects.all(), allow_null=True,
                                  required=False)
     assignee = StaffField(allow_null=True, required=False)
-    queue = serializers.PrimaryKeyRelatedField(queryset=Queue.objects.all(), allow_null=True,
+    queue = ScopedRelatedField(queryset=Queue.objects.all(), allow_null=True,
                                                required=False)
     parent = ScopedRelatedField(queryset=Ticket.objects.all(), allow_null=True,
                                 required=False)
-    devices = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    devices = ScopedRelatedField(many=True, read_only=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=60), required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
 

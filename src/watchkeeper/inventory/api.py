@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact, Site
 from watchkeeper.core.tenancy import scoped
@@ -33,13 +34,6 @@ from .models import (
 
 VIEW, CHANGE = "devices.view", "devices.change"
 CRUD = {"GET": VIEW, "POST": CHANGE, "PUT": CHANGE, "PATCH": CHANGE, "DELETE": CHANGE}
-
-
-class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
-    """A foreign key the caller may only point at rows of tenants they see."""
-
-    def get_queryset(self):
-        return scoped(self.queryset, self.context["request"].user)
 
 
 class DeviceSerializer(serializers.ModelSerializer):

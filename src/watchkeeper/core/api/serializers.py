@@ -12,6 +12,7 @@ import re
 from rest_framework import serializers
 
 from .. import contact_rules
+from ..converters import ID_MAX, ID_MIN, parse_id
 from ..models import (
     AuditEntry,
     Client,
@@ -28,12 +29,43 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
-    """A primary-key reference limited to the rows the requesting user may see."""
+    """A primary-key reference limited to the rows the requesting user may see.
+
+    The default related field of every ModelSerializer (set below), and the one to declare
+    by hand. A row of a tenant the user cannot see and an id that names no row give the same
+    error; a value that cannot be an id (not a whole number in 1..2**63-1) is refused before
+    any query, so the database never sees it.
+    """
+
+    default_error_messages = {
+        "does_not_exist": "No such object (id {pk_value}), or not one you can see.",
+        "incorrect_type": f"Expected an id: a whole number from {ID_MIN} to {ID_MAX}.",
+    }
 
     def get_queryset(self):
         queryset = super().get_queryset()
+        if getattr(queryset.model, "tenant_path", None) is None:
+            return queryset
         request = self.context.get("request")
         return scoped(queryset, getattr(request, "user", None))
+
+    def to_internal_value(self, data):
+        if self.pk_field is None and _is_integer_pk(self) and parse_id(data) is None:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+def _is_integer_pk(field) -> bool:
+    try:
+        pk = field.get_queryset().model._meta.pk
+    except AttributeError:
+        return True
+    return pk.get_internal_type() in ("AutoField", "BigAutoField", "IntegerField",
+                                      "BigIntegerField", "SmallAutoField")
+
+
+# Closing the class, not the instance: every ModelSerializer's generated foreign key is scoped.
+serializers.ModelSerializer.serializer_related_field = ScopedPrimaryKeyRelatedField
 
 
 class ClientSerializer(serializers.ModelSerializer):

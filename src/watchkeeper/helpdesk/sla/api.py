@@ -11,9 +11,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from watchkeeper.core.actions import create_object, delete_object
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, User
-from watchkeeper.core.tenancy import scoped
 
 from ..billing.models import Contract
 from . import actions as sla
@@ -21,11 +21,6 @@ from .choices import ClockState
 from .models import Holiday, HolidayCalendar, SlaClock, SlaPolicy
 
 VIEW, CHANGE, ADMIN = "tickets.view", "tickets.change", "tickets.admin"
-
-
-class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
-    def get_queryset(self):
-        return scoped(self.queryset, self.context["request"].user)
 
 
 def _django_errors(exc: DjangoValidationError):
@@ -37,7 +32,7 @@ class SlaPolicySerializer(serializers.ModelSerializer):
     client = ScopedRelatedField(queryset=Client.objects.all(), allow_null=True, required=False)
     contract = ScopedRelatedField(queryset=Contract.objects.all(), allow_null=True,
                                   required=False)
-    escalate_to = serializers.PrimaryKeyRelatedField(
+    escalate_to = ScopedRelatedField(
         queryset=User.objects.filter(is_active=True).exclude(role="client_user"),
         allow_null=True, required=False)
 
@@ -130,7 +125,7 @@ class SlaClockViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
 
 class HolidaySerializer(serializers.ModelSerializer):
     client = ScopedRelatedField(queryset=Client.objects.all(), allow_null=True, required=False)
-    calendar = serializers.PrimaryKeyRelatedField(queryset=HolidayCalendar.objects.all(),
+    calendar = ScopedRelatedField(queryset=HolidayCalendar.objects.all(),
                                                   allow_null=True, required=False)
 
     class Meta:
