@@ -236,6 +236,9 @@ class SecurityPolicy(models.Model):
 
     token_max_days = models.PositiveIntegerField(
         default=90, help_text="Longest lifetime of a new API token, in days (1-3650).")
+    probe_networks = models.JSONField(
+        default=list, blank=True,
+        help_text="Networks (CIDR) probes without a client may reach (core/netguard.py).")
     updated_at = models.DateTimeField(default=now)
 
     @classmethod

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
-from watchkeeper.core import audit, crypto, events
+from watchkeeper.core import audit, crypto, events, netguard
 from watchkeeper.core.choices import AuditAction
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,8 @@ async def ping_sweep(addresses: list[str], timeout: float = 1.0) -> set[str] | N
     alive: set[str] = set()
     try:
         for i, addr in enumerate(v4):
+            if not netguard.permitted(addr):
+                continue
             try:
                 await loop.sock_sendto(sock, _echo_request(ident, seq_of[addr]), (addr, 0))
             except OSError:
@@ -152,7 +154,7 @@ async def ping_sweep(addresses: list[str], timeout: float = 1.0) -> set[str] | N
 async def tcp_probe(address: str, port: int, timeout: float) -> str:
     """"open", "closed" (refused: the host is up) or "silent"."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        _, writer = await asyncio.wait_for(netguard.open_connection(address, port), timeout)
     except ConnectionRefusedError:
         return "closed"
     except (TimeoutError, OSError):
@@ -178,6 +180,7 @@ async def snmp_system(address: str, community: str, port: int = 161,
         get_cmd,
     )
 
+    netguard.check(address)
     engine = SnmpEngine()
     try:
         target = await UdpTransportTarget.create((address, port), timeout=timeout, retries=0)
@@ -200,6 +203,9 @@ async def scan(addresses: list[str], ports: list[int], *, community: str = "",
                snmp_port: int = 161, concurrency: int = 128,
                timeout: float = 1.0) -> tuple[list[HostResult], bool]:
     """Scan the addresses; returns the results and whether ICMP was available."""
+    # Only addresses inside the client's allowed probe networks (core/netguard.py); every
+    # connection below is checked again where it is made.
+    addresses = [a for a in addresses if netguard.permitted(a)]
     results = {a: HostResult(a) for a in addresses}
     pinged = await ping_sweep(addresses, timeout)
     for addr in pinged or ():
@@ -246,8 +252,16 @@ def run_discovery(run_id: int) -> dict:
         addresses = hosts_of(run.subnet)
         community = (crypto.decrypt(run.snmp_community_enc, SNMP_PURPOSE)
                      if run.snmp_community_enc else "")
-        found, icmp = asyncio.run(scan(addresses, run.ports or list(COMMON_PORTS),
-                                       community=community, snmp_port=run.snmp_port))
+        networks = netguard.networks_for(run.client_id)
+        allowed = [a for a in addresses if netguard.permitted(
+            a, netguard.parse_networks(networks))]
+        if not allowed:
+            raise netguard.ProbeRefused(
+                f"{run.subnet} is outside the networks allowed for this client's probes "
+                f"({', '.join(networks) or 'none'}); nothing was probed.")
+        with netguard.allow(networks):
+            found, icmp = asyncio.run(scan(allowed, run.ports or list(COMMON_PORTS),
+                                           community=community, snmp_port=run.snmp_port))
     except Exception as exc:  # a failed run is recorded for the person who started it
         log.exception("discovery run %s failed", run_id)
         with transaction.atomic():
@@ -286,7 +300,14 @@ def start_discovery(*, actor, client, subnet: str, ports: list[int] | None = Non
     """Record a run and enqueue it (after commit)."""
     from .models import DiscoveryRun
 
-    hosts_of(subnet)  # validate the size before anything is stored
+    hosts = hosts_of(subnet)  # validate the size before anything is stored
+    networks = netguard.parse_networks(netguard.networks_for(getattr(client, "pk", client)))
+    if not any(netguard.permitted(h, networks) for h in hosts):
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"subnet": "This subnet is outside the networks allowed for "
+                                         "this client's probes (the client's probe "
+                                         "networks); an admin can allow it."})
     with transaction.atomic():
         run = DiscoveryRun.objects.create(
             client=client, site=site, subnet=str(ipaddress.ip_network(subnet.strip(),

@@ -29,6 +29,8 @@ import socket
 import struct
 import time
 
+from watchkeeper.core import netguard
+
 from .base import (
     CRITICAL,
     OK,
@@ -178,8 +180,7 @@ class Pinger:
 
 async def _resolve(name: str, family: str) -> tuple[int, str]:
     fam = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}[family]
-    infos = await asyncio.get_running_loop().getaddrinfo(name, None, family=fam,
-                                                          type=socket.SOCK_RAW)
+    infos = await netguard.resolve(name, None, family=fam, kind=socket.SOCK_RAW)
     infos.sort(key=lambda i: i[0] != socket.AF_INET)  # prefer IPv4 when both exist
     return infos[0][0], infos[0][4][0]
 

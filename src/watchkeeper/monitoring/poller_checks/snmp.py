@@ -13,6 +13,7 @@ warning.
 from __future__ import annotations
 
 import re
+import socket
 
 from pyasn1.type.univ import Null
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -28,6 +29,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as snmp_auth
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
+
+from watchkeeper.core import netguard
 
 from .base import (
     CRITICAL,
@@ -126,9 +129,17 @@ def _auth(config: dict):
                        authProtocol=auth, privProtocol=priv)
 
 
+async def _target_address(config: dict) -> str:
+    """The host's first address the probe may reach (netguard: checked after resolution,
+    and the agent talks to that address, not the name)."""
+    infos = await netguard.resolve(config["host"], config["port"], kind=socket.SOCK_DGRAM)
+    return infos[0][4][0]
+
+
 async def get(config: dict, engine: SnmpEngine, oids: list[str]) -> list:
     """GET `oids`; the values (pyasn1 objects), or raises SnmpFailure."""
-    transport = await UdpTransportTarget.create((config["host"], config["port"]),
+    transport = await UdpTransportTarget.create((await _target_address(config),
+                                                 config["port"]),
                                                 timeout=config["timeout"],
                                                 retries=config["retries"])
     context = ContextData(contextName=config.get("context", "") or "")
@@ -153,7 +164,8 @@ class SnmpFailure(Exception):
 
 async def find_interface(config: dict, engine: SnmpEngine, name: str) -> int | None:
     """The ifIndex whose ifDescr is `name` (a walk of ifDescr), or None."""
-    transport = await UdpTransportTarget.create((config["host"], config["port"]),
+    transport = await UdpTransportTarget.create((await _target_address(config),
+                                                 config["port"]),
                                                 timeout=config["timeout"],
                                                 retries=config["retries"])
     context = ContextData(contextName=config.get("context", "") or "")

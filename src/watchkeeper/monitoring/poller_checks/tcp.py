@@ -10,6 +10,8 @@ import asyncio
 import os
 import time
 
+from watchkeeper.core import netguard
+
 from .base import (
     CRITICAL,
     OK,
@@ -50,7 +52,7 @@ async def run(config: dict, ctx=None) -> Outcome:
     writer = None
     try:
         async with asyncio.timeout(config["timeout"]):
-            reader, writer = await asyncio.open_connection(config["host"], config["port"])
+            reader, writer = await netguard.open_connection(config["host"], config["port"])
             latency = (time.perf_counter() - started) * 1000
             banner = None
             if config.get("banner"):
