@@ -20,15 +20,28 @@ from tests.factories import make_client, make_user  # noqa: E402
 from watchkeeper.core.auth import SESSION_AUTH_AT, SESSION_MFA_VERIFIED  # noqa: E402
 from watchkeeper.core.choices import Role  # noqa: E402
 
+# The loopback peers the tests probe (snmpd, HTTP, TLS and DNS servers on 127.0.0.1): the
+# allow-list an admin would set (core/netguard.py refuses loopback unless allowed).
+LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
 
 @pytest.fixture
 def client_a(db):
-    return make_client("Acme Dental")
+    return make_client("Acme Dental", probe_networks=LOOPBACK_NETWORKS)
 
 
 @pytest.fixture
 def client_b(db):
-    return make_client("Borealis Logistics")
+    return make_client("Borealis Logistics", probe_networks=LOOPBACK_NETWORKS)
+
+
+@pytest.fixture
+def loopback_probes():
+    """Probes run directly (not through a client's check) may reach loopback peers."""
+    from watchkeeper.core import netguard
+
+    with netguard.allow(LOOPBACK_NETWORKS):
+        yield
 
 
 @pytest.fixture

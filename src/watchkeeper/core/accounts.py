@@ -741,6 +741,29 @@ def revoke_all_tokens(*, actor, user: User, reason: str) -> int:
     return len(active)
 
 
+def set_msp_probe_networks(*, actor, networks: list[str]) -> SecurityPolicy:
+    """The networks probes without a client may reach (core/netguard.py); owners only."""
+    from .netguard import normalize_networks
+
+    if _is_person(actor) and actor.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can change the MSP's probe networks.")
+    try:
+        networks = normalize_networks(networks)
+    except ValueError as exc:
+        raise ValidationError({"probe_networks": str(exc)}) from exc
+    with transaction.atomic():
+        policy = SecurityPolicy.current()
+        old = list(policy.probe_networks or [])
+        if SecurityPolicy.objects.filter(pk=1).exists() and old == networks:
+            return policy
+        policy.probe_networks, policy.updated_at = networks, timezone.now()
+        policy.save()
+        audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
+                     changes={"probe_networks": [old, networks]})
+        events.emit(SecurityPolicyChanged.of(policy))
+    return policy
+
+
 def set_token_max_days(*, actor, days: int) -> SecurityPolicy:
     """The owner's limit on new tokens' lifetime (existing tokens keep their expiry)."""
     if _is_person(actor) and actor.role != Role.OWNER:

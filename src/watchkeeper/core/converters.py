@@ -86,3 +86,11 @@ class BoundedIntegerField(forms.IntegerField):
 
 def register() -> None:
     register_converter(IdConverter, "id")
+
+
+def filter_by_id(queryset, field: str, raw):
+    """`queryset` narrowed to rows whose `field` is the id in `raw` (a query-string value);
+    a value that cannot be an id matches nothing, exactly like an id that does not exist
+    (never `field IS NULL`, which `filter(field=None)` would mean)."""
+    number = parse_id(raw)
+    return queryset.filter(**{field: number}) if number is not None else queryset.none()

@@ -20,5 +20,6 @@ urlpatterns = [
     path("admin/users/<id:pk>/", admin_users.user_edit, name="user_edit"),
     path("admin/roles/", admin_users.roles, name="roles"),
     path("admin/roles/tokens/", admin_users.token_policy, name="token_policy"),
+    path("admin/roles/probe-networks/", admin_users.probe_policy, name="probe_policy"),
     path("admin/roles/<str:role>/policy/", admin_users.role_policy, name="role_policy"),
 ]

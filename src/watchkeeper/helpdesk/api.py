@@ -20,8 +20,10 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from watchkeeper.core.api.serializers import IdInputField
 from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client, Contact
 from watchkeeper.core.tenancy import visible_client_ids
 
@@ -114,18 +116,18 @@ class AttachmentUploadSerializer(serializers.Serializer):
     file = serializers.FileField(required=False)
     filename = serializers.CharField(required=False, max_length=255)
     content_base64 = serializers.CharField(required=False)
-    entry = serializers.IntegerField(required=False)
+    entry = IdInputField(required=False)
 
 
 class TicketMergeSerializer(serializers.Serializer):
-    into = serializers.IntegerField(help_text="Id of the ticket to merge this one into.")
+    into = IdInputField(help_text="Id of the ticket to merge this one into.")
 
 
 class TicketBulkSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), max_length=500)
-    assignee = serializers.IntegerField(required=False, allow_null=True)
+    ids = serializers.ListField(child=IdInputField(), max_length=500)
+    assignee = IdInputField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
-    queue = serializers.IntegerField(required=False, allow_null=True)
+    queue = IdInputField(required=False, allow_null=True)
 
 
 class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
@@ -253,14 +255,21 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
         data = body.validated_data
         fields = {}
         if "assignee" in data:
-            fields["assignee"] = (get_object_or_404(selectors.technicians(request.user),
-                                                    pk=data["assignee"])
-                                  if data["assignee"] else None)
+            fields["assignee"] = None
+            if data["assignee"]:
+                fields["assignee"] = selectors.technicians(request.user).filter(
+                    pk=parse_id(data["assignee"])).first()
+                if fields["assignee"] is None:
+                    raise exceptions.ValidationError(
+                        {"assignee": "No such person, or not one tickets can be assigned to."})
         if "status" in data:
             fields["status"] = data["status"]
         if "queue" in data:
-            fields["queue"] = get_object_or_404(Queue, pk=data["queue"]) if data["queue"] \
-                else None
+            fields["queue"] = None
+            if data["queue"]:
+                fields["queue"] = Queue.objects.filter(pk=parse_id(data["queue"])).first()
+                if fields["queue"] is None:
+                    raise exceptions.ValidationError({"queue": "No such queue."})
         if not fields:
             raise exceptions.ValidationError({"detail": "Give assignee, status or queue."})
         tickets = list(selectors.visible_tickets(request.user).filter(pk__in=data["ids"]))

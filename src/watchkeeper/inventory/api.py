@@ -13,8 +13,10 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from watchkeeper.core.api.serializers import IdInputField
 from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
+from watchkeeper.core.converters import filter_by_id
 from watchkeeper.core.models import Client, Contact, Site
 from watchkeeper.core.tenancy import scoped
 
@@ -191,8 +193,8 @@ class ConflictViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
         if status_ in ConflictStatus.values:
             qs = qs.filter(status=status_)
         device = self.request.query_params.get("device", "")
-        if device.isdigit():
-            qs = qs.filter(device_id=int(device))
+        if device:
+            qs = filter_by_id(qs, "device_id", device)
         return qs
 
     @extend_schema(request=ResolveSerializer, responses={200: ConflictSerializer},
@@ -266,7 +268,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
 
 
 class ImportUploadSerializer(serializers.Serializer):
-    client = serializers.IntegerField()
+    client = IdInputField()
     file = serializers.FileField()
 
 

@@ -303,11 +303,8 @@ def start_discovery(*, actor, client, subnet: str, ports: list[int] | None = Non
     hosts = hosts_of(subnet)  # validate the size before anything is stored
     networks = netguard.parse_networks(netguard.networks_for(getattr(client, "pk", client)))
     if not any(netguard.permitted(h, networks) for h in hosts):
-        from django.core.exceptions import ValidationError
-
-        raise ValidationError({"subnet": "This subnet is outside the networks allowed for "
-                                         "this client's probes (the client's probe "
-                                         "networks); an admin can allow it."})
+        raise ValueError("This subnet is outside the networks allowed for this client's "
+                         "probes (the client's probe networks); an admin can allow it.")
     with transaction.atomic():
         run = DiscoveryRun.objects.create(
             client=client, site=site, subnet=str(ipaddress.ip_network(subnet.strip(),

@@ -76,3 +76,46 @@ class ProblemAutoSchema(AutoSchema):
 
     def _is_paginated(self) -> bool:
         return self._get_paginator() is not None
+
+    def _get_paginator(self):
+        # A detail action (`/tickets/{id}/attachments/`) answers a plain list: only the
+        # collection's own list is paginated.
+        if getattr(self.view, "detail", False):
+            return None
+        return super()._get_paginator()
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # An email field that may be blank ("" when unknown) is not format: email.
+        if isinstance(field, serializers.EmailField) and isinstance(schema, dict) and (
+                field.read_only or getattr(field, "allow_blank", False)):
+            schema.pop("format", None)
+        return schema
+
+
+def add_links(result, generator, request, public):
+    """Postprocessing hook: OpenAPI links from each create (POST on a collection, 201 with an
+    `id`) to every operation on that collection's `{id}` paths, so a stateful client (and
+    Schemathesis' stateful phase) can chain create -> read/update/act/delete."""
+    paths = result.get("paths", {})
+    for path, item in paths.items():
+        create = item.get("post")
+        if not create or "{" in path:
+            continue
+        created = create.get("responses", {}).get("201")
+        if not created:
+            continue
+        links = {}
+        prefix = path + "{id}/"
+        for other, other_item in paths.items():
+            if not other.startswith(prefix) or other.count("{") != 1:
+                continue
+            for method, op in other_item.items():
+                if method not in ("get", "put", "patch", "delete", "post"):
+                    continue
+                name = op["operationId"]
+                links[name] = {"operationId": name,
+                               "parameters": {"id": "$response.body#/id"}}
+        if links:
+            created["links"] = links
+    return result

@@ -72,11 +72,33 @@ class ClientSerializer(serializers.ModelSerializer):
     slug = serializers.SlugField(max_length=80, required=False,
                                  help_text="Derived from the name when not given.")
 
+    probe_networks = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=200,
+        help_text="Networks (CIDR) the server's probes may reach for this client (network "
+                  "checks, discovery); empty: none. Loopback and link-local need a network "
+                  "of their own kind. Changed by owners and admins (clients.manage) only.")
+
     class Meta:
         model = Client
         fields = ["id", "name", "slug", "timezone", "business_hours", "notes", "is_active",
-                  "created_at"]
+                  "probe_networks", "created_at"]
         read_only_fields = ["id", "created_at"]
+
+    def validate_probe_networks(self, value: list[str]) -> list[str]:
+        from ..netguard import normalize_networks
+        from ..permissions import has_capability
+
+        try:
+            value = normalize_networks(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        request = self.context.get("request")
+        current = list(getattr(self.instance, "probe_networks", None) or [])
+        if value != current and not has_capability(getattr(request, "user", None),
+                                                   "clients.manage"):
+            raise serializers.ValidationError(
+                "Only an owner or admin can change the networks the server may probe.")
+        return value
 
     def validate_slug(self, value: str) -> str:
         clash = Client.objects.filter(slug=value)
@@ -273,3 +295,13 @@ class SearchResultSerializer(serializers.Serializer):
 class SearchResponseSerializer(serializers.Serializer):
     query = serializers.CharField()
     results = SearchResultSerializer(many=True)
+
+
+class IdInputField(serializers.IntegerField):
+    """An id given in a request body (not a relation): a whole number 1..2**63-1, refused
+    before any query. Its message never depends on what exists."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", ID_MIN)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(**kwargs)

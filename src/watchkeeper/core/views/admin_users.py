@@ -228,7 +228,24 @@ def roles(request):
         "role_rows": role_rows, "matrix": matrix, "history": history,
         "can_manage": can_manage, "is_owner": request.user.role == Role.OWNER,
         "token_max_days": SecurityPolicy.current().token_max_days,
+        "msp_networks": "\n".join(SecurityPolicy.current().probe_networks or []),
     })
+
+
+@requires("users.manage")
+@require_POST
+def probe_policy(request):
+    """The MSP's own probe networks (checks with no client); owners only."""
+    try:
+        accounts.set_msp_probe_networks(actor=request.user,
+                                        networks=request.POST.get("probe_networks", "").split())
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Probe networks saved.")
+    return redirect("roles")
 
 
 @requires("users.manage")
