@@ -49,7 +49,7 @@ def test_spool_drops_inventory_only_when_no_metrics_are_left(tmp_path):
 
 
 def test_section_hash_matches_the_servers():
-    from watchkeeper.inventory.services import section_hash as server_hash
+    from watchkeeper.core.canonical import canonical_hash as server_hash
 
     value = [{"name": "café", "version": "1.0", "source": "dpkg"}, {"n": 1.5}]
     assert section_hash(value) == server_hash(value)

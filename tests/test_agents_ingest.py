@@ -181,29 +181,34 @@ def test_a_body_over_the_size_limit_is_refused(signed, settings):
     assert MetricSample.objects.count() == 0 and AgentNonce.objects.count() == 0
 
 
-def test_both_paths_answer_the_same_body(client, db, settings, monkeypatch):
-    from watchkeeper.agents import batch
+def test_both_paths_store_through_the_one_check_in_writer(client, db, settings, monkeypatch):
+    from watchkeeper.agents import writer
 
     # Given the same agent state behind the Django view and the lean path
     settings.AGENT_BATCH_WRITER = "inline"
-    written = []
-    real_write = batch.write
-    monkeypatch.setattr(batch, "write", lambda items: written.append(len(items)) or
-                        real_write(items))
+    stored = []
+    real_store = writer.store
+    monkeypatch.setattr(writer, "store", lambda entries, now: stored.append(len(entries)) or
+                        real_store(entries, now))
     answers = {}
     for mode in ("django", "lean"):
         settings.AGENT_LEAN_CHECKIN = mode == "lean"
         signed = make_signed(client, mode, name=f"Acme {mode}")
         Agent.objects.filter(pk=signed.agent.pk).update(
             agent_version="1.0", inventory_hashes={"system": "ab" * 32})
-        first = signed.post({**metrics_batch(1), "agent_version": "1.0", "dropped": {}})
-        again = signed.post({**metrics_batch(1), "agent_version": "1.0"})
+        # When it reports a new version, then an older batch is replayed
+        first = signed.post({**metrics_batch(1), "agent_version": "2.0", "dropped": {}})
+        again = signed.post({**metrics_batch(1), "agent_version": "1.9"})
         bad = signed.post(metrics_batch(2), key=Ed25519PrivateKey.generate())
         answers[mode] = [(r.status_code, r.content) for r in (first, again, bad)]
-    # Then the answers are the same bytes, and the lean ones came from the batch writer
+        # Then the version moved forward once, the replay stored nothing
+        agent = Agent.objects.get(pk=signed.agent.pk)
+        assert (agent.agent_version, agent.last_seq) == ("2.0", 1)
+        assert MetricSample.objects.filter(device_id=agent.device_id).count() == 1
+    # And both paths answered the same bytes, each check-in stored by the one writer
     assert answers["django"] == answers["lean"]
-    assert written == [1, 1]
     assert answers["lean"][0][0] == 200 and answers["lean"][1][0] == 200
+    assert stored == [1, 1, 1, 1]
 
 
 def test_a_replayed_sequence_number_is_acknowledged_but_not_stored_twice(signed):

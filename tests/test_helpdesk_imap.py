@@ -138,7 +138,10 @@ def test_polling_turns_each_unseen_message_into_one_outcome(dovecot, client_a):
     ticket = Ticket.objects.get()
     assert ticket.client == client_a and ticket.source == Source.EMAIL
     states = sorted(InboundMessage.objects.values_list("state", "channel"))
-    assert states == [(InboundState.IGNORED, "imap"), (InboundState.QUARANTINED, "imap")]
+    # (every message is kept whole, the accepted one linked to its ticket)
+    assert states == [(InboundState.ACCEPTED, "imap"), (InboundState.IGNORED, "imap"),
+                      (InboundState.QUARANTINED, "imap")]
+    assert InboundMessage.objects.get(state=InboundState.ACCEPTED).ticket == ticket
     assert unseen(dovecot) == []
     # And the next poll finds nothing new
     assert poll(dovecot) == {"fetched": 0}
@@ -154,6 +157,22 @@ def test_a_message_seen_twice_is_processed_once(dovecot, client_a):
     # Then it is recognised by its Message-ID
     assert counts == {"fetched": 1, "duplicate": 1}
     assert Ticket.objects.count() == 1
+
+
+def test_messages_without_message_id_and_kept_ones_are_processed_once(dovecot, client_a):
+    # Given a request with no Message-ID and a broken message, each in the mailbox twice
+    # (a copy, or a crash before \\Seen)
+    no_id = b"From: kim@acme.test\r\nSubject: No id\r\n\r\nThe VPN is down.\r\n"
+    broken = b"Subject: no sender\r\n\r\nwho am I\r\n"
+    for raw in (no_id, broken, no_id, broken):
+        append(dovecot, raw)
+    # When the mailbox is polled
+    counts = poll(dovecot)
+    # Then each is recognised by its content: one ticket, one quarantined message
+    assert counts == {"fetched": 4, "created": 1, "quarantined": 1, "duplicate": 2}
+    assert Ticket.objects.count() == 1
+    assert sorted(InboundMessage.objects.values_list("state", flat=True)) == [
+        InboundState.ACCEPTED, InboundState.QUARANTINED]
 
 
 def test_the_scheduled_job_polls_the_configured_mailbox(dovecot, settings):

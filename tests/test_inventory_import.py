@@ -7,6 +7,7 @@ import io
 from datetime import date, datetime
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
@@ -39,16 +40,31 @@ def test_dates_in_common_formats(text, order, expected):
 
 
 @pytest.mark.parametrize("cost,expected", [("1,299.00", "1299.00"), ("€ 50", "50.00"),
-                                           ("12.345", "12.35"), ("1e30", None), ("-5", None),
-                                           ("abc", None), ("1299 EUR", "1299.00"),
-                                           ("USD 5", "5.00")])
+                                           ("12.345,5", "12345.50"), ("1e30", None),
+                                           ("-5", None), ("abc", None),
+                                           ("1299 EUR", "1299.00"), ("USD 5", "5.00"),
+                                           ("12.3456", None)])
 def test_costs_are_parsed_or_refused(cost, expected):
     if expected is None:
         with pytest.raises(ValueError, match="cost"):
-            importers.clean_row({"name": "x", "cost": cost}, "dmy", {}, {})
+            importers.clean_row({"name": "x", "cost": cost})
     else:
-        assert str(importers.clean_row({"name": "x", "cost": cost}, "dmy", {}, {})["cost"]) \
-            == expected
+        values, pending = importers.clean_row({"name": "x", "cost": cost})
+        assert str(values["cost"]) == expected and pending == []
+
+
+def test_a_cost_that_reads_two_ways_waits_for_a_decision_and_is_never_rounded():
+    values, pending = importers.clean_row({"name": "x", "cost": "12.345"}, line=4)
+    assert "cost" not in values
+    assert pending == [{"key": "value:4:cost", "line": 4, "field": "cost", "raw": "12.345",
+                        "options": {"thousands": "12345", "decimal": "12.345"}}]
+    # Read as thousands by a person: written; read as three decimals: refused, not rounded
+    ctx = importers.Context(resolutions={"value:4:cost": "thousands"})
+    assert str(importers.clean_row({"name": "x", "cost": "12.345"}, ctx, 4)[0]["cost"]) \
+        == "12345.00"
+    with pytest.raises(ValueError, match="more than two decimals"):
+        importers.clean_row({"name": "x", "cost": "12.345"},
+                            importers.Context(marks={"cost": "."}), 4)
 
 
 @pytest.mark.parametrize("text", ["2024", "31/02/2024", "next tuesday", "13/13/2024"])
@@ -84,15 +100,20 @@ pc-7;S7;vm;hq;2023-05-06;€ 50;Ann Lee;
     run = importers.set_mapping(actor=owner, run=run, mapping={
         **run.mapping, "Type": "kind", "Site": "site", "Cost": "cost"}, date_order="dmy")
     errors = {e["line"]: e["reason"] for e in run.report["errors"]}
-    assert set(errors) == {3, 4, 5, 7, 8}
+    assert set(errors) == {3, 4, 5, 8}
     assert "site" in errors[3] and "Nowhere" in errors[3]
     assert "kind" in errors[4]
     assert "purchase_date" in errors[5]
-    assert "line 2" in errors[7]  # same serial as an earlier row
     assert "mac" in errors[8]
-    run = importers.apply(actor=owner, run=run)
+    # Lines 2 and 7 share serial S1: a decision, not "the first row wins"
+    [dup] = run.report["duplicates"]
+    assert (dup["lines"], dup["keys"], dup["chosen"]) == ([2, 7], ["serial s1"], None)
+    with pytest.raises(ValidationError, match="wait for a decision"):
+        importers.apply(actor=owner, run=run)
+    run = importers.apply(actor=owner, run=run, resolutions={dup["key"]: "2"})
     assert run.status == ImportStatus.APPLIED
-    assert run.report["counts"]["created"] == 2 and run.report["counts"]["errors"] == 5
+    assert run.report["counts"]["created"] == 2 and run.report["counts"]["errors"] == 4
+    assert [s["line"] for s in run.report["skipped"]] == [7]
     pc1 = Device.objects.get(name="pc-1")
     assert (pc1.kind, pc1.purchase_date, str(pc1.cost)) == ("workstation", date(2024, 3, 12),
                                                             "1299.00")
@@ -151,7 +172,8 @@ ws-new,NEW-1,,,
             for c in run.report["conflicts"]] == [(dev.pk, "serial", "AG-SERIAL",
                                                    "SHEET-SERIAL")]
     assert run.report["counts"] == {"create": 1, "update": 2, "errors": 0, "conflicts": 1,
-                                    "unchanged": 0}
+                                    "unchanged": 0, "skipped": 0, "ambiguous": 0,
+                                    "duplicates_open": 0, "decisions_open": 0}
     matched = {u["device"]: u for u in run.report["update"]}
     assert matched[dev.pk]["matched_by"] == "hostname"
     assert matched[other.pk]["changes"] == {"location": ["", "Hall"]}

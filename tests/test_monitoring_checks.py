@@ -14,7 +14,7 @@ from tests.monitoring_helpers import make_device
 from watchkeeper.agents import actions as agent_actions
 from watchkeeper.agents.choices import CommandStatus
 from watchkeeper.agents.events import AgentOffline, AgentOnline
-from watchkeeper.agents.ingest import _insert_samples
+from watchkeeper.agents.writer import insert_samples
 from watchkeeper.core import events
 from watchkeeper.inventory.models import DeviceSection
 from watchkeeper.monitoring import actions, evaluate
@@ -43,7 +43,7 @@ def test_disk_used_percent_and_free_space_per_mount(owner, client_a):
                                                         "free_critical_bytes": 5 * 2**30}))
     device = make_device(client_a, "srv-01")
     now = timezone.now()
-    _insert_samples(device.pk, now - timedelta(seconds=5), {
+    insert_samples(device.pk, now - timedelta(seconds=5), {
         "disk.used_percent:/": 85.0, "disk.free_bytes:/": 40 * 2**30,
         "disk.used_percent:/data": 50.0, "disk.free_bytes:/data": 2 * 2**30})
     results = evaluate.evaluate_devices([device.pk], now)
@@ -61,14 +61,14 @@ def test_cpu_is_judged_on_the_average_over_its_window(owner, client_a):
     now = timezone.now()
     # A single spike among calm samples: not sustained
     for i, value in enumerate([10, 12, 99, 11, 10]):
-        _insert_samples(device.pk, now - timedelta(minutes=9 - 2 * i), {"cpu.percent": value})
+        insert_samples(device.pk, now - timedelta(minutes=9 - 2 * i), {"cpu.percent": value})
     assert _states(evaluate.evaluate_devices([device.pk], now))[cpu.pk] == State.OK
     # Sustained load over the window on another device
     busy = make_device(client_a, "srv-02")
     for i in range(5):
-        _insert_samples(busy.pk, now - timedelta(minutes=9 - 2 * i), {"cpu.percent": 90.0})
+        insert_samples(busy.pk, now - timedelta(minutes=9 - 2 * i), {"cpu.percent": 90.0})
     # and load older than the window does not count
-    _insert_samples(device.pk, now - timedelta(minutes=30), {"cpu.percent": 100.0})
+    insert_samples(device.pk, now - timedelta(minutes=30), {"cpu.percent": 100.0})
     states = _states(evaluate.evaluate_devices([busy.pk], now))
     assert states[cpu.pk] == State.WARNING
     assert _states(evaluate.evaluate_devices([device.pk], now))[cpu.pk] == State.OK
@@ -92,7 +92,7 @@ def test_scheduled_evaluation_takes_each_slice_once(owner, client_a):
     _policy(owner, ("Disk", CheckKind.DISK, {"warning": 80, "critical": 90}))
     device = make_device(client_a, "srv-01")
     now = timezone.now()
-    _insert_samples(device.pk, now - timedelta(seconds=10), {"disk.used_percent:/": 95.0})
+    insert_samples(device.pk, now - timedelta(seconds=10), {"disk.used_percent:/": 95.0})
     assert evaluate.run_evaluation(now)["devices"] == 1
     # The next run starts where the last stopped: nothing new, nothing counted again
     assert evaluate.run_evaluation(now + timedelta(seconds=15))["devices"] == 0

@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from tests.monitoring_helpers import disk_policy, make_device
-from watchkeeper.agents.ingest import _insert_samples
+from watchkeeper.agents.writer import insert_samples
 from watchkeeper.core import events
 from watchkeeper.monitoring import actions, evaluate, notify, tasks
 from watchkeeper.monitoring.alerts import CheckResult, record_results
@@ -84,7 +84,7 @@ def hook_server():
 
 
 def _checkin(device, used_percent, at):
-    _insert_samples(device.pk, at, {"disk.used_percent:/": used_percent,
+    insert_samples(device.pk, at, {"disk.used_percent:/": used_percent,
                                     "disk.free_bytes:/": 10 * 2**30,
                                     "cpu.percent": 5.0})
 

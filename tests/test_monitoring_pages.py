@@ -77,10 +77,11 @@ def test_policy_editor_add_check_and_what_if(as_user, tech_a, client_a, world):
     assert created.status_code == 302 and not policy.is_enabled
     api.post(f"/monitoring/policies/{policy.pk}/", {
         "verb": "add-check", "check-name": "CPU", "check-kind": "cpu",
-        "check-config": '{"warning": 50}', "check-fail_after": 1, "check-recover_after": 1})
+        "check-cpu__warning": 50, "check-fail_after": 1, "check-recover_after": 1,
+        "check-interval_seconds": 60, "check-is_enabled": "on"})
     assert policy.checks.get().name == "CPU"
     api.post(f"/monitoring/policies/{policy.pk}/", {
-        "verb": "assign", "assign-scope": "client", "assign-target": client_a.pk})
+        "verb": "assign", "assign-target": f"client:{client_a.pk}"})
     assert policy.assignments.count() == 1
     page = api.post(f"/monitoring/policies/{policy.pk}/", {"verb": "what-if", "days": 3})
     html = page.content.decode()

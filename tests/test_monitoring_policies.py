@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from tests.monitoring_helpers import make_device
-from watchkeeper.agents.ingest import _insert_samples
+from watchkeeper.agents.writer import insert_samples
 from watchkeeper.core.models import Site
 from watchkeeper.monitoring import actions
 from watchkeeper.monitoring.choices import CheckKind, Scope
@@ -111,8 +111,8 @@ def test_what_if_counts_the_alerts_a_draft_would_have_raised(owner, client_a, wo
     for hour in range(0, 6 * 24, 2):
         at = start + timedelta(hours=hour)
         spike = 40 <= hour < 44 or 100 <= hour < 106
-        _insert_samples(world["web"].pk, at, {"disk.used_percent:/": 90.0 if spike else 60.0})
-        _insert_samples(world["db"].pk, at, {"disk.used_percent:/": 50.0})
+        insert_samples(world["web"].pk, at, {"disk.used_percent:/": 90.0 if spike else 60.0})
+        insert_samples(world["db"].pk, at, {"disk.used_percent:/": 50.0})
     # And a draft policy, not enabled, assigned to the site
     draft = actions.create_policy(actor=owner, name="Strict disks", client=client_a,
                                   is_enabled=False)

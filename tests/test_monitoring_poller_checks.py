@@ -26,13 +26,13 @@ from tests.monitoring_targets import (
     SnmpTarget,
     free_port,
 )
+from watchkeeper.core.probes.icmp import Pinger
 from watchkeeper.monitoring.poller_checks import (
     ConfigError,
     PollerContext,
     run_check,
     validate,
 )
-from watchkeeper.monitoring.poller_checks.ping import Pinger
 from watchkeeper.monitoring.poller_checks.tls import hostname_matches
 
 pytestmark = pytest.mark.usefixtures("loopback_probes")

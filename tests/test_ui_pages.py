@@ -74,7 +74,9 @@ def test_dashboard_technician_sees_only_assigned_clients(as_user, owner, tech_a,
     assert stats.clients_active == 1
     assert stats.sites == 1
     assert stats.outbox_pending is None and stats.users is None
-    reprs = {e.object_repr for e in response.context["activity"]}
+    # and the activity feed (its own page) covers client A only
+    feed = as_user(tech_a).get(reverse("activity"))
+    reprs = {e.object_repr for e in feed.context["activity"]}
     assert "Acme HQ" in reprs
     assert "Borealis Depot" not in reprs
     assert [c.name for c in response.context["my_clients"]] == ["Acme Dental"]
@@ -255,11 +257,17 @@ def test_dashboard_query_count_is_bounded(as_user, owner, django_assert_max_num_
         client = make_client(f"Client {i:02d}")
         _site(owner, client, f"Site {i:02d}")
     http = as_user(owner)
-    # When the owner opens the dashboard, the number of queries does not grow with the rows
-    with django_assert_max_num_queries(12):
+    # When the owner opens the dashboard (tiles, then the work panels: queue, load, SLA,
+    # alerts, health, offline agents, billing), the number of queries does not grow with
+    # the rows
+    with django_assert_max_num_queries(24):
         response = http.get(reverse("dashboard"))
     assert response.status_code == 200
-    assert len(response.context["activity"]) == 12
+    assert len(response.context["health"]) == 12
+    # nor on the activity feed's page
+    with django_assert_max_num_queries(8):
+        response = http.get(reverse("activity"))
+    assert len(response.context["activity"]) == 30
 
 
 def test_scope_is_dropped_when_access_is_withdrawn(as_user, tech_a, client_a):

@@ -6,6 +6,9 @@ Target: 100,000 agents at a 60 s interval on one 2-core PostgreSQL node ≈ 1,70
 
 Run with `python -m bench.scenarios.agent_checkin [--db sqlite|postgres|both]` (signed,
 unique POSTs need their own load driver; `python -m bench run` only replays fixed GETs).
+`--baseline-ref main` adds the lean path of another commit's code (a git worktree of it,
+served against the same database, windows interleaved with the others): a before/after of
+a change in one run.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -52,6 +56,7 @@ from bench.harness import (
 
 AGENTS = int(os.environ.get("BENCH_AGENTS", "1000"))
 CHECKIN = "/agent/v1/checkin"
+PG_DB = "watchkeeper_bench_agent_checkin"  # its own PostgreSQL database, dropped after
 CHECKIN_TARGET = Target("POST /agent/v1/checkin (signed metrics batch), lean path", CHECKIN)
 DJANGO_TARGET = Target("POST /agent/v1/checkin via the Django view "
                        "(WATCHKEEPER_AGENT_LEAN_CHECKIN=false)", CHECKIN)
@@ -209,11 +214,33 @@ def stored_samples(env: dict[str, str]) -> int:
     return int(out.strip().splitlines()[-1])
 
 
+def baseline_tree(ref: str, into: Path) -> tuple[Path, str]:
+    """A detached git worktree of `ref` (its `src/` is put first on the baseline server's
+    PYTHONPATH, so that server runs the baseline's code on the same database) and the
+    short commit it is at."""
+    from bench.harness import REPO
+
+    commit = run_step(["git", "-C", str(REPO), "rev-parse", "--short", f"{ref}^{{commit}}"],
+                      dict(os.environ), f"resolve {ref}").strip()
+    tree = into / "baseline-tree"
+    run_step(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
+             dict(os.environ), f"worktree of {ref}")
+    return tree, commit
+
+
+def drop_tree(tree: Path) -> None:
+    from bench.harness import REPO
+
+    run_step(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+             dict(os.environ), "remove the baseline worktree")
+
+
 def run_db(db: str, args) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"wk-bench-agent-{db}-"))
     (data_dir / "static").mkdir()
+    tree = None
     try:
-        with database(db, data_dir, PG_ADMIN_URL) as url:
+        with database(db, data_dir, PG_ADMIN_URL, name=PG_DB) as url:
             env = bench_env(data_dir, url, {"BENCH_AGENTS": str(args.agents)})
             print(f"[{db}] migrate")
             run_step(python_cmd("watchkeeper.cli", "migrate", "--noinput", "--skip-checks"),
@@ -224,49 +251,63 @@ def run_db(db: str, args) -> dict:
             fleet = Fleet(uids, 0)
             pg_url = PG_ADMIN_URL if db == "postgres" else None
             window = args.duration / args.rounds
-            rows = []
-            # The same database and fleet, first through the Django view (the baseline,
-            # WATCHKEEPER_AGENT_LEAN_CHECKIN=false), then through the lean path.
-            paths = [("django", {"WATCHKEEPER_AGENT_LEAN_CHECKIN": "false"},
-                      DJANGO_TARGET), ("lean", {}, CHECKIN_TARGET)]
+            # The same database and fleet through each path: the Django view
+            # (WATCHKEEPER_AGENT_LEAN_CHECKIN=false), the lean path, and with
+            # --baseline-ref the lean path of that commit's code. Every server runs for the
+            # whole measurement and the windows are interleaved (/healthz, path 1, path 2,
+            # ..., /healthz, ...), so a change in the machine's load weighs on all alike.
+            paths = [("django", {"WATCHKEEPER_AGENT_LEAN_CHECKIN": "false"}, DJANGO_TARGET),
+                     ("lean", {}, CHECKIN_TARGET)]
             if args.path != "both":
                 paths = [p for p in paths if p[0] == args.path]
-            for name, extra, target in paths:
-                server = Server({**env, **extra}, data_dir / f"server-{name}.log")
-                if "--workers" in server.command:
-                    server.command[server.command.index("--workers") + 1] = str(args.workers)
-                with server:
+            if args.baseline_ref:
+                tree, commit = baseline_tree(args.baseline_ref, data_dir)
+                base_path = os.pathsep.join([str(tree / "src"), env["PYTHONPATH"]])
+                ref = "" if commit.startswith(args.baseline_ref) else f" ({args.baseline_ref})"
+                paths.insert(0, ("baseline", {"PYTHONPATH": base_path}, Target(
+                    f"POST /agent/v1/checkin, lean path at baseline {commit}{ref}", CHECKIN)))
+            empty = LoadResult(latencies=[], errors=0, elapsed=0.0)
+            loads = {key: (empty, 0.0, 0, 0) for key in ["base", *(p[0] for p in paths)]}
+            with contextlib.ExitStack() as stack:
+                servers = {}
+                for name, extra, _ in paths:
+                    server = Server({**env, **extra}, data_dir / f"server-{name}.log")
+                    if "--workers" in server.command:
+                        server.command[server.command.index("--workers") + 1] = str(
+                            args.workers)
+                    servers[name] = stack.enter_context(server)
+                first = servers[paths[0][0]]
+                for server in servers.values():
                     fleet.port = server.port
                     asyncio.run(drive_checkins(fleet, concurrency=args.concurrency,
                                                duration=args.warmup))
-                    asyncio.run(drive(server.port, BASELINE, concurrency=args.concurrency,
-                                      duration=args.warmup, max_requests=10**9))
-                    empty = LoadResult(latencies=[], errors=0, elapsed=0.0)
-                    loads = {"base": (empty, 0.0, 0, 0), "checkin": (empty, 0.0, 0, 0)}
-                    for _ in range(args.rounds):
-                        for key in ("base", "checkin"):
-                            cpu = server.cpu_seconds()
-                            with Peaks(server, pg_url) as peaks:
-                                if key == "base":
-                                    load = asyncio.run(drive(
-                                        server.port, BASELINE, concurrency=args.concurrency,
-                                        duration=window, max_requests=10**9))
-                                else:
-                                    load = asyncio.run(drive_checkins(
-                                        fleet, concurrency=args.concurrency, duration=window))
-                            prev = loads[key]
-                            loads[key] = (merge_loads(prev[0], load),
-                                          prev[1] + server.cpu_seconds() - cpu,
-                                          max(prev[2], peaks.rss), max(prev[3], peaks.fds))
-                base = summarize(BASELINE, loads["base"][0], server_cpu=loads["base"][1],
-                                 server_rss=loads["base"][2], server_fds=loads["base"][3],
-                                 baseline_rps=None)
-                row = summarize(target, loads["checkin"][0],
-                                server_cpu=loads["checkin"][1], server_rss=loads["checkin"][2],
-                                server_fds=loads["checkin"][3], baseline_rps=base.rps)
-                if not rows:
-                    rows.append(asdict(base))
-                rows.append(asdict(row))
+                asyncio.run(drive(first.port, BASELINE, concurrency=args.concurrency,
+                                  duration=args.warmup, max_requests=10**9))
+                for _ in range(args.rounds):
+                    for key in ["base", *servers]:
+                        server = first if key == "base" else servers[key]
+                        cpu = server.cpu_seconds()
+                        with Peaks(server, pg_url) as peaks:
+                            if key == "base":
+                                load = asyncio.run(drive(
+                                    server.port, BASELINE, concurrency=args.concurrency,
+                                    duration=window, max_requests=10**9))
+                            else:
+                                fleet.port = server.port
+                                load = asyncio.run(drive_checkins(
+                                    fleet, concurrency=args.concurrency, duration=window))
+                        prev = loads[key]
+                        loads[key] = (merge_loads(prev[0], load),
+                                      prev[1] + server.cpu_seconds() - cpu,
+                                      max(prev[2], peaks.rss), max(prev[3], peaks.fds))
+            base = summarize(BASELINE, loads["base"][0], server_cpu=loads["base"][1],
+                             server_rss=loads["base"][2], server_fds=loads["base"][3],
+                             baseline_rps=None)
+            rows = [asdict(base)]
+            for name, _, target in paths:
+                load, cpu, rss, fds = loads[name]
+                rows.append(asdict(summarize(target, load, server_cpu=cpu, server_rss=rss,
+                                             server_fds=fds, baseline_rps=base.rps)))
             sent = sum(fleet.seq)
             samples = stored_samples(env)
             meta = {"benchmark": SCENARIO.name, "db": db, "db_version": info["db_version"],
@@ -276,11 +317,13 @@ def run_db(db: str, args) -> dict:
                     "duration": args.duration, "rounds": args.rounds, "warmup": args.warmup,
                     "concurrency": args.concurrency, "max_requests": 0, "env": {},
                     "server": f"watchkeeper web --workers {args.workers}",
-                    "agents": args.agents,
+                    "agents": args.agents, "baseline_ref": args.baseline_ref or "",
                     "checkins_sent": sent, "samples_stored": samples,
                     "samples_expected": sent * len(METRICS)}
             return {"meta": meta, "rows": rows}
     finally:
+        if tree is not None:
+            drop_tree(tree)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -293,7 +336,7 @@ def render(result: dict) -> str:
     rps = max(r["rps"] for r in result["rows"] if r["target"] != BASELINE.label)
     return (f"{text}\n\n{meta['agents']:,} agents; {meta['checkins_sent']:,} check-ins sent, "
             f"{meta['samples_stored']:,} metric rows stored of {meta['samples_expected']:,} "
-            f"expected (warm-up included; both paths). At 60 s per agent the faster path "
+            f"expected (warm-up included; every path). At 60 s per agent the faster path "
             f"sustains **{rps * 60:,.0f} agents** with `{meta['server']}`.")
 
 
@@ -310,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="web worker processes")
     parser.add_argument("--path", choices=["django", "lean", "both"], default="both",
                         help="which check-in path(s) to measure (default: both, Django first)")
+    parser.add_argument("--baseline-ref", default="", metavar="REV",
+                        help="also measure the lean path of this commit's code (a git "
+                             "worktree), in the same run and on the same database")
     parser.add_argument("--tag", default="", help="keep results apart (not rendered)")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--docs-only", action="store_true",

@@ -108,7 +108,7 @@ def _measure(db: str, args, port: int, inbox: Inbox) -> dict:
     call_command("migrate", verbosity=0)
     from django.utils import timezone
 
-    from watchkeeper.agents.ingest import _insert_samples
+    from watchkeeper.agents.writer import insert_samples
     from watchkeeper.core import actions as core_actions
     from watchkeeper.core import events
     from watchkeeper.inventory.models import Device
@@ -142,7 +142,7 @@ def _measure(db: str, args, port: int, inbox: Inbox) -> dict:
     def run_round(devices, value: float, expect: str) -> tuple[list[float], int]:
         stamps: dict[int, float] = {}
         for device in devices:
-            _insert_samples(device.pk, timezone.now(), {"disk.used_percent:/": value,
+            insert_samples(device.pk, timezone.now(), {"disk.used_percent:/": value,
                                                         "disk.free_bytes:/": 2**34})
             stamps[device.pk] = time.perf_counter()
         evaluate.run_evaluation(timezone.now())

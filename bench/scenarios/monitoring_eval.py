@@ -75,13 +75,13 @@ def write_slice(at: datetime, disk_for) -> int:
     """One check-in per device at `at`, through the agents app's own multi-row writer."""
     from django.db import transaction
 
-    from watchkeeper.agents.ingest import _insert_samples
+    from watchkeeper.agents.writer import insert_samples
     from watchkeeper.inventory.models import Device
 
     ids = list(Device.objects.order_by("id").values_list("id", flat=True))
     with transaction.atomic():
         for i, device_id in enumerate(ids):
-            _insert_samples(device_id, at, {
+            insert_samples(device_id, at, {
                 "disk.used_percent:/": disk_for(i), "disk.free_bytes:/": 50e9,
                 "disk.used_percent:/boot": 30.0, "disk.free_bytes:/boot": 4e8,
                 "cpu.percent": 20.0 + i % 7, "mem.percent": 40.0 + i % 11})

@@ -8,5 +8,7 @@ django_application = get_asgi_application()
 # Ordinary agent check-ins take the lean path (agents/fastpath.py); everything else, and
 # every check-in the lean path hands back, is Django's.
 from watchkeeper.agents.fastpath import AgentIngestApp  # noqa: E402
+from watchkeeper.core.limits import RequestLimits  # noqa: E402
 
-application = AgentIngestApp(django_application)
+# Outermost: body size and time limits, checked before anything reads a body.
+application = RequestLimits(AgentIngestApp(django_application))

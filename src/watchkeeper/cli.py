@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-ALIASES = {"enrollment-token": "enrollment_token", "mail-in": "mail_in"}
+ALIASES = {"enrollment-token": "enrollment_token", "mail-in": "mail_in", "agent-dist": "agent_dist"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -138,13 +138,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
         ),
     }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
-        "WATCHKEEPER_DB_POOL", True):
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env_int("WATCHKEEPER_DB_POOL_MIN", 2),
-        "max_size": env_int("WATCHKEEPER_DB_POOL_MAX", 10),
-        "timeout": 10,
-    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Bounded waits (docs/reliability.md): a database that is down or hung costs a request
+    # at most DB_CONNECT_TIMEOUT (+ the pool wait) or DB_STATEMENT_TIMEOUT, then the answer
+    # is 503 + Retry-After (core/unavailable.py), never a long hang.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # no dead pooled connection after
+    # a database restart: each is checked when it is taken from the pool
+    _pg = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg.setdefault("connect_timeout", env_int("WATCHKEEPER_DB_CONNECT_TIMEOUT", 3))
+    _statement_ms = env_int("WATCHKEEPER_DB_STATEMENT_TIMEOUT", 30) * 1000
+    if _statement_ms > 0:
+        _pg["options"] = (_pg.get("options", "") + f" -c statement_timeout={_statement_ms}"
+                          ).strip()
+    if env_bool("WATCHKEEPER_DB_POOL", True):
+        _pg["pool"] = {
+            "min_size": env_int("WATCHKEEPER_DB_POOL_MIN", 2),
+            "max_size": env_int("WATCHKEEPER_DB_POOL_MAX", 10),
+            # How long a request waits for a pooled connection (all busy, or the database
+            # unreachable) before it is answered 503.
+            "timeout": env_int("WATCHKEEPER_DB_POOL_TIMEOUT", 5),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Tasks --------------------------------------------------------------------------------
@@ -202,6 +215,38 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 TRUSTED_PROXIES = env_list("WATCHKEEPER_TRUSTED_PROXIES")
 
+# --- Stored files (attachments): one storage layer, local by default -----------------------
+# WATCHKEEPER_STORAGE_URL unset: files under DATA_DIR/attachments (Django's file system
+# storage). s3://BUCKET[/PREFIX]?endpoint_url=https://...&region_name=...: an S3-compatible
+# object store through django-storages (pip install "watchkeeper[s3]"), credentials from
+# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, so several web and mail-in hosts share the files.
+STORAGE_URL = env_str("WATCHKEEPER_STORAGE_URL", "")
+
+
+def _attachment_storage(url: str) -> dict:
+    if not url:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(DATA_DIR / "attachments"),
+                            "file_permissions_mode": 0o600,
+                            "directory_permissions_mode": 0o700}}
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ImproperlyConfigured("WATCHKEEPER_STORAGE_URL must be s3://BUCKET[/PREFIX]"
+                                   "[?endpoint_url=...&region_name=...] or empty (local).")
+    options = {"bucket_name": parts.netloc, "location": parts.path.strip("/"),
+               "file_overwrite": True, "default_acl": None, "querystring_auth": True}
+    options.update(dict(parse_qsl(parts.query)))
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+STORAGES = {
+    "default": _attachment_storage(STORAGE_URL),
+    "attachments": _attachment_storage(STORAGE_URL),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 # --- Static -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
@@ -218,6 +263,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- I18N ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Currency of every amount shown (billing runs, rates, contracts): an ISO 4217 code.
+CURRENCY = env_str("WATCHKEEPER_CURRENCY", "USD").upper()[:3]
 USE_I18N = True
 USE_TZ = True
 
@@ -296,16 +343,25 @@ SPECTACULAR_SETTINGS = {
 # --- Events and webhooks ------------------------------------------------------------------
 OUTBOX_MAX_ATTEMPTS = env_int("WATCHKEEPER_OUTBOX_MAX_ATTEMPTS", 8)
 WEBHOOK_TIMEOUT = env_int("WATCHKEEPER_WEBHOOK_TIMEOUT", 10)
-WORKER_STALE_SECONDS = env_int("WATCHKEEPER_WORKER_STALE_SECONDS", 120)
+OUTBOX_LEASE_SECONDS = env_int("WATCHKEEPER_OUTBOX_LEASE_SECONDS", 300)
+# /readyz counts a worker alive when its heartbeat is at most this old: a few heartbeats,
+# so a killed worker shows within seconds.
+WORKER_STALE_SECONDS = env_int("WATCHKEEPER_WORKER_STALE_SECONDS", 20)
 
 # --- Processes (worker, scheduler) ----------------------------------------------------------
-HEARTBEAT_SECONDS = env_int("WATCHKEEPER_HEARTBEAT_SECONDS", 15)
+HEARTBEAT_SECONDS = env_int("WATCHKEEPER_HEARTBEAT_SECONDS", 5)
+# /readyz answers 503 when the data directory's file system has less free space than this.
+DISK_MIN_FREE_MB = env_int("WATCHKEEPER_DISK_MIN_FREE_MB", 256)
+# Seconds a client asked to come back after a 503 (database unavailable, disk full).
+RETRY_AFTER_SECONDS = env_int("WATCHKEEPER_RETRY_AFTER_SECONDS", 10)
 OUTBOX_SWEEP_SECONDS = env_int("WATCHKEEPER_OUTBOX_SWEEP_SECONDS", 15)
 TASK_RESULT_RETENTION_DAYS = env_int("WATCHKEEPER_TASK_RESULT_DAYS", 14)
 LOGIN_ATTEMPT_RETENTION_DAYS = env_int("WATCHKEEPER_LOGIN_ATTEMPT_DAYS", 90)
 
 # --- Agents -------------------------------------------------------------------------------
 ENROLLMENT_TOKEN_HOURS = env_int("WATCHKEEPER_ENROLLMENT_TOKEN_HOURS", 1)
+# The agent packages the server serves (`watchkeeper agent-dist` builds them here).
+AGENT_DIST_DIR = Path(env_str("WATCHKEEPER_AGENT_DIST_DIR", str(DATA_DIR / "agent-dist")))
 AGENT_INTERVAL = env_int("WATCHKEEPER_AGENT_INTERVAL", 60)  # seconds between check-ins
 AGENT_INVENTORY_INTERVAL = env_int("WATCHKEEPER_AGENT_INVENTORY_INTERVAL", 3600)
 AGENT_CLOCK_SKEW = env_int("WATCHKEEPER_AGENT_CLOCK_SKEW", 300)  # accepted timestamp drift
@@ -352,10 +408,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"quiet_requests": {"()": "watchkeeper.core.unavailable.QuietRequestLog"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("WATCHKEEPER_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # Quiet by default: each role prints one line when it starts, then warnings and errors.
+    "root": {"handlers": ["console"], "level": env_str("WATCHKEEPER_LOG_LEVEL", "WARNING")},
+    "loggers": {"django.db.backends": {"level": "WARNING"},
+                "django.request": {"filters": ["quiet_requests"]}},
 }
+# One line per HTTP request on the console (uvicorn's access log).
+ACCESS_LOG = env_bool("WATCHKEEPER_ACCESS_LOG", False)
 
 # Helpdesk (docs/helpdesk.md): inbound mail, IMAP polling, outgoing notifications.
 MAIL_IN_HOST = env_str("WATCHKEEPER_MAIL_IN_HOST", "127.0.0.1")
@@ -364,6 +425,13 @@ MAIL_MAX_BYTES = env_int("WATCHKEEPER_MAIL_MAX_BYTES", 30 * 1024 * 1024)
 MAIL_DOMAIN = env_str("WATCHKEEPER_MAIL_DOMAIN", "watchkeeper.localhost")
 MAIL_FROM = env_str("WATCHKEEPER_MAIL_FROM", f"helpdesk@{MAIL_DOMAIN}")
 MAIL_SENDER_RATE = env_int("WATCHKEEPER_MAIL_SENDER_RATE", 20)  # messages per sender per hour
+# Every accepted message is kept (compressed) this many days, then its bytes are dropped
+# (the row and content hash stay, so a re-sent message is still recognised); 0 keeps forever.
+MAIL_RAW_RETENTION_DAYS = env_int("WATCHKEEPER_MAIL_RAW_RETENTION_DAYS", 365)
+# Acknowledge new tickets from senders that match no contact (off: backscatter to forged
+# senders); when on, at most MAIL_ACK_UNKNOWN_PER_HOUR acknowledgements per address per hour.
+MAIL_ACK_UNKNOWN_SENDERS = env_bool("WATCHKEEPER_MAIL_ACK_UNKNOWN_SENDERS", False)
+MAIL_ACK_UNKNOWN_PER_HOUR = env_int("WATCHKEEPER_MAIL_ACK_UNKNOWN_PER_HOUR", 1)
 ATTACHMENT_MAX_BYTES = env_int("WATCHKEEPER_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
 IMAP_HOST = env_str("WATCHKEEPER_IMAP_HOST", "")
 IMAP_PORT = env_int("WATCHKEEPER_IMAP_PORT", 993)
@@ -379,3 +447,14 @@ SMTP_PASSWORD = env_str("WATCHKEEPER_SMTP_PASSWORD", "")
 SMTP_STARTTLS = env_bool("WATCHKEEPER_SMTP_STARTTLS", False)
 SMTP_TIMEOUT = env_int("WATCHKEEPER_SMTP_TIMEOUT", 20)
 HELPDESK_ALERT_AUTORESOLVE = env_bool("WATCHKEEPER_HELPDESK_ALERT_AUTORESOLVE", True)
+
+# --- Request limits (core/limits.py: checked before a body is read) ------------------------
+ENROLL_MAX_BODY_BYTES = env_int("WATCHKEEPER_ENROLL_MAX_BODY_BYTES", 64 * 1024)
+# Requests with neither a session cookie nor an Authorization header (sign-in forms,
+# heartbeat pings, anything public).
+ANON_MAX_BODY_BYTES = env_int("WATCHKEEPER_ANON_MAX_BODY_BYTES", 1024 * 1024)
+REQUEST_MAX_BODY_BYTES = env_int("WATCHKEEPER_REQUEST_MAX_BODY_BYTES", 64 * 1024 * 1024)
+BODY_IDLE_TIMEOUT = env_int("WATCHKEEPER_BODY_IDLE_TIMEOUT", 30)  # seconds without a byte
+BODY_TOTAL_TIMEOUT = env_int("WATCHKEEPER_BODY_TOTAL_TIMEOUT", 600)  # whole body, seconds
+HEADER_TIMEOUT = env_int("WATCHKEEPER_HEADER_TIMEOUT", 30)  # request headers, seconds
+WEB_MAX_CONNECTIONS = env_int("WATCHKEEPER_WEB_MAX_CONNECTIONS", 1000)  # then 503

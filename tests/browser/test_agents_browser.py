@@ -31,6 +31,12 @@ def test_enrollment_token_shown_once_and_revoked(signed_in_page, owner, client_a
     expect(page.get_by_role("heading", level=1)).to_contain_text("Main office")
     command = page.locator("#install-cmd").input_value()
     assert command.strip()
+    # with the one-line installers for each platform, carrying the same token
+    token = re.search(r"--token (wke_\S+)", command).group(1)
+    for platform in ("linux", "macos"):
+        line = page.locator(f"#install-{platform}").input_value()
+        assert line.endswith(f"/agent/v1/install.sh | sudo sh -s -- --token {token}")
+    assert f"-Token '{token}'" in page.locator("#install-windows").input_value()
     axe_check(page, "enrollment token created")
     page.goto("/agents/enrollment/")
     assert command not in page.content()

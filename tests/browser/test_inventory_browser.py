@@ -22,8 +22,9 @@ def test_import_wizard(signed_in_page, owner, client_a, tmp_path):
     expect(page.get_by_role("heading", level=1, name="Import devices")).to_be_visible()
     axe_check(page, "import upload")
     sheet = tmp_path / "assets.csv"
-    sheet.write_text("Asset Name,Serial Number,Purchase Date\n"
-                     "ws-01,SN-01,12/03/2024\nws-02,SN-02,not a date\n")
+    sheet.write_text("Asset Name,Serial Number,Purchase Date,Cost\n"
+                     'ws-01,SN-01,12/03/2024,"542,50 €"\nws-02,SN-02,not a date,\n'
+                     "ws-03,SN-01,2024-01-01,10\n")
     page.get_by_label("Client", exact=True).select_option(label=client_a.name)
     page.get_by_label("File", exact=True).set_input_files(str(sheet))
     page.get_by_role("button", name="Upload").click()
@@ -33,11 +34,25 @@ def test_import_wizard(signed_in_page, owner, client_a, tmp_path):
     page.get_by_role("button", name="Preview").click()
     errors = page.locator("#import-errors")
     expect(errors).to_contain_text("not a date")
+    # 12/03/2024 reads two ways and lines 2 and 4 share a serial: both wait for a person
+    expect(page.locator("#import-ambiguous")).to_contain_text("12/03/2024")
+    expect(page.locator("#import-duplicates")).to_contain_text("serial sn-01")
     screenshot(page, "import-preview")
-    axe_check(page, "import preview")
+    axe_check(page, "import preview with decisions")
+    page.get_by_label("Reading of 12/03/2024 on line 2").select_option(
+        label="2024-03-12 (day/month)")
+    page.get_by_label("Which line of serial sn-01 wins").select_option(
+        label="line 2 is the device")
+    page.get_by_role("button", name="Save decisions and refresh the preview").click()
+    values = page.locator("#import-values")
+    expect(values).to_contain_text("542.50")
+    expect(values).to_contain_text("“542,50 €”")
+    expect(values).to_contain_text("2024-03-12")
+    axe_check(page, "import preview with every value")
     page.get_by_role("button", name="Import 1 new").click()
     expect(page.locator(".messages")).to_contain_text("1 created")
-    assert Device.objects.filter(serial="SN-01").exists()
+    device = Device.objects.get(serial="SN-01")
+    assert (device.name, str(device.cost), device.cost_currency) == ("ws-01", "542.50", "EUR")
 
 
 def test_reconciliation_conflict_decided_in_place(signed_in_page, owner, client_a):

@@ -87,3 +87,36 @@ def test_portal_request_and_tenant_isolation(signed_in_page, browser, live_serve
         assert theirs.goto(f"/tickets/{pk}/").status == 404
     finally:
         other.close()
+
+
+def test_a_forwarded_mail_ticket_shows_its_parts_and_the_original(signed_in_page, owner,
+                                                                    client_a):
+    from email.mime.application import MIMEApplication
+    from email.mime.message import MIMEMessage
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    from watchkeeper.helpdesk.mailin import intake
+
+    inner = MIMEMultipart("mixed")
+    inner["From"], inner["Subject"] = "billing@vendor.test", "Invoice overdue"
+    inner.attach(MIMEText("Please pay invoice 4711 today.", "plain"))
+    outer = MIMEMultipart("mixed")
+    outer["From"], outer["To"] = "dana@acme.test", "help@msp.test"
+    outer["Subject"], outer["Message-ID"] = "Fwd: Invoice overdue", "<fwd-1@acme.test>"
+    outer.attach(MIMEText("<p>Is this phishing? Caf&eacute; &amp; co</p>", "html"))
+    outer.attach(MIMEMessage(inner))
+    outer.attach(MIMEApplication(b"%PDF-1.4 x", Name="scan.pdf"))
+    ticket = intake.receive(outer.as_bytes()).ticket
+
+    page = signed_in_page(owner)
+    page.goto(f"/tickets/{ticket.pk}/")
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("Is this phishing? Café & co")
+    expect(timeline).to_contain_text("Forwarded message, attached as Invoice overdue.eml")
+    expect(timeline).to_contain_text("Please pay invoice 4711 today.")
+    expect(timeline.get_by_role("link", name="Invoice overdue.eml")).to_be_visible()
+    expect(timeline.get_by_role("link", name="scan.pdf")).to_be_visible()
+    original = timeline.get_by_role("link", name="Original message")
+    expect(original).to_have_attribute("href", re.compile(r"/original-mail/\d+$"))
+    axe_check(page, "ticket page from a forwarded mail")

@@ -4,6 +4,11 @@ A command runs only if: its signature verifies against the signer key pinned at 
 it names this agent, it has not expired, and its nonce was never seen before. The nonce is
 written to the ledger *before* the script starts, so a crash mid-run can never lead to a
 second run. Parameters reach the script as argv entries, never through a shell string.
+
+A running command is journalled (state.journal_start: its id, and files its output goes to
+as it arrives). When the agent is killed mid-run, its next start reports that command as
+"interrupted" with whatever output arrived (interrupted_results), instead of the server
+re-sending it and hearing "replayed nonce".
 """
 
 from __future__ import annotations
@@ -86,26 +91,53 @@ def _cap(data: bytes, cap: int) -> tuple[str, bool]:
     return data[:cap].decode("utf-8", errors="replace"), truncated
 
 
-def _run(argv: list[str], *, cwd: str, timeout: int) -> tuple[int | None, bytes, bytes, str]:
+def _run(argv: list[str], *, cwd: str, timeout: int, stdout_path: str | None = None,
+         stderr_path: str | None = None) -> tuple[int | None, bytes, bytes, str]:
     """Run in a session of its own so a timeout kills the whole process group: a script's
-    background children would otherwise hold the output pipes open and hang the agent."""
+    background children would otherwise hold the output pipes open and hang the agent.
+
+    With `stdout_path`/`stderr_path` (the journal's files) the output goes to files as it
+    arrives, so whatever a script printed survives the agent being killed mid-run."""
     popen_kwargs: dict[str, Any] = {}
     if os.name == "posix":
         popen_kwargs["start_new_session"] = True
     else:
         popen_kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,  # noqa: S603
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_kwargs)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-        return proc.returncode, stdout, stderr, "ok"
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc)
+    if stdout_path is None or stderr_path is None:
+        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,  # noqa: S603
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_kwargs)
         try:
-            stdout, stderr = proc.communicate(timeout=5)
+            stdout, stderr = proc.communicate(timeout=timeout)
+            return proc.returncode, stdout, stderr, "ok"
         except subprocess.TimeoutExpired:
-            stdout, stderr = b"", b""
-        return None, stdout or b"", stderr or b"", "timeout"
+            _kill_tree(proc)
+            try:
+                stdout, stderr = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                stdout, stderr = b"", b""
+            return None, stdout or b"", stderr or b"", "timeout"
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,  # noqa: S603
+                                stdout=out, stderr=err, **popen_kwargs)
+        try:
+            proc.wait(timeout=timeout)
+            status, code = "ok", proc.returncode
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            status, code = "timeout", None
+    return code, _read_head(stdout_path), _read_head(stderr_path), status
+
+
+def _read_head(path: str, limit: int = MAX_OUTPUT + 1) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit)
+    except FileNotFoundError:
+        return b""
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -142,16 +174,38 @@ def execute(envelope: dict[str, Any], *, state: State, agent_id: str) -> dict[st
     timeout = min(max(int(payload.get("timeout") or 60), 1), MAX_TIMEOUT)
     cap = min(max(int(payload.get("output_cap") or 65536), 1024), MAX_OUTPUT)
     started = time.monotonic()
+    # The journal: this command is running, and where its output goes. If the agent dies
+    # before the result is spooled, the next start reports it as interrupted (journal.py).
+    entry = state.journal_start(command_id, cap)
     with tempfile.TemporaryDirectory(prefix="wk-cmd-") as work:
         script = os.path.join(work, f"script{suffix}")
         with open(script, "w", encoding="utf-8") as fh:
             fh.write(str(payload.get("body", "")))
         os.chmod(script, 0o700)
         exit_code, stdout, stderr, status = _run(
-            [*argv, script, *args], cwd=work, timeout=timeout)
+            [*argv, script, *args], cwd=work, timeout=timeout,
+            stdout_path=str(entry.stdout_path), stderr_path=str(entry.stderr_path))
     out, out_cut = _cap(stdout, cap)
     err, err_cut = _cap(stderr, cap)
     log.info("ran command %s: status %s exit %s", command_id, status, exit_code)
     return {"id": command_id, "status": status, "exit_code": exit_code, "stdout": out,
             "stderr": err, "truncated": out_cut or err_cut,
             "duration_ms": int((time.monotonic() - started) * 1000)}
+
+
+INTERRUPTED_REASON = ("the agent stopped while the command ran; outcome unknown (it was not "
+                      "run again)")
+
+
+def interrupted_results(state: State) -> list[dict[str, Any]]:
+    """Results for commands the journal says were running when an earlier agent process
+    ended (killed, crashed, rebooted): "interrupted", with whatever output had arrived.
+    The journal entries stay until the caller has spooled these (state.journal_finish)."""
+    results = []
+    for entry in state.journal_orphans():
+        out, out_cut = _cap(_read_head(str(entry.stdout_path)), entry.cap)
+        err, err_cut = _cap(_read_head(str(entry.stderr_path)), entry.cap)
+        results.append({"id": entry.command_id, "status": "interrupted", "exit_code": None,
+                        "stdout": out, "stderr": err, "truncated": out_cut or err_cut,
+                        "duration_ms": 0, "reason": INTERRUPTED_REASON})
+    return results

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .collectors import Collector, for_platform
-from .commands import execute
+from .commands import execute, interrupted_results
 from .protocol import INVENTORY_SECTIONS, b64d, section_hash
 from .spool import KINDS, Spool
 from .state import Enrollment, State
@@ -150,6 +150,7 @@ class Agent:
         transport = Transport(enrollment.server, timeout=self.timeout,
                               insecure=enrollment.insecure)
         sent, commands, outcome = 0, [], "ok"
+        self.report_interrupted()
         for entry in self.spool.entries():
             batch = self.spool.load(entry)
             counters = self.state.counters()
@@ -194,9 +195,22 @@ class Agent:
             if not isinstance(envelope, dict) or envelope.get("id") in seen:
                 continue
             seen.add(str(envelope.get("id")))
-            results.append(execute(envelope, state=self.state, agent_id=enrollment.agent_id))
-        if results:
-            self._spool("results", {"results": results})
+            result = execute(envelope, state=self.state, agent_id=enrollment.agent_id)
+            # Spooled one by one, each as soon as it is known: then the journal forgets it.
+            self._spool("results", {"results": [result]})
+            self.state.journal_finish(result["id"])
+            results.append(result)
+        return len(results)
+
+    def report_interrupted(self) -> int:
+        """Spool an "interrupted" result, with the output that arrived, for every command an
+        earlier agent process was running when it ended (commands.interrupted_results)."""
+        results = interrupted_results(self.state)
+        for result in results:
+            log.warning("command %s was interrupted by an agent restart; reporting it",
+                        result["id"])
+            self._spool("results", {"results": [result]})
+            self.state.journal_finish(result["id"])
         return len(results)
 
     def _apply_settings(self, enrollment: Enrollment, answer: dict[str, Any]) -> None:

@@ -64,6 +64,7 @@ class State:
         self.counters_path = self.dir / "state.json"
         self.ledger_path = self.dir / "executed.json"
         self.spool_dir = self.dir / "spool"
+        self.journal_dir = self.dir / "running"
         self.log_path = self.dir / "agent.log"
 
     def ensure(self) -> None:
@@ -144,3 +145,66 @@ class State:
         ledger[nonce] = int(expires_at)
         write_atomic(self.ledger_path, json.dumps(ledger).encode())
         return True
+
+
+    # --- journal of running commands ------------------------------------------------------
+    def journal_start(self, command_id: str, cap: int) -> JournalEntry:
+        """Record (durably, before the script starts) that this process runs `command_id`."""
+        self.ensure()
+        self.journal_dir.mkdir(exist_ok=True, mode=0o700)
+        entry = JournalEntry(self.journal_dir, _safe_id(command_id), os.getpid(), cap)
+        write_atomic(entry.path, json.dumps({"id": command_id, "pid": entry.pid, "cap": cap,
+                                             "started_at": time.time()}).encode())
+        return entry
+
+    def journal_finish(self, command_id: str) -> None:
+        """The result of `command_id` is spooled: forget the journal entry and its output."""
+        entry = JournalEntry(self.journal_dir, _safe_id(command_id), 0, 0)
+        for path in (entry.path, entry.stdout_path, entry.stderr_path):
+            path.unlink(missing_ok=True)
+
+    def journal_orphans(self) -> list[JournalEntry]:
+        """Entries of agent processes that are gone (not this one, not a live one)."""
+        if not self.journal_dir.is_dir():
+            return []
+        orphans = []
+        for path in sorted(self.journal_dir.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            pid = int(data.get("pid") or 0)
+            if pid == os.getpid() or _alive(pid):
+                continue
+            entry = JournalEntry(self.journal_dir, path.stem, pid, int(data.get("cap") or 65536))
+            entry.command_id = str(data.get("id", path.stem))
+            orphans.append(entry)
+        return orphans
+
+
+class JournalEntry:
+    def __init__(self, directory: Path, stem: str, pid: int, cap: int):
+        self.command_id = stem
+        self.pid = pid
+        self.cap = cap
+        self.path = directory / f"{stem}.json"
+        self.stdout_path = directory / f"{stem}.out"
+        self.stderr_path = directory / f"{stem}.err"
+
+
+def _safe_id(command_id: str) -> str:
+    return "".join(ch for ch in command_id if ch.isalnum() or ch == "-")[:64] or "unknown"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs (POSIX); elsewhere assume not, once the agent
+    restarted, which is when orphans are looked for."""
+    if pid <= 0 or os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

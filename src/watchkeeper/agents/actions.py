@@ -113,8 +113,13 @@ def active_signer_key() -> SignerKey | None:
 
 def install_command(raw: str) -> str:
     """The enroll command for a new token. It names the signer key's fingerprint when one is
-    published, so the agent refuses a server (or a man in the middle) sending another key."""
-    command = f"watchkeeper-agent enroll --server {settings.BASE_URL} --token {raw}"
+    published, so the agent refuses a server (or a man in the middle) sending another key,
+    and says --insecure when the server's own address is plain http (the agent refuses
+    http:// without it)."""
+    base = settings.BASE_URL.rstrip("/")
+    command = f"watchkeeper-agent enroll --server {base} --token {raw}"
+    if base.startswith("http://"):
+        command += " --insecure"
     key = active_signer_key()
     if key is not None:
         command += f" --signer-fingerprint {key.fingerprint}"
@@ -340,10 +345,24 @@ def update_script(*, actor, script: Script, body: str, language: str | None = No
     return version
 
 
+# Languages whose interpreters want LF line endings: bash fails on `$'cmd\r'`, and a
+# browser's textarea sends CRLF. PowerShell reads CRLF and LF alike on every platform (and
+# Windows editors write .ps1 files with CRLF), so its bodies are kept as typed.
+LF_LANGUAGES = frozenset({ScriptLanguage.BASH, ScriptLanguage.PYTHON})
+
+
+def script_text(language: str, body: str) -> str:
+    """The body as the interpreter wants it: CRLF and lone CR become LF for bash/python."""
+    if language in LF_LANGUAGES and "\r" in body:
+        return body.replace("\r\n", "\n").replace("\r", "\n")
+    return body
+
+
 def _new_version(*, actor, script: Script, language: str, body: str, parameters: list,
                  timeout: int) -> ScriptVersion:
     if language not in ScriptLanguage.values:
         raise ActionError(f"Unknown language {language!r}.")
+    body = script_text(language, body)
     if not body.strip():
         raise ActionError("The script is empty.")
     if not 1 <= int(timeout) <= 3600:
@@ -429,7 +448,8 @@ def run_script(*, actor, version: ScriptVersion, target_kind: str, target,
             requested_by=actor if getattr(actor, "is_authenticated", False) else None)
         commands = []
         for agent in agents:
-            body = templating.render(version.body, {
+            # script_text: a version stored with CRLF by an older release runs too.
+            body = templating.render(script_text(version.language, version.body), {
                 "agent_id": str(agent.uid), "hostname": agent.hostname,
                 "device_name": agent.device.name if agent.device else "",
                 "client_name": agent.client.name,

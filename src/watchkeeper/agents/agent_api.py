@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 from watchkeeper.core.permissions import public
 
 from . import actions, ingest
-from .auth import AuthError, authenticate
+from .auth import AuthError, authenticate, pending
 from .choices import AgentStatus
 from .models import Agent, QuarantinedPayload
 from .validation import Invalid, validate_checkin, validate_enroll
@@ -72,10 +72,11 @@ def _read_body(request) -> bytes:
     return body
 
 
-def checkin_settings() -> dict:
-    """What every accepted check-in's answer carries besides the acknowledgement."""
-    return {"status": AgentStatus.APPROVED, "interval": settings.AGENT_INTERVAL,
-            "inventory_interval": settings.AGENT_INVENTORY_INTERVAL}
+def checkin_answer(ack: dict, commands: list[dict]) -> dict:
+    """An accepted check-in's answer, on either path: the writer's acknowledgement, the
+    settings the agent follows, the commands handed out."""
+    return {**ack, "status": AgentStatus.APPROVED, "interval": settings.AGENT_INTERVAL,
+            "inventory_interval": settings.AGENT_INVENTORY_INTERVAL, "commands": commands}
 
 
 def parse_body(body: bytes):
@@ -184,7 +185,8 @@ def enroll(request):
 @public
 def checkin(request):
     # The lean path (fastpath.py, in front of Django in asgi.py) answers ordinary metric
-    # check-ins in batches; this view takes the rest and is the reference behaviour.
+    # check-ins in batches; this view takes the rest. Both store the metric part through
+    # the same check-in writer (writer.py).
     # One transaction for the whole check-in (nonce, data, command hand-out): one commit
     # per request, and the answer is built only after it committed.
     try:
@@ -201,8 +203,8 @@ def checkin(request):
 
 def _checkin(request, agent: Agent, body: bytes):
     if agent.status == AgentStatus.PENDING:
-        return problem(403, "This agent waits for a technician's approval.", code="pending",
-                       path=request.path)
+        exc = pending()
+        return problem(exc.status, exc.detail, code=exc.code, path=request.path)
     try:
         batch = validate_checkin(parse_body(body))
     except Invalid as exc:
@@ -217,9 +219,7 @@ def _checkin(request, agent: Agent, body: bytes):
         _quarantine(request, agent, body, f"inventory: {exc}")
         return problem(400, f"The inventory was refused: {exc}", code="invalid",
                        path=request.path)
-    answer.update(checkin_settings())
-    answer["commands"] = ingest.pending_commands(agent)
-    return answer
+    return checkin_answer(answer, ingest.pending_commands(agent))
 
 
 @csrf_exempt

@@ -19,6 +19,7 @@ from watchkeeper.core.tenancy import scoped
 
 from . import actions
 from .choices import ScriptLanguage, TargetKind
+from .installers.scripts import one_liners
 from .models import (
     Agent,
     Command,
@@ -82,7 +83,8 @@ class EnrollmentTokenViewSet(ScopedMixin, viewsets.ModelViewSet):
                              auto_approve=data.get("auto_approve", False),
                              note=data.get("note", ""), max_uses=data.get("max_uses"))
         body = self.get_serializer(token).data
-        body.update({"token": raw, "install_command": install_command(raw)})
+        body.update({"token": raw, "install_command": install_command(raw),
+                     "installers": one_liners(raw)})
         return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, summary="Revoke a token")

@@ -4,7 +4,7 @@ from django.db.models.signals import post_migrate
 
 def _forget_metric_ids(**kwargs) -> None:
     # A flush or migrate may have emptied MetricName; cached ids would then point nowhere.
-    from .ingest import _metric_ids
+    from .writer import _metric_ids
 
     _metric_ids.clear()
 

@@ -35,6 +35,7 @@ from .protocol import (
     b64d,
     canonical_request,
 )
+from .sqlrows import values_rows, vendor_casts
 
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -119,7 +120,32 @@ def find_agent(agent_uuid: uuid.UUID) -> Agent | None:
                 None)
 
 
+def pending() -> AuthError:
+    return AuthError(403, "pending", "This agent waits for a technician's approval.")
+
+
+def claim_nonces(pairs: list[tuple[int, str]], now: datetime | None = None
+                 ) -> set[tuple[int, str]]:
+    """Write each verified request's (agent id, nonce) to the ledger in one INSERT … ON
+    CONFLICT DO NOTHING RETURNING (SQLite ≥ 3.35, PostgreSQL); returns the pairs written —
+    a pair not returned is a replay, or an agent deleted since it was read (the SELECT
+    skips those, so a deletion cannot fail a whole batch)."""
+    nonce_table = connection.ops.quote_name(AgentNonce._meta.db_table)
+    agent_table = connection.ops.quote_name(Agent._meta.db_table)
+    params: list = [v for pair in pairs for v in pair]
+    params.append(connection.ops.adapt_datetimefield_value(nonce_expiry(now)))
+    sql = (f"WITH v(agent_id, nonce) AS (VALUES {values_rows(len(pairs), ('int', 'text'))}) "  # noqa: S608
+           f"INSERT INTO {nonce_table} (agent_id, nonce, expires_at) "
+           f"SELECT v.agent_id, v.nonce, %s{vendor_casts()['timestamptz']} FROM v "
+           f"WHERE EXISTS (SELECT 1 FROM {agent_table} a WHERE a.id = v.agent_id) "
+           "ON CONFLICT (agent_id, nonce) DO NOTHING RETURNING agent_id, nonce")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(int(a), n) for a, n in cursor.fetchall()}
+
+
 def authenticate(request, body: bytes) -> Agent:
+    """One request's whole check, its nonce claimed: runs inside the caller's transaction."""
     headers = parse_headers(request.META)
     agent = find_agent(headers.agent_uuid)
     if agent is None:
@@ -127,15 +153,6 @@ def authenticate(request, body: bytes) -> Agent:
     verify_signature(agent.public_key, headers, method=request.method, path=request.path,
                      body=body)
     check_allowed(agent.status)
-    # ON CONFLICT DO NOTHING (SQLite ≥ 3.24, PostgreSQL) reports a replay as "no row
-    # inserted", without a savepoint round trip.
-    table = connection.ops.quote_name(AgentNonce._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (agent_id, nonce, expires_at) VALUES (%s, %s, %s) "  # noqa: S608
-            "ON CONFLICT (agent_id, nonce) DO NOTHING",
-            [agent.pk, headers.nonce, connection.ops.adapt_datetimefield_value(nonce_expiry())])
-        inserted = cursor.rowcount
-    if inserted != 1:
+    if not claim_nonces([(agent.pk, headers.nonce)]):
         raise replay()
     return agent

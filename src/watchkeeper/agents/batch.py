@@ -12,12 +12,11 @@ one's committed nonce):
    without a device) is handed back untouched: no nonce is written, and the
    Django view then runs every check again on the same bytes.
 2. write, in one transaction — one multi-row nonce INSERT … ON CONFLICT DO NOTHING
-   RETURNING (a nonce not returned is a replay); one set-based
-   `UPDATE agent … FROM (VALUES …) WHERE last_seq < seq AND status = 'approved'` that
-   claims the fresh batches (a revocation committed after step 1 is still honoured: the
-   agent is no longer 'approved'); a last-seen UPDATE for repeats; one multi-row INSERT of
-   every sample; the offline→online transitions claimed with one conditional UPDATE and
-   their `agent.online` events written to the outbox; devices' last_seen_at touched.
+   RETURNING (`auth.claim_nonces`; a nonce not returned is a replay), then the check-in
+   writer (`writer.store`, which the Django view uses too): the set-based sequence claim
+   (a revocation committed after step 1 is still honoured: the agent is no longer
+   'approved'), last-seen for repeats, one multi-row INSERT of every sample, the
+   offline→online transitions with their `agent.online` events, devices' last_seen_at.
 3. answers — only after the commit. If anything in step 2 fails, every request that
    needed the transaction gets 503 + Retry-After: nothing was written, and the agent keeps
    the batch in its spool and sends it again.
@@ -43,7 +42,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -51,19 +49,15 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from . import auth
-from .actions import offline_after
-from .choices import AgentStatus, Connectivity
-from .ingest import emit_online, metric_ids, touch_devices
-from .models import Agent, AgentNonce, MetricSample
+from . import writer as checkin_writer
+from .choices import AgentStatus
+from .models import Agent
 
 log = logging.getLogger(__name__)
 
 AGENT_FIELDS = ("id", "uid", "client_id", "device_id", "public_key", "status", "connectivity",
                 "last_seen_at", "agent_version", "spool_dropped", "inventory_hashes",
                 "commands_waiting")
-# Rows per multi-row INSERT of samples: 4 parameters each stays far below SQLite's 32,766
-# and PostgreSQL's 65,535 bind parameters.
-SAMPLE_CHUNK = 2000
 RETRY_AFTER = 5
 
 
@@ -126,112 +120,14 @@ def verify(items: list[CheckinItem]) -> list[CheckinItem]:
     return to_write
 
 
-def _vendor_casts() -> dict[str, str]:
-    if connection.vendor == "postgresql":
-        return {"int": "::bigint", "text": "::text", "inet": "::inet"}
-    return {"int": "", "text": "", "inet": ""}
-
-
-def _values(rows: int, types: tuple[str, ...]) -> str:
-    casts = _vendor_casts()
-    one = "(" + ", ".join(f"%s{casts[t]}" for t in types) + ")"
-    return ", ".join([one] * rows)
-
-
-def _claim_nonces(items: list[CheckinItem], now: datetime) -> set[tuple[int, str]]:
-    """One INSERT for every nonce; returns the (agent id, nonce) pairs written. The SELECT
-    skips agents deleted since step 1, so a deletion cannot fail the whole batch."""
-    nonce_table = connection.ops.quote_name(AgentNonce._meta.db_table)
-    agent_table = connection.ops.quote_name(Agent._meta.db_table)
-    params: list[Any] = []
-    for item in items:
-        params.extend((item.agent.pk, item.headers.nonce))
-    params.append(connection.ops.adapt_datetimefield_value(auth.nonce_expiry(now)))
-    expires = "%s" + ("::timestamptz" if connection.vendor == "postgresql" else "")
-    sql = (f"WITH v(agent_id, nonce) AS (VALUES {_values(len(items), ('int', 'text'))}) "  # noqa: S608
-           f"INSERT INTO {nonce_table} (agent_id, nonce, expires_at) "
-           f"SELECT v.agent_id, v.nonce, {expires} FROM v "
-           f"WHERE EXISTS (SELECT 1 FROM {agent_table} a WHERE a.id = v.agent_id) "
-           "ON CONFLICT (agent_id, nonce) DO NOTHING RETURNING agent_id, nonce")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {(int(a), n) for a, n in cursor.fetchall()}
-
-
-def _claim_seqs(items: list[CheckinItem], now: datetime) -> set[int]:
-    """The set-based claim: moves last_seq only where the batch is newer and the agent is
-    still approved. Returns the agent ids whose batch is fresh."""
-    table = connection.ops.quote_name(Agent._meta.db_table)
-    ops = connection.ops
-    params: list[Any] = []
-    for item in items:
-        params.extend((item.agent.pk, item.batch["seq"], item.ip,
-                       item.batch.get("agent_version") or ""))
-    cast = _vendor_casts()
-    params += [ops.adapt_datetimefield_value(now),
-               ops.adapt_datetimefield_value(now + offline_after())]
-    ts = "%s" + ("::timestamptz" if connection.vendor == "postgresql" else "")
-    sql = (f"WITH v(id, seq, ip, version) AS "  # noqa: S608
-           f"(VALUES {_values(len(items), ('int', 'int', 'text', 'text'))}) "
-           f"UPDATE {table} SET last_seq = v.seq, last_seen_at = {ts}, next_due_at = {ts}, "
-           f"last_ip = v.ip{cast['inet']}, agent_version = CASE WHEN v.version = '' "
-           f"THEN {table}.agent_version ELSE v.version END FROM v "
-           f"WHERE {table}.id = v.id AND {table}.last_seq < v.seq "
-           f"AND {table}.status = %s RETURNING {table}.id")
-    # Parameter order follows the SQL text: the VALUES, the two times, then the status.
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, AgentStatus.APPROVED])
-        return {int(row[0]) for row in cursor.fetchall()}
-
-
-def _insert_samples(items: list[CheckinItem]) -> None:
-    rows: list[tuple] = []
-    names = sorted({name for item in items
-                    for name in ((item.batch.get("metrics") or {}).get("values") or {})})
-    if not names:
-        return
-    ids = metric_ids(names)
-    adapt = connection.ops.adapt_datetimefield_value
-    for item in items:
-        metrics = item.batch.get("metrics") or {}
-        values = metrics.get("values")
-        if not values:
-            continue
-        ts = adapt(datetime.fromtimestamp(metrics["ts"], tz=UTC))
-        device = item.agent.device_id
-        rows.extend((device, ids[name], ts, float(value)) for name, value in values.items())
-    table = connection.ops.quote_name(MetricSample._meta.db_table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), SAMPLE_CHUNK):
-            chunk = rows[start:start + SAMPLE_CHUNK]
-            cursor.execute(
-                f"INSERT INTO {table} (device_id, metric_id, ts, value) VALUES "  # noqa: S608
-                + ", ".join(["(%s, %s, %s, %s)"] * len(chunk)),
-                [v for row in chunk for v in row])
-
-
-def _returning_update(sql_set: str, set_params: list[Any], ids: list[int],
-                      where: str, where_params: list[Any]) -> set[int]:
-    table = connection.ops.quote_name(Agent._meta.db_table)
-    marks = ", ".join(["%s"] * len(ids))
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {sql_set} WHERE id IN ({marks}) "  # noqa: S608
-                       f"AND {where} RETURNING id", [*set_params, *ids, *where_params])
-        return {int(row[0]) for row in cursor.fetchall()}
-
-
-def _pending() -> auth.AuthError:
-    return auth.AuthError(403, "pending", "This agent waits for a technician's approval.")
-
-
 def write(items: list[CheckinItem]) -> list[tuple[CheckinItem, tuple[str, Any]]]:
-    """Step 2, one transaction. Returns each item's outcome; the caller hands them out only
-    after this returned, i.e. after the commit."""
+    """Step 2, one transaction: the nonces, then the check-in writer (writer.store). Returns
+    each item's outcome; the caller hands them out only after this returned, i.e. after
+    the commit."""
     now = timezone.now()
-    adapt = connection.ops.adapt_datetimefield_value
     answers: list[tuple[CheckinItem, tuple[str, Any]]] = []
     with transaction.atomic():
-        claimed = _claim_nonces(items, now)
+        claimed = auth.claim_nonces([(i.agent.pk, i.headers.nonce) for i in items], now)
         unclaimed = [i.agent.pk for i in items if (i.agent.pk, i.headers.nonce) not in claimed]
         existing = set(Agent.objects.filter(pk__in=unclaimed).values_list(
             "pk", flat=True)) if unclaimed else set()
@@ -241,51 +137,11 @@ def write(items: list[CheckinItem]) -> list[tuple[CheckinItem, tuple[str, Any]]]
                 answers.append((item, ("problem", auth.replay() if item.agent.pk in existing
                                        else auth.unknown_agent())))
             elif item.pending:
-                answers.append((item, ("problem", _pending())))
+                answers.append((item, ("problem", auth.pending())))
             else:
                 live.append(item)
-        if not live:
-            return answers
-        fresh_ids = _claim_seqs(live, now)
-        fresh = [i for i in live if i.agent.pk in fresh_ids]
-        repeats = [i.agent.pk for i in live if i.agent.pk not in fresh_ids]
-        seen_ids = set(fresh_ids)
-        if repeats:
-            # A batch already stored: still a sign of life, if the agent may still talk.
-            seen_ids |= _returning_update(
-                "last_seen_at = %s, next_due_at = %s",
-                [adapt(now), adapt(now + offline_after())], repeats, "status = %s",
-                [AgentStatus.APPROVED])
-        gone = [i for i in live if i.agent.pk not in seen_ids]
-        if gone:
-            # Revoked, rejected or deleted after step 1: refused as the Django view would.
-            status = dict(Agent.objects.filter(pk__in=[i.agent.pk for i in gone])
-                          .values_list("pk", "status"))
-            for item in gone:
-                now_status = status.get(item.agent.pk)
-                if now_status is None:
-                    error = auth.unknown_agent()
-                elif now_status == AgentStatus.PENDING:
-                    error = _pending()
-                else:
-                    error = auth.AuthError(403, now_status, f"This agent is {now_status}.")
-                answers.append((item, ("problem", error)))
-        _insert_samples(fresh)
-        # Offline (or never seen) agents come online: claimed once, event in the outbox.
-        coming = {i.agent.pk: i.agent for i in live if i.agent.pk in seen_ids
-                  and i.agent.connectivity != Connectivity.ONLINE}
-        if coming:
-            flipped = _returning_update(
-                "connectivity = %s", [Connectivity.ONLINE], sorted(coming),
-                "connectivity IN (%s, %s)", [Connectivity.OFFLINE, Connectivity.UNKNOWN])
-            for pk in sorted(flipped):
-                emit_online(coming[pk])
-        touch_devices([i.agent.device_id for i in fresh], now)
-        for item in live:
-            if item.agent.pk in seen_ids:
-                answers.append((item, ("ok", {
-                    "ack_seq": item.batch["seq"], "duplicate": item.agent.pk not in fresh_ids,
-                    "inventory_hashes": item.agent.inventory_hashes or {}})))
+        if live:
+            answers.extend(zip(live, checkin_writer.store(live, now), strict=True))
     return answers
 
 

@@ -42,6 +42,7 @@ class CommandStatus(models.TextChoices):
     FAILED = "failed", "Non-zero exit code"
     TIMED_OUT = "timed_out", "Timed out"
     REFUSED = "refused", "Refused by the agent"
+    INTERRUPTED = "interrupted", "Interrupted — outcome unknown"
     EXPIRED = "expired", "Expired"
     CANCELLED = "cancelled", "Cancelled"
 
@@ -50,4 +51,5 @@ PENDING_COMMAND_STATES = (CommandStatus.AWAITING_APPROVAL, CommandStatus.QUEUED,
                           CommandStatus.SIGNED, CommandStatus.DELIVERED)
 FINISHED_COMMAND_STATES = (CommandStatus.SUCCEEDED, CommandStatus.FAILED,
                            CommandStatus.TIMED_OUT, CommandStatus.REFUSED,
-                           CommandStatus.EXPIRED, CommandStatus.CANCELLED)
+                           CommandStatus.INTERRUPTED, CommandStatus.EXPIRED,
+                           CommandStatus.CANCELLED)

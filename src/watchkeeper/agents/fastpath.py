@@ -1,6 +1,7 @@
 """The lean ingest path: a small ASGI app in front of Django (see asgi.py) that answers
 `POST /agent/v1/checkin` for ordinary metric check-ins without Django's request path, and
-stores them through the batch writer (batch.py).
+stores them through the batch writer (batch.py), which hands them to the check-in writer
+(writer.py) that the Django view stores with too.
 
 It runs the checks of the Django view (agent_api.checkin) with the same functions, in the
 same order of effect: body size limit (413), whole-payload validation, the signature
@@ -39,7 +40,7 @@ from watchkeeper.core.context import client_ip
 
 from . import batch as batch_writer
 from .agent_api import (
-    checkin_settings,
+    checkin_answer,
     declared_length_too_large,
     parse_body,
     problem_body,
@@ -108,8 +109,7 @@ class AgentIngestApp:
                                         body=body, batch=data, ip=_ip(meta))
         kind, value = await submit(item)
         if kind == "ok":
-            answer = {**value, **checkin_settings(), "commands": []}
-            await _send(send, 200, answer, b"application/json", secure)
+            await _send(send, 200, checkin_answer(value, []), b"application/json", secure)
         elif kind == "problem":
             await _problem(send, value, secure)
         elif kind == "handoff":

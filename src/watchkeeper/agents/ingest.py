@@ -1,126 +1,58 @@
-"""Check-in ingestion: one validated batch from one agent, written in one transaction.
+"""Check-in ingestion of the Django view: one validated batch from one agent, written in
+one transaction.
+
+The metric part (sequence claim, samples, online state, agent_version, device last-seen)
+is stored by the check-in writer (writer.py) that the lean path uses too; this module adds
+what only the view handles: the inventory delta, command results, spool-drop totals, and
+the hand-out of pending commands.
 
 Idempotent by sequence number: the agent numbers its batches and replays them in order
-after an outage, and the conditional UPDATE of `last_seq` decides, inside the transaction,
-whether this batch is new. A repeat is acknowledged without storing anything twice. The
-agent is acknowledged only after the transaction committed.
+after an outage, and the writer's conditional UPDATE of `last_seq` decides, inside the
+transaction, whether this batch is new. A repeat is acknowledged without storing anything
+twice. The agent is acknowledged only after the transaction committed.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
 from watchkeeper.core import audit, events
+from watchkeeper.core.canonical import canonical_hash
 from watchkeeper.core.choices import AuditAction
 
-from .actions import offline_after
-from .choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, Connectivity, RunStatus
-from .events import AgentOnline
-from .models import Agent, Command, MetricName, MetricSample, ScriptRun
-from .protocol import canonical_json
+from . import writer
+from .choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, RunStatus
+from .models import Agent, Command, ScriptRun
 from .signer import open_payload
 
 log = logging.getLogger(__name__)
 
-# Metric name -> id, filled lazily; names are never renamed or deleted, so entries stay valid.
-_metric_ids: dict[str, int] = {}
-# Refresh the device's last_seen_at (an UPDATE of the inventory's hot row) only when the
-# device's own last_seen_at is older than this; the agent row carries the exact time. Kept
-# well inside the inventory's online window (15 min) plus one check-in interval.
-DEVICE_TOUCH_SECONDS = 300
-
-
-def touch_devices(device_ids: list[int], now: datetime) -> None:
-    """Every fresh check-in is a sign of life of its device: one set-based UPDATE of the
-    devices whose last_seen_at is older than DEVICE_TOUCH_SECONDS (shared by the Django
-    view and the lean path's batch writer)."""
-    from watchkeeper.inventory import services as inventory_services
-
-    inventory_services.touch_last_seen(device_ids, now,
-                                       older_than=timedelta(seconds=DEVICE_TOUCH_SECONDS))
-
-
-def metric_ids(names: list[str]) -> dict[str, int]:
-    known = {n: _metric_ids[n] for n in names if n in _metric_ids}
-    missing = [n for n in names if n not in known]
-    if missing:
-        MetricName.objects.bulk_create([MetricName(name=n) for n in missing],
-                                       ignore_conflicts=True)
-        fetched = dict(MetricName.objects.filter(name__in=missing).values_list("name", "id"))
-        known.update(fetched)
-        # Cache only once committed: a rolled-back transaction takes new names with it.
-        transaction.on_commit(lambda: _metric_ids.update(fetched))
-    return known
-
-
-def _sha256(value: Any) -> str:
-    import hashlib
-
-    return hashlib.sha256(canonical_json(value)).hexdigest()
-
 
 def ingest_checkin(agent: Agent, batch: dict[str, Any], *, ip: str | None) -> dict[str, Any]:
-    """Store one batch (already validated) and return the acknowledgement. Runs inside the
-    caller's transaction; only an inventory delta (which the inventory app may refuse) gets
-    a savepoint of its own."""
+    """Store one batch (already validated, its nonce claimed) and return the
+    acknowledgement. The metric part goes through the check-in writer, as the lean path's;
+    the sections only this view handles follow when the batch is fresh. Runs inside the
+    caller's transaction; only an inventory delta (which the inventory app may refuse)
+    gets a savepoint of its own, so a refusal stores nothing of the batch."""
     now = timezone.now()
-    seq = batch["seq"]
     with transaction.atomic(savepoint=bool(batch.get("inventory"))):
-        fields = {"last_seq": seq, "last_seen_at": now, "next_due_at": now + offline_after(),
-                  "last_ip": ip}
-        if batch.get("agent_version") and batch["agent_version"] != agent.agent_version:
-            fields["agent_version"] = batch["agent_version"]
-        # The claim: only the first delivery of a batch moves last_seq past it.
-        fresh = Agent.objects.filter(pk=agent.pk, last_seq__lt=seq).update(**fields)
-        hashes = agent.inventory_hashes or {}
-        if not fresh:
-            # A replay of a batch already stored: still a sign of life.
-            Agent.objects.filter(pk=agent.pk).update(last_seen_at=now,
-                                                     next_due_at=now + offline_after())
-        else:
-            hashes = _store(agent, batch, now) or hashes
-        _went_online(agent)
-    return {"ack_seq": seq, "duplicate": not fresh, "inventory_hashes": hashes}
-
-
-def _insert_samples(device_id: int, ts: datetime, values: dict[str, float]) -> None:
-    """One multi-row INSERT with placeholders: the ORM's bulk_create costs several times
-    more CPU per row, and this is the hottest write of the platform."""
-    ids = metric_ids(sorted(values))
-    ts_db = connection.ops.adapt_datetimefield_value(ts)
-    table = connection.ops.quote_name(MetricSample._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(values))
-    params: list[Any] = []
-    for name, value in values.items():
-        params.extend((device_id, ids[name], ts_db, float(value)))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (device_id, metric_id, ts, value) VALUES {rows}",  # noqa: S608
-            params)
-
-
-def _store(agent: Agent, batch: dict[str, Any], now: datetime) -> dict[str, str] | None:
-    """Write the batch; returns the new inventory hashes when an inventory was stored."""
-    hashes = None
-    metrics = batch.get("metrics")
-    if metrics and metrics.get("values"):
-        _insert_samples(agent.device_id, datetime.fromtimestamp(metrics["ts"], tz=UTC),
-                        metrics["values"])
-    inventory = batch.get("inventory")
-    if inventory and inventory.get("sections"):
-        hashes = _store_inventory(agent, inventory["sections"], now)
-    else:
-        touch_devices([agent.device_id], now)
-    if batch.get("results"):
-        _store_results(agent, batch["results"], now)
-    _note_drops(agent, batch.get("dropped") or {})
-    return hashes
+        kind, answer = writer.store([SimpleNamespace(agent=agent, batch=batch, ip=ip)], now)[0]
+        if kind == "problem":
+            raise answer  # revoked, rejected or deleted since it was authenticated
+        if not answer["duplicate"]:
+            inventory = batch.get("inventory")
+            if inventory and inventory.get("sections"):
+                answer["inventory_hashes"] = _store_inventory(agent, inventory["sections"], now)
+            if batch.get("results"):
+                _store_results(agent, batch["results"], now)
+            _note_drops(agent, batch.get("dropped") or {})
+    return answer
 
 
 def _store_inventory(agent: Agent, sections: dict[str, Any], now: datetime) -> dict[str, str]:
@@ -133,12 +65,13 @@ def _store_inventory(agent: Agent, sections: dict[str, Any], now: datetime) -> d
     # computed against what the server really holds.
     current = Agent.objects.select_for_update().values_list(
         "inventory_hashes", flat=True).get(pk=agent.pk) or {}
-    current.update({name: _sha256(data) for name, data in known.items()})
+    current.update({name: canonical_hash(data) for name, data in known.items()})
     Agent.objects.filter(pk=agent.pk).update(inventory_hashes=current)
     return current
 
 
-_RESULT_STATUS = {"timeout": CommandStatus.TIMED_OUT, "refused": CommandStatus.REFUSED}
+_RESULT_STATUS = {"timeout": CommandStatus.TIMED_OUT, "refused": CommandStatus.REFUSED,
+                  "interrupted": CommandStatus.INTERRUPTED}
 
 
 def _store_results(agent: Agent, results: list[dict[str, Any]], now: datetime) -> None:
@@ -193,21 +126,6 @@ def _note_drops(agent: Agent, dropped: dict[str, int]) -> None:
     events.emit("agent.spool_overflow", client=agent.client_id, payload={
         "id": agent.pk, "uid": str(agent.uid), "dropped_total": merged,
         "dropped_new": {k: merged[k] - int(current.get(k, 0)) for k in merged}})
-
-
-def _went_online(agent: Agent) -> None:
-    if agent.connectivity == Connectivity.ONLINE:
-        return
-    if Agent.objects.filter(pk=agent.pk).filter(
-            Q(connectivity=Connectivity.OFFLINE) | Q(connectivity=Connectivity.UNKNOWN)).update(
-            connectivity=Connectivity.ONLINE):
-        emit_online(agent)
-
-
-def emit_online(agent: Agent) -> None:
-    """The outbox event of an offline (or never seen) agent checking in; the caller claimed
-    the transition with a conditional UPDATE in its transaction."""
-    events.emit(AgentOnline.of(agent), client=agent.client_id)
 
 
 def pending_commands(agent: Agent) -> list[dict[str, Any]]:

@@ -334,3 +334,8 @@ class Command(models.Model):
 
     def __str__(self) -> str:
         return f"command {self.uid}"
+
+    @property
+    def output_length(self) -> int:
+        """Characters of output (stdout and stderr) the agent reported."""
+        return len(self.stdout or "") + len(self.stderr or "")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-from typing import Any
 
 SIGNATURE_SCHEME = "WK-AGENT-V1"
 HEADER_AGENT = "HTTP_X_WK_AGENT"
@@ -35,7 +33,3 @@ def canonical_request(*, method: str, path: str, timestamp: int, nonce: str, bod
         SIGNATURE_SCHEME, method.upper(), path, str(int(timestamp)), nonce,
         hashlib.sha256(body).hexdigest(), agent_id,
     ]).encode("utf-8")
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")

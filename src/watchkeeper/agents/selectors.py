@@ -80,3 +80,25 @@ def agents_without_device(user) -> list[Agent]:
     return list(scoped(Agent.objects.filter(device__isnull=True,
                                             status=AgentStatus.PENDING), user)
                 .order_by("created_at")[:500])
+
+
+def offline_agents(user, limit: int = 10) -> list[Agent]:
+    """Approved agents that stopped checking in, longest silent first (scoped)."""
+    from watchkeeper.core.tenancy import scoped
+
+    from .choices import AgentStatus, Connectivity
+
+    return list(scoped(Agent.objects.filter(status=AgentStatus.APPROVED,
+                                            connectivity=Connectivity.OFFLINE,
+                                            device__isnull=False)
+                       .select_related("device", "client"), user)
+                .order_by("last_seen_at")[:limit])
+
+
+def offline_agent_count(user) -> int:
+    from watchkeeper.core.tenancy import scoped
+
+    from .choices import AgentStatus, Connectivity
+
+    return scoped(Agent.objects.filter(status=AgentStatus.APPROVED,
+                                       connectivity=Connectivity.OFFLINE), user).count()

@@ -10,7 +10,6 @@ than trusting the flag the web tier set.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from watchkeeper.core import crypto
+from watchkeeper.core.canonical import canonical_json
 
 from .actions import open_value, recent_agent_count
 from .choices import CommandStatus
@@ -80,7 +80,7 @@ def open_payload(stored: str) -> str:
 
 def command_payload(command: Command) -> str:
     """The exact text the agent verifies; the agent re-checks every field in it."""
-    return json.dumps({
+    return canonical_json({
         "v": 1,
         "id": str(command.uid),
         "agent": str(command.agent.uid),
@@ -92,7 +92,7 @@ def command_payload(command: Command) -> str:
         "args": [open_value(arg) for arg in command.args],
         "timeout": command.timeout,
         "output_cap": command.output_cap,
-    }, sort_keys=True, separators=(",", ":"))
+    }).decode()
 
 
 def _approved_runs(run_ids: set[int]) -> set[int]:

@@ -5,6 +5,10 @@ dict, so a template cannot reach attributes, call methods or read settings. Anyt
 looks like a placeholder but is not an allowed bare name is an error, not left in place,
 so a typo never ships a literal "{{ ... }}" to an endpoint. Script parameters are *not*
 rendered into the body: they travel as separate argv entries.
+
+Deliberately not the template sandbox (core/safe_templates.py): a script is shell,
+PowerShell or Python, whose own `{%`, `{#` and `%}` must reach the endpoint exactly as the
+reviewer approved them, which a Django template engine would parse or refuse.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import agent_api
 
@@ -6,4 +6,5 @@ urlpatterns = [
     path("enroll", agent_api.enroll, name="agent-enroll"),
     path("checkin", agent_api.checkin, name="agent-checkin"),
     path("status", agent_api.status, name="agent-status"),
+    path("", include("watchkeeper.agents.installers.urls")),
 ]

@@ -223,8 +223,8 @@ def validate_checkin(body: Any) -> dict[str, Any]:
                     continue
                 if not (isinstance(item.get("id"), str) and UUID_RE.match(item["id"])):
                     errors.append(f"{path}.id: command uuid required")
-                if item.get("status") not in ("ok", "timeout", "refused"):
-                    errors.append(f"{path}.status: ok, timeout or refused")
+                if item.get("status") not in ("ok", "timeout", "refused", "interrupted"):
+                    errors.append(f"{path}.status: ok, timeout, refused or interrupted")
                 code = item.get("exit_code")
                 if code is not None and not _is_int(code):
                     errors.append(f"{path}.exit_code: integer or null")

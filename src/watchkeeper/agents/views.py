@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
@@ -19,6 +18,8 @@ from watchkeeper.core.tenancy import scoped
 from . import actions
 from .choices import AgentStatus, Connectivity, RunStatus
 from .forms import RunForm, ScriptForm, TokenForm
+from .installers import dist
+from .installers.scripts import base_url, one_liners, plain_http
 from .models import Agent, Command, EnrollmentToken, QuarantinedPayload, Script, ScriptRun
 
 
@@ -53,7 +54,8 @@ def enrollment(request):
                 # Shown in this answer only: the token is stored as a hash.
                 response = render(request, "agents/token_created.html", {
                     "token": token, "raw": raw, "command": install_command(raw),
-                    "plain_http": settings.BASE_URL.startswith("http://"),
+                    "installers": one_liners(raw), "packages": dist.load(),
+                    "server": base_url(), "plain_http": plain_http(),
                     "signer": actions.active_signer_key()})
                 response["Cache-Control"] = "no-store"
                 return response

@@ -52,7 +52,9 @@ _providers: list[Callable[[str, int | None], list[str]]] = []
 # Resolvers run a dynamic handler name ("webhook:12") that is not in _handlers.
 _resolvers: dict[str, Handler] = {}
 
-LEASE = timedelta(minutes=5)
+# How long a claimed delivery is held before another worker may take it (a worker killed
+# mid-delivery): longer than any handler runs (webhooks time out after WEBHOOK_TIMEOUT).
+LEASE = timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
 
 
 def subscribe(pattern: str, name: str | None = None) -> Callable[[Handler], Handler]:
@@ -209,8 +211,12 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
-def _claim(delivery_id: int, now) -> bool:
-    """Compare-and-set: only one worker wins the lease on a due row."""
+def _claim(delivery_id: int, now=None) -> bool:
+    """Compare-and-set: only one worker wins the lease on a due row.
+
+    The lease runs from the moment of the claim (not from the start of the sweep): a sweep
+    longer than LEASE must not hand out leases that have already expired."""
+    now = now or timezone.now()
     return bool(
         EventDelivery.objects.filter(
             Q(locked_until__isnull=True) | Q(locked_until__lt=now),
@@ -260,7 +266,7 @@ def dispatch_due(limit: int = 500) -> dict[str, int]:
     )
     done = failed = 0
     for delivery_id in due:
-        if not _claim(delivery_id, now):
+        if not _claim(delivery_id):
             continue  # another worker has it
         delivery = EventDelivery.objects.select_related("event").get(pk=delivery_id)
         if deliver_one(delivery):

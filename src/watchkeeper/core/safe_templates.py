@@ -1,18 +1,33 @@
-"""User-written Django templates (notification subjects and bodies) made safe to render.
+"""The template sandbox: user-written Django templates (notification subjects and bodies of
+the helpdesk and of monitoring's alert channels) made safe to check and render.
 
-Shared by the helpdesk and monitoring notification templates. A template is parsed by a
-caller's sandbox engine (no loaders, no tag libraries), then `problems()` walks its nodes:
-only the caller's allowlisted tags, only the filters in FILTERS, numeric filter arguments
-within their caps, short literal arguments, no loop inside a loop. `render()` renders with a
-budget on the characters produced, counted as each piece is produced (a loop cannot build a
-huge string before the cap is checked), and answers at most `limit` characters.
+One sandbox engine (no loaders, no tag libraries, no autoescape; an unknown variable is
+empty) parses a template (`parse`), then `problems()` walks its nodes: only the tags in
+ALLOWED_NODES, only the filters in FILTERS, numeric filter arguments within their caps,
+short literal arguments, no loop inside a loop. `check()` is both, as messages.
+`render()` renders a checked source — a stored one the sandbox refuses now is replaced by
+the caller's fallback — with a budget on the characters produced, counted as each piece is
+produced (a loop cannot build a huge string before the cap is checked), and answers at
+most `limit` characters. Which variables a template may read is the caller's business
+(`variables()` lists them); the context is plain values and dicts, never model instances.
 """
 
 from __future__ import annotations
 
-from django.template import Context, Template
-from django.template.base import FilterExpression, Node, Variable
-from django.template.defaulttags import ForNode, IfNode
+import logging
+
+from django.template import Context, Engine, Template, TemplateSyntaxError
+from django.template.base import FilterExpression, Node, TextNode, Variable, VariableNode
+from django.template.defaulttags import (
+    AutoEscapeControlNode,
+    CommentNode,
+    FirstOfNode,
+    ForNode,
+    IfNode,
+    SpacelessNode,
+)
+
+log = logging.getLogger(__name__)
 
 # Filters a notification template may use; none of them can make a large output out of a
 # small input (center/ljust/rjust/make_list/... are left out on purpose).
@@ -26,6 +41,11 @@ NUMERIC_ARGS = {"truncatechars": 10_000, "truncatewords": 2_000, "floatformat": 
 MAX_LITERAL_ARG = 100  # characters of a quoted filter argument (join separators, formats)
 MAX_LOOP_DEPTH = 1
 DEFAULT_LIMIT = 100_000  # characters a rendered template may produce
+# The tags a template may use.
+ALLOWED_NODES = (TextNode, VariableNode, IfNode, ForNode, CommentNode, AutoEscapeControlNode,
+                 SpacelessNode, FirstOfNode)
+_engine = Engine(debug=False, loaders=[], libraries={}, autoescape=False,
+                 string_if_invalid="")
 
 
 class RenderTooLarge(Exception):
@@ -100,12 +120,17 @@ def _filter_problems(expr: FilterExpression) -> list[str]:
     return errors
 
 
-def problems(template: Template, allowed_nodes: tuple[type, ...]) -> list[str]:
-    """What makes `template` unsafe: tags outside `allowed_nodes`, filters outside FILTERS,
+def parse(source: str) -> Template:
+    """The template of `source` in the sandbox engine; raises TemplateSyntaxError."""
+    return _engine.from_string(source)
+
+
+def problems(template: Template) -> list[str]:
+    """What makes `template` unsafe: tags outside ALLOWED_NODES, filters outside FILTERS,
     numeric arguments over their caps, long literal arguments, nested loops."""
     errors: list[str] = []
     for node, loop_depth in walk(template.nodelist):
-        if not isinstance(node, allowed_nodes):
+        if not isinstance(node, ALLOWED_NODES):
             errors.append(f"tag {type(node).__name__.removesuffix('Node').lower()!r} "
                           f"is not allowed")
             continue
@@ -139,7 +164,29 @@ def _counted(render_annotated, budget: list[int]):
     return render
 
 
-def render(template: Template, context: dict, limit: int = DEFAULT_LIMIT) -> str:
+def check(source: str) -> list[str]:
+    """Why `source` may not be used as a template (empty: it may)."""
+    try:
+        template = parse(source)
+    except TemplateSyntaxError as exc:
+        return [f"syntax error: {exc}"]
+    return problems(template)
+
+
+def render(source: str, context: dict, *, limit: int = DEFAULT_LIMIT,
+           fallback: str = "") -> str:
+    """Render `source` with `context`, at most `limit` characters. A source the sandbox
+    refuses (a row saved before its tags and filters were checked) is not rendered:
+    `fallback` is, and "" when that is refused too."""
+    if check(source):
+        log.warning("unsafe template not rendered, its fallback is; edit the template")
+        source = fallback
+        if check(source):
+            return ""
+    return _render(parse(source), context, limit)
+
+
+def _render(template: Template, context: dict, limit: int) -> str:
     """Render `template` (already checked by problems()) with `context`; the output is
     counted piece by piece and cut at `limit` characters."""
     budget = [limit]

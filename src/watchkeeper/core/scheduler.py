@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
@@ -86,6 +85,7 @@ def _register_core_jobs() -> None:
     register("core.prune_task_results", timedelta(days=1), tasks.prune_task_results)
     register("core.prune_login_attempts", timedelta(days=1), tasks.prune_login_attempts)
     register("core.prune_heartbeats", timedelta(days=1), tasks.prune_heartbeats)
+    register("core.recover_stale_tasks", timedelta(seconds=60), tasks.recover_stale_tasks_job)
 
 
 _register_core_jobs()
@@ -169,14 +169,33 @@ class Scheduler:
         self.stopped.set()
 
     def run(self) -> None:
-        discover()
-        ensure_rows()
+        from .processes import Backoff, is_dependency_error, run_retrying
+
+        # Starting needs the database too: wait for it like a sweep would.
+        backoff = Backoff()
+        while not self.stopped.is_set():
+            try:
+                discover()
+                ensure_rows()
+                break
+            except Exception as exc:
+                if not is_dependency_error(exc):
+                    raise
+                log.warning("scheduler: database unavailable at start (%s); retrying",
+                            type(exc).__name__)
+                self.stopped.wait(backoff.next_delay())
         log.info("scheduler started with jobs: %s", ", ".join(
             f"{j.name} every {int(j.interval.total_seconds())}s" for j in registered().values()))
-        while not self.stopped.is_set():
-            close_old_connections()
-            try:
-                run_due()
-            except Exception:  # a lost database connection: keep looping, retry next tick
-                log.exception("scheduler sweep failed")
-            self.stopped.wait(self.tick)
+        # A lost database: one warning, retries with backoff and jitter, one line when back.
+        run_retrying("scheduler", _sweep, self.stopped, tick=self.tick)
+
+
+def _sweep() -> None:
+    from .processes import is_dependency_error
+
+    try:
+        run_due()
+    except Exception as exc:
+        if is_dependency_error(exc):
+            raise  # run_retrying backs off
+        log.exception("scheduler sweep failed")  # a bug in one job: keep sweeping

@@ -69,3 +69,41 @@ def prune_heartbeats() -> int:
     cutoff = timezone.now() - timedelta(days=1)
     deleted, _ = ProcessHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
     return deleted
+
+
+def recover_stale_tasks(own: str | None = None) -> int:
+    """Put RUNNING tasks of the database queue back to READY when the worker that claimed
+    them is gone (no heartbeat for WORKER_STALE_SECONDS: killed, host lost) or is `own`
+    (the calling worker, which runs nothing at this moment: a database error cut its task).
+
+    Without this a task killed mid-run stays RUNNING forever. Running it again is the
+    at-least-once promise of the queue: tasks are written to be idempotent."""
+    from django_tasks_db.models import DBTaskResult
+
+    from .models import ProcessHeartbeat
+
+    running = list(DBTaskResult.objects.running().values_list("id", "worker_ids"))
+    if not running:
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_SECONDS)
+    live = {name[:64] for name in ProcessHeartbeat.objects.filter(
+        role="worker", last_seen__gte=cutoff).values_list("name", flat=True)}
+    live.discard(own)
+    stale = [pk for pk, workers in running if not workers or workers[-1] not in live]
+    if not stale:
+        return 0
+    from django_tasks_db.compat import TaskResultStatus
+
+    return DBTaskResult.objects.filter(pk__in=stale, status=TaskResultStatus.RUNNING).update(
+        status=TaskResultStatus.READY, started_at=None)
+
+
+@task()
+def recover_stale_tasks_job() -> int:
+    """The periodic sweep of recover_stale_tasks (database queue only)."""
+    from django_tasks import default_task_backend
+    from django_tasks_db.backend import DatabaseBackend
+
+    if not isinstance(default_task_backend, DatabaseBackend):
+        return 0
+    return recover_stale_tasks()

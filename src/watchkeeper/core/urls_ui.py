@@ -4,6 +4,7 @@ from .views import clients, ui
 
 urlpatterns = [
     path("", ui.dashboard, name="dashboard"),
+    path("activity/", ui.activity, name="activity"),
     path("portal/", ui.portal, name="portal"),
     path("search/", ui.search, name="search"),
     path("scope/", ui.scope, name="scope"),

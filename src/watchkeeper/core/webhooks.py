@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 
 import httpx
@@ -18,9 +17,12 @@ from django.conf import settings
 from django.db.models import Q
 
 from . import catalogue, crypto, events
+from .canonical import canonical_json
 from .models import Event, WebhookDelivery, WebhookEndpoint
 
 SECRET_PURPOSE = "webhook-secret"
+# What an attempt row says until its outcome is known (and forever, if the sender died).
+INTERRUPTED = "interrupted — outcome unknown (the sender stopped before an answer came)"
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -43,12 +45,10 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
 def body_for(event: Event) -> bytes:
     """The JSON a receiver gets: the envelope, the kind's schema `version` and the payload
     its declaration promises (docs/events.md)."""
-    return json.dumps(
+    return canonical_json(
         {"id": str(event.id), "kind": event.kind, "version": event.version,
          "client": event.client_id, "created_at": event.created_at.isoformat(),
-         "payload": event.payload},
-        sort_keys=True, separators=(",", ":"),
-    ).encode()
+         "payload": event.payload})
 
 
 def _provider(kind: str, client_id: int | None) -> list[str]:
@@ -75,6 +75,12 @@ def _deliver(declared, handler_name: str) -> None:
         "X-Watchkeeper-Delivery": str(event.id),
         "X-Watchkeeper-Signature": sign(secret, body, int(time.time())),
     }
+    # The attempt is logged before the request leaves: a worker killed mid-send leaves this
+    # row as it is, so the log shows an attempt whose outcome is unknown (the outbox sends
+    # again, with the same event id, once the lease expires).
+    logged = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, attempt=attempt, status_code=None, success=False,
+        duration_ms=0, error=INTERRUPTED)
     started = time.monotonic()
     status_code, error = None, ""
     try:
@@ -85,9 +91,9 @@ def _deliver(declared, handler_name: str) -> None:
             error = f"HTTP {status_code}: {response.text[:500]}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    WebhookDelivery.objects.create(
-        endpoint=endpoint, event=event, attempt=attempt, status_code=status_code,
-        success=not error, duration_ms=int((time.monotonic() - started) * 1000), error=error,
+    WebhookDelivery.objects.filter(pk=logged.pk).update(
+        status_code=status_code, success=not error,
+        duration_ms=int((time.monotonic() - started) * 1000), error=error,
     )
     if error:
         raise RuntimeError(error)

@@ -91,11 +91,18 @@ class TicketChangeSerializer(TicketSerializer):
 
 
 class TicketEntrySerializer(serializers.ModelSerializer):
+    original_mail = serializers.SerializerMethodField(
+        help_text="Ids of the received messages this entry came from: download one at "
+                  "/api/v1/tickets/<ticket>/original-mail/<id>/.")
+
     class Meta:
         model = TicketEntry
         fields = ["id", "kind", "is_public", "author", "author_label", "body", "changes",
-                  "message_id", "in_reply_to", "created_at"]
+                  "message_id", "in_reply_to", "created_at", "original_mail"]
         read_only_fields = fields
+
+    def get_original_mail(self, entry) -> list[int]:
+        return [m.pk for m in entry.inbound_messages.all()]
 
 
 class TicketEntryCreateSerializer(serializers.Serializer):
@@ -230,6 +237,14 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
         except attachments.AttachmentRefused as exc:
             raise exceptions.ValidationError({"file": str(exc)}) from exc
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "message/rfc822"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path=r"original-mail/(?P<inbound>\d+)")
+    def original_mail(self, request, pk=None, inbound=None):
+        """A message as received (.eml) that became an entry of this ticket."""
+        ticket = self.get_object()
+        row = get_object_or_404(InboundMessage, pk=inbound, ticket=ticket)
+        return attachments.raw_mail_response(row)
 
     @extend_schema(request=TicketMergeSerializer, responses=TicketSerializer)
     @action(detail=True, methods=["post"])
@@ -455,7 +470,8 @@ class InboundMessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = InboundMessage
         fields = ["id", "state", "reason", "size", "channel", "envelope_from", "envelope_to",
-                  "subject", "message_id", "received_at", "processed_at", "ticket"]
+                  "subject", "message_id", "content_hash", "received_at", "processed_at",
+                  "raw_purged_at", "ticket", "entry"]
         read_only_fields = fields
 
 
@@ -481,13 +497,7 @@ class InboundViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses={(200, "message/rfc822"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def raw(self, request, pk=None):
-        from django.http import HttpResponse
-
-        row = self.get_object()
-        resp = HttpResponse(bytes(row.raw), content_type="message/rfc822")
-        resp["Content-Disposition"] = f'attachment; filename="message-{row.pk}.eml"'
-        resp["X-Content-Type-Options"] = "nosniff"
-        return resp
+        return attachments.raw_mail_response(self.get_object())
 
     @extend_schema(request=InboundReprocessSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])

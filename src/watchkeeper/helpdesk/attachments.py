@@ -1,6 +1,8 @@
 """Attachment storage: size limit, content type sniffed from the bytes (the declared type is
-only recorded), files kept under DATA_DIR/attachments/<sha256 prefix>/<sha256>, and
-responses that always download (never inline, never rendered as HTML by a browser)."""
+only recorded), files kept by their SHA-256 as <prefix>/<sha256> in the storage layer
+(settings.STORAGES["attachments"]: DATA_DIR/attachments by default, an S3-compatible bucket
+for several hosts), and responses that always download (never inline, never rendered as
+HTML by a browser)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
+
+from watchkeeper.core.files import is_local, stored_files
 
 # Magic numbers of the formats we recognise; anything else is text/plain when it decodes as
 # UTF-8 without control characters, else application/octet-stream.
@@ -61,21 +65,44 @@ def safe_filename(name: str | None) -> str:
     return name or "attachment.bin"
 
 
+def storage():
+    """The storage layer of stored files (core/files.py): a directory under DATA_DIR by
+    default, an S3-compatible bucket for several hosts."""
+    return stored_files()
+
+
+def name_for(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256}"
+
+
 def root() -> Path:
     return Path(settings.DATA_DIR) / "attachments"
 
 
 def path_for(sha256: str) -> Path:
-    return root() / sha256[:2] / sha256
+    """Local storage only: the file's path on disk."""
+    return Path(storage().path(name_for(sha256)))
 
 
 def store(data: bytes) -> tuple[str, str]:
-    """Write the bytes durably (fsync, atomic rename); return (sha256, sniffed type)."""
+    """Write the bytes durably before the caller commits the row that names them; return
+    (sha256, sniffed type). Content-addressed: the same bytes are stored once.
+
+    Local storage: temp file, fsync, atomic rename (a crash leaves no half file under the
+    real name). Object store: one PUT, which is atomic by itself."""
     limit = settings.ATTACHMENT_MAX_BYTES
     if len(data) > limit:
         raise AttachmentRefused(f"{len(data)} bytes is over the {limit}-byte limit")
     digest = hashlib.sha256(data).hexdigest()
-    target = path_for(digest)
+    store_ = storage()
+    name = name_for(digest)
+    if not is_local(store_):
+        if not store_.exists(name):
+            from django.core.files.base import ContentFile
+
+            store_.save(name, ContentFile(data))
+        return digest, sniff(data)
+    target = Path(store_.path(name))
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
@@ -96,12 +123,25 @@ def served_type(content_type: str) -> str:
 
 
 def response(attachment) -> FileResponse:
-    path = path_for(attachment.sha256)
-    if not path.exists():
+    store_ = storage()
+    name = name_for(attachment.sha256)
+    if not store_.exists(name):
         raise Http404("attachment file is missing")
-    resp = FileResponse(path.open("rb"), as_attachment=True, filename=attachment.filename,
+    resp = FileResponse(store_.open(name, "rb"), as_attachment=True,
+                        filename=attachment.filename,
                         content_type=served_type(attachment.content_type))
     resp["X-Content-Type-Options"] = "nosniff"
     resp["Content-Security-Policy"] = "default-src 'none'; sandbox"
     resp["Cache-Control"] = "private, no-store"
+    return resp
+
+
+def raw_mail_response(row) -> HttpResponse:
+    """A kept received message (InboundMessage) as an .eml download."""
+    data = row.raw_bytes()
+    if not data:
+        raise Http404("The message's bytes were dropped after the retention period.")
+    resp = HttpResponse(data, content_type="message/rfc822")
+    resp["Content-Disposition"] = f'attachment; filename="message-{row.pk}.eml"'
+    resp["X-Content-Type-Options"] = "nosniff"
     return resp

@@ -85,6 +85,7 @@ class EntryKind(models.TextChoices):
 
 
 class InboundState(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted (became a ticket or a reply)"
     QUARANTINED = "quarantined", "Quarantined"
     IGNORED = "ignored", "Ignored (auto-reply or loop)"
     REPROCESSED = "reprocessed", "Re-processed"

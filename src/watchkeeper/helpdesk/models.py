@@ -317,30 +317,49 @@ class NotificationTemplate(models.Model):
 
 
 class InboundMessage(models.Model):
-    """A received message that did not become a ticket entry: kept whole, with the reason.
-    Quarantined (could not be processed) or ignored (auto-reply, loop, rate); re-processable.
-    The sender is unknown until parsed, so these rows belong to no tenant (tickets.admin)."""
+    """Every message mail-in accepted, kept whole (zlib-compressed) with what it became:
+    accepted (the ticket and entry it became), quarantined (could not be processed) or
+    ignored (auto-reply, list mail, loop, rate), each with the reason; re-processable.
+    `content_hash` (SHA-256 of the message without its trace headers) is unique, so a
+    re-sent message is recognised whatever it became. The raw bytes are dropped after
+    MAIL_RAW_RETENTION_DAYS (the row and its hash stay). Quarantined and ignored rows belong
+    to no tenant (tickets.admin); an accepted message is downloadable by whoever sees its
+    ticket."""
 
     state = models.CharField(max_length=12, choices=InboundState.choices,
                              default=InboundState.QUARANTINED)
     reason = models.TextField()
     raw = models.BinaryField()
+    compression = models.CharField(max_length=8, blank=True)  # "" (plain) | "zlib"
+    raw_purged_at = models.DateTimeField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     size = models.PositiveIntegerField(default=0)
     channel = models.CharField(max_length=10, default="smtp")  # smtp | imap | api
     envelope_from = models.CharField(max_length=998, blank=True)
     envelope_to = models.TextField(blank=True)
     subject = models.CharField(max_length=300, blank=True)
-    message_id = models.CharField(max_length=998, blank=True)
+    message_id = models.CharField(max_length=998, blank=True, db_index=True)
     received_at = models.DateTimeField(default=now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     ticket = models.ForeignKey(Ticket, on_delete=models.SET_NULL, null=True, blank=True,
-                               related_name="+")
+                               related_name="inbound_messages")
+    entry = models.ForeignKey(TicketEntry, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="inbound_messages")
 
     class Meta:
         ordering = ["-received_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.get_state_display()}: {self.subject or self.reason[:60]}"
+
+    def raw_bytes(self) -> bytes:
+        """The message as received (b"" once the retention period dropped it)."""
+        data = bytes(self.raw or b"")
+        if self.compression == "zlib" and data:
+            import zlib
+
+            return zlib.decompress(data)
+        return data
 
 
 class OutgoingMail(models.Model):

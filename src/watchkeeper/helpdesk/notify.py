@@ -9,7 +9,7 @@ import logging
 import secrets
 import smtplib
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import make_msgid
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from watchkeeper.core import events
+from watchkeeper.core import mail as core_mail
 
 from . import templating
 from .choices import MailState
@@ -89,24 +90,13 @@ def queue_notification(ticket: Ticket, kind: str, *, entry: TicketEntry | None =
 
 
 def build_message(mail: OutgoingMail) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = settings.MAIL_FROM
-    msg["To"] = mail.to
-    msg["Subject"] = mail.subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = mail.message_id
-    refs = thread_ids(mail.ticket)
-    if mail.in_reply_to:
-        msg["In-Reply-To"] = mail.in_reply_to
-    if refs:
-        msg["References"] = " ".join(r for r in refs if r != mail.message_id)
-    # Automated notices say so (RFC 3834), and ask Exchange not to auto-reply to them.
-    if mail.kind != "replied":
-        msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Watchkeeper-Ticket"] = mail.ticket.reference
-    msg.set_content(mail.body)
-    return msg
+    refs = [r for r in thread_ids(mail.ticket) if r != mail.message_id]
+    # A reply written by a technician is not an automated notice (RFC 3834).
+    return core_mail.message(
+        to=[mail.to], subject=mail.subject, body=mail.body, automated=mail.kind != "replied",
+        headers={"Message-ID": mail.message_id, "In-Reply-To": mail.in_reply_to,
+                 "References": " ".join(refs),
+                 "X-Watchkeeper-Ticket": mail.ticket.reference})
 
 
 def send(mail_id: int) -> str:
@@ -115,20 +105,14 @@ def send(mail_id: int) -> str:
     mail = OutgoingMail.objects.select_related("ticket").filter(pk=mail_id).first()
     if mail is None or mail.state in (MailState.SENT, MailState.SKIPPED):
         return "nothing to do"
-    if not settings.SMTP_HOST:
+    if not core_mail.configured():
         OutgoingMail.objects.filter(pk=mail.pk).update(
             state=MailState.SKIPPED, error="WATCHKEEPER_SMTP_HOST is not set")
         log.info("mail %s to %s not sent: no SMTP host configured", mail.pk, mail.to)
         return "skipped"
     msg = build_message(mail)
     try:
-        with smtplib.SMTP(settings.SMTP_HOST, settings.SMTP_PORT,
-                          timeout=settings.SMTP_TIMEOUT) as smtp:
-            if settings.SMTP_STARTTLS:
-                smtp.starttls()
-            if settings.SMTP_USER:
-                smtp.login(settings.SMTP_USER, settings.SMTP_PASSWORD)
-            smtp.send_message(msg, from_addr=settings.MAIL_FROM, to_addrs=[mail.to])
+        core_mail.deliver(msg, [mail.to])
     except (smtplib.SMTPException, OSError) as exc:
         OutgoingMail.objects.filter(pk=mail.pk).update(
             state=MailState.FAILED, attempts=mail.attempts + 1, error=f"{exc}"[:2000])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, Prefetch, Q, QuerySet
 
 from watchkeeper.core.choices import Role
 from watchkeeper.core.converters import filter_by_id, parse_id
@@ -12,7 +12,7 @@ from watchkeeper.core.models import User
 from watchkeeper.core.tenancy import scoped, visible_client_ids
 
 from .choices import OPEN_STATUSES, Status
-from .models import REFERENCE_PREFIX, CsatSurvey, Ticket
+from .models import REFERENCE_PREFIX, CsatSurvey, InboundMessage, Ticket
 
 SORTS = {
     "created": "created_at", "-created": "-created_at",
@@ -137,7 +137,10 @@ def csat_results(user) -> dict:
 
 
 def timeline(ticket: Ticket, *, public_only: bool = False) -> QuerySet:
-    qs = ticket.entries.select_related("author").prefetch_related("attachments")
+    qs = ticket.entries.select_related("author").prefetch_related(
+        "attachments", Prefetch("inbound_messages",
+                                queryset=InboundMessage.objects.only("id", "entry_id", "size",
+                                                                     "raw_purged_at")))
     if public_only:
         qs = qs.filter(is_public=True)
     return qs.order_by("created_at", "id")
@@ -161,3 +164,81 @@ def search_tickets(user, text: str, limit: int = 10) -> list[dict]:
              "client": t.client_id, "client_name": t.client.name if t.client else "",
              "detail": " ".join(filter(None, [t.get_status_display(), t.requester_email])),
              "url": f"/tickets/{t.pk}/"} for t in rows]
+
+
+# --- Home pages ---------------------------------------------------------------------------
+
+def _with_sla(qs: QuerySet) -> QuerySet:
+    """Tickets annotated with their next SLA due time (the earliest unmet clock), whether a
+    clock is breached, and whether one is past its warning point."""
+    from django.db.models import Exists, Min, OuterRef
+    from django.utils import timezone
+
+    from .sla.models import SlaClock
+
+    now = timezone.now()
+    open_clocks = SlaClock.objects.filter(ticket=OuterRef("pk"), met_at__isnull=True)
+    return qs.annotate(
+        sla_due=Min("sla_clocks__due_at", filter=Q(sla_clocks__met_at__isnull=True)),
+        sla_breached=Exists(open_clocks.filter(breached_at__isnull=False)),
+        sla_at_risk=Exists(open_clocks.filter(breached_at__isnull=True, warning_at__lte=now)),
+    )
+
+
+def my_open_tickets(user, limit: int = 15) -> list[Ticket]:
+    """The user's open tickets, the one whose SLA falls due first on top."""
+    from django.db.models import F
+
+    qs = _with_sla(visible_tickets(user).filter(assignee=user, status__in=OPEN_STATUSES)
+                   .select_related("client"))
+    return list(qs.order_by(F("sla_due").asc(nulls_last=True), "-priority", "id")[:limit])
+
+
+def sla_counts(user, *, mine: bool = False) -> dict[str, int]:
+    """Open tickets breached and at risk (of the user's, or of all they see)."""
+    qs = visible_tickets(user).filter(status__in=OPEN_STATUSES)
+    if mine:
+        qs = qs.filter(assignee=user)
+    qs = _with_sla(qs)
+    return {"breached": qs.filter(sla_breached=True).count(),
+            "at_risk": qs.filter(sla_breached=False, sla_at_risk=True).count(),
+            "open": qs.count()}
+
+
+def unassigned_queue(user, limit: int = 15) -> list[Ticket]:
+    from django.db.models import F
+
+    qs = _with_sla(visible_tickets(user).filter(assignee__isnull=True,
+                                                status__in=OPEN_STATUSES)
+                   .select_related("client"))
+    return list(qs.order_by(F("sla_due").asc(nulls_last=True), "priority", "id")[:limit])
+
+
+def running_timers(user) -> list:
+    from .time.models import Timer
+
+    return list(Timer.objects.filter(technician=user).select_related("ticket")
+                .order_by("started_at"))
+
+
+def sla_attainment(user, days: int = 30) -> dict[str, float | int | None]:
+    """Of the SLA clocks met or breached in the last `days`, the share met on time."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .sla.models import SlaClock
+
+    since = timezone.now() - timedelta(days=days)
+    clocks = scoped(SlaClock.objects.all(), user).filter(
+        Q(met_at__gte=since) | Q(breached_at__gte=since))
+    total = clocks.count()
+    on_time = clocks.filter(met_at__isnull=False, breached_at__isnull=True).count()
+    return {"total": total, "on_time": on_time,
+            "percent": round(100 * on_time / total) if total else None}
+
+
+def latest_billing_run():
+    from .billing.models import BillingRun
+
+    return BillingRun.objects.order_by("-period_start", "-id").first()

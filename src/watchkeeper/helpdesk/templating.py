@@ -1,26 +1,17 @@
 """Client notification templates: validated against the variables they use when saved, and
 rendered in a sandbox.
 
-The sandbox is a Django template engine with no loaders and no tag libraries beyond the
-built-in ones, a short allowlist of tags, and a context of plain dicts built here (never a
-model instance), so a template can read exactly the variables in VARIABLES and nothing else.
+The sandbox is the platform's one (core/safe_templates.py: no loaders, no tag libraries, a
+short allowlist of tags and filters, output capped); the context is plain dicts built here
+(never a model instance), so a template can read exactly the variables in VARIABLES and
+nothing else.
 """
 
 from __future__ import annotations
 
-import logging
-
 from django.core.exceptions import ValidationError
-from django.template import Engine, TemplateSyntaxError
-from django.template.base import TextNode, Variable, VariableNode
-from django.template.defaulttags import (
-    AutoEscapeControlNode,
-    CommentNode,
-    FirstOfNode,
-    ForNode,
-    IfNode,
-    SpacelessNode,
-)
+from django.template import TemplateSyntaxError
+from django.template.base import Variable
 
 from watchkeeper.core import safe_templates
 
@@ -35,13 +26,7 @@ VARIABLES: dict[str, frozenset[str] | None] = {
     "survey_url": None,
     "msp_name": None,
 }
-ALLOWED_NODES = (TextNode, VariableNode, IfNode, ForNode, CommentNode, AutoEscapeControlNode,
-                 SpacelessNode, FirstOfNode)
-
-log = logging.getLogger(__name__)
 RENDER_LIMIT = 100_000  # characters of a rendered subject or body
-_engine = Engine(debug=False, loaders=[], libraries={}, autoescape=False,
-                 string_if_invalid="")
 
 DEFAULTS = {
     "created": ("[{{ ticket.reference }}] {{ ticket.subject }}",
@@ -92,11 +77,11 @@ def validate(*sources: str, custom_keys: frozenset[str] = frozenset()) -> list[s
     used: set[str] = set()
     for source in sources:
         try:
-            template = _engine.from_string(source)
+            template = safe_templates.parse(source)
         except TemplateSyntaxError as exc:
             raise ValidationError(f"Template syntax error: {exc}") from exc
         # Tags, filters, numeric arguments, loops: the checks shared with monitoring.
-        errors.extend(safe_templates.problems(template, ALLOWED_NODES))
+        errors.extend(safe_templates.problems(template))
         for var, loopvars in safe_templates.variables(template):
             name = _check_variable(var, loopvars, errors, custom_keys)
             if name and (name in VARIABLES or name == "custom"):
@@ -121,10 +106,4 @@ def render(source: str, context: dict, fallback: str = "") -> str:
                           if k in allowed}
         else:
             clean[key] = "" if value is None else str(value)
-    template = _engine.from_string(source)
-    if safe_templates.problems(template, ALLOWED_NODES):
-        log.warning("unsafe notification template not rendered; edit the template")
-        template = _engine.from_string(fallback)
-        if safe_templates.problems(template, ALLOWED_NODES):
-            return ""
-    return safe_templates.render(template, clean, RENDER_LIMIT)
+    return safe_templates.render(source, clean, limit=RENDER_LIMIT, fallback=fallback)

@@ -16,6 +16,8 @@ urlpatterns = [
     path("tickets/<id:pk>/merge", views.ticket_merge, name="ticket_merge"),
     path("tickets/<id:pk>/assign", views.dispatch_assign, name="ticket_assign"),
     path("tickets/attachments/<id:pk>", views.attachment_download, name="ticket_attachment"),
+    path("tickets/<id:pk>/original-mail/<id:inbound>", views.ticket_original_mail,
+         name="ticket_original_mail"),
     path("tickets/inbound/", views.inbound_list, name="ticket_inbound"),
     path("tickets/inbound/<id:pk>/", views.inbound_detail, name="ticket_inbound_detail"),
     path("tickets/inbound/<id:pk>/reprocess", views.inbound_reprocess,

@@ -268,6 +268,14 @@ def attachment_download(request, pk: int):
 
 
 @requires("tickets.view")
+def ticket_original_mail(request, pk: int, inbound: int):
+    """A message as it was received, for whoever sees the ticket it became."""
+    ticket = _ticket(request, pk)
+    row = get_object_or_404(InboundMessage, pk=inbound, ticket=ticket)
+    return attachments.raw_mail_response(row)
+
+
+@requires("tickets.view")
 def dispatch(request):
     rows, unassigned = selectors.workload(request.user)
     waiting = selectors.visible_tickets(request.user).filter(
@@ -308,7 +316,7 @@ def inbound_list(request):
 @requires("tickets.admin")
 def inbound_detail(request, pk: int):
     row = get_object_or_404(InboundMessage, pk=pk)
-    raw = bytes(row.raw)
+    raw = row.raw_bytes()
     return render(request, "helpdesk/inbound_detail.html", {
         "row": row, "preview": raw[:20000].decode("utf-8", "replace"),
         "truncated": len(raw) > 20000})
@@ -431,6 +439,7 @@ for _view in (ticket_detail, ticket_reply, ticket_update, ticket_watch, ticket_m
               dispatch_assign):
     _view.wk_model = Ticket
 attachment_download.wk_model = Attachment
+ticket_original_mail.wk_model = Ticket
 for _view in (inbound_detail, inbound_reprocess):
     _view.wk_model = InboundMessage
 for _view in (rule_edit, rule_delete):

@@ -48,11 +48,11 @@ class DeviceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Device
         fields = ["id", "client", "site", "name", "kind", "status", "hostname", "serial",
-                  "manufacturer", "model", "os_name", "os_version", "primary_ip",
+                  "asset_tag", "manufacturer", "model", "os_name", "os_version", "primary_ip",
                   "primary_mac", "reboot_required", "pending_updates", "purchase_date",
-                  "cost", "warranty_end", "end_of_support", "assigned_contact", "location",
-                  "notes", "source", "agent_ref", "last_seen_at", "inventory_at",
-                  "created_at", "updated_at", "online"]
+                  "cost", "cost_currency", "warranty_end", "end_of_support",
+                  "assigned_contact", "location", "notes", "source", "agent_ref",
+                  "last_seen_at", "inventory_at", "created_at", "updated_at", "online"]
         read_only_fields = ["source", "agent_ref", "last_seen_at", "inventory_at",
                             "created_at", "updated_at", "reboot_required", "pending_updates",
                             "online"]
@@ -263,7 +263,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportRun
         fields = ["id", "client", "filename", "status", "headers", "mapping", "date_order",
-                  "report", "created_at", "applied_at"]
+                  "resolutions", "report", "created_at", "applied_at"]
         read_only_fields = fields
 
 
@@ -272,14 +272,37 @@ class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
 
 
+RESOLUTIONS_HELP = (
+    "A person's decisions from the preview: 'value:<line>:<field>' -> a reading named in "
+    "report.ambiguous[].options (or its value, or '' to leave the value empty); "
+    "'order:<date field>' -> dmy|mdy for a column's ambiguous dates; 'mark:cost' -> ',' or "
+    "'.' (the decimal separator); 'dup:<line>' (report.duplicates[].key) -> the line that "
+    "wins, or 'skip'.")
+
+
 class MappingSerializer(serializers.Serializer):
     mapping = serializers.DictField(child=serializers.CharField(allow_blank=True))
-    date_order = serializers.ChoiceField(choices=["dmy", "mdy"], default="dmy")
+    date_order = serializers.ChoiceField(
+        choices=["dmy", "mdy", ""], default="", help_text=(
+            "How every date column reads slash dates that stay ambiguous after the column's "
+            "own evidence; empty: each such value waits for a decision."))
+    resolutions = serializers.DictField(child=serializers.CharField(allow_blank=True),
+                                        required=False, help_text=RESOLUTIONS_HELP)
+
+
+class DecideSerializer(serializers.Serializer):
+    resolutions = serializers.DictField(child=serializers.CharField(allow_blank=True),
+                                        help_text=RESOLUTIONS_HELP)
 
 
 class ApplySerializer(serializers.Serializer):
     decisions = serializers.DictField(child=serializers.ChoiceField(choices=["keep", "take"]),
                                       required=False)
+    resolutions = serializers.DictField(child=serializers.CharField(allow_blank=True),
+                                        required=False, help_text=RESOLUTIONS_HELP)
+    skip_undecided = serializers.BooleanField(
+        default=False, help_text="Apply although decisions are open: undecided ambiguous "
+                                 "values are left empty, undecided duplicate rows skipped.")
 
 
 class ImportViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
@@ -317,7 +340,19 @@ class ImportViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
         body.is_valid(raise_exception=True)
         run = _django_errors(importers.set_mapping, actor=request.user, run=run,
                              mapping=body.validated_data["mapping"],
-                             date_order=body.validated_data["date_order"])
+                             date_order=body.validated_data["date_order"],
+                             resolutions=body.validated_data.get("resolutions"))
+        return Response(ImportRunSerializer(run).data)
+
+    @extend_schema(request=DecideSerializer, responses={200: ImportRunSerializer},
+                   summary="Decide ambiguous values and duplicate rows; refreshes the preview")
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):
+        run = self.get_object()
+        body = DecideSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = _django_errors(importers.decide, actor=request.user, run=run,
+                             resolutions=body.validated_data["resolutions"])
         return Response(ImportRunSerializer(run).data)
 
     @extend_schema(request=ApplySerializer, responses={200: ImportRunSerializer},
@@ -328,7 +363,9 @@ class ImportViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
         body = ApplySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = _django_errors(importers.apply, actor=request.user, run=run,
-                             decisions=body.validated_data.get("decisions") or {})
+                             decisions=body.validated_data.get("decisions") or {},
+                             resolutions=body.validated_data.get("resolutions") or {},
+                             skip_undecided=body.validated_data["skip_undecided"])
         return Response(ImportRunSerializer(run).data)
 
 

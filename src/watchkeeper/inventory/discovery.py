@@ -1,10 +1,11 @@
 """Network discovery of a subnet: ICMP ping sweep, TCP connect scan of common ports, and SNMP
 v2c sysName/sysDescr, all with asyncio and a bound on what is in flight.
 
-Ping uses one ICMP socket for the whole sweep (replies matched by identifier and sequence):
-an unprivileged datagram socket where the kernel allows it (net.ipv4.ping_group_range), else
-a raw socket when the process may open one; when neither is possible the sweep says so and
-relies on TCP answers (a refused connection proves a host is up just as well).
+The probes are core/probes', shared with the monitoring poller. Ping uses one ICMP socket
+for the whole sweep (replies matched by identifier and sequence): an unprivileged datagram
+socket where the kernel allows it (net.ipv4.ping_group_range), else a raw socket when the
+process may open one; when neither is possible the sweep says so and relies on TCP answers
+(a refused connection proves a host is up just as well).
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
-import socket
-import struct
-import time
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -24,6 +21,7 @@ from django_tasks import task
 
 from watchkeeper.core import audit, crypto, events, netguard
 from watchkeeper.core.choices import AuditAction
+from watchkeeper.core.probes import icmp, snmp, tcp
 
 log = logging.getLogger(__name__)
 
@@ -76,127 +74,31 @@ def parse_ports(text: str) -> list[int]:
     return sorted(set(ports))
 
 
-# --- ICMP -------------------------------------------------------------------------------
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def _echo_request(ident: int, seq: int) -> bytes:
-    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-    payload = b"watchkeeper-discovery"
-    return struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
-
-
-def _open_icmp() -> tuple[socket.socket, bool] | None:
-    """(socket, is_raw) or None when this process may not send ICMP."""
-    for kind, raw in ((socket.SOCK_DGRAM, False), (socket.SOCK_RAW, True)):
-        try:
-            sock = socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP)
-        except OSError:
-            continue
-        sock.setblocking(False)
-        return sock, raw
-    return None
-
-
-async def ping_sweep(addresses: list[str], timeout: float = 1.0) -> set[str] | None:
-    """Addresses that answered an ICMP echo; None when ICMP is not available."""
-    v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
-    opened = _open_icmp()
-    if opened is None:
-        return None
-    sock, raw = opened
-    loop = asyncio.get_running_loop()
-    ident = os.getpid() & 0xFFFF
-    seq_of = {addr: i & 0xFFFF for i, addr in enumerate(v4)}
-    alive: set[str] = set()
-    try:
-        for i, addr in enumerate(v4):
-            if not netguard.permitted(addr):
-                continue
-            try:
-                await loop.sock_sendto(sock, _echo_request(ident, seq_of[addr]), (addr, 0))
-            except OSError:
-                continue  # unreachable network for this address: not alive
-            if i % 64 == 63:
-                await asyncio.sleep(0.01)  # pace the sweep a little
-        deadline = time.monotonic() + timeout
-        while len(alive) < len(v4):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                data, (src, _) = await asyncio.wait_for(loop.sock_recvfrom(sock, 2048),
-                                                        remaining)
-            except TimeoutError:
-                break
-            if raw:
-                data = data[(data[0] & 0x0F) * 4:]  # strip the IP header
-            if len(data) < 8:
-                continue
-            icmp_type, _, _, rid, rseq = struct.unpack("!BBHHH", data[:8])
-            # A datagram socket gets only its own replies, with the id the kernel chose.
-            if icmp_type == 0 and (not raw or rid == ident) and seq_of.get(src) == rseq:
-                alive.add(src)
-    finally:
-        sock.close()
-    return alive
-
-
-# --- TCP and SNMP -----------------------------------------------------------------------
+# --- Probes (core/probes: the same ICMP, TCP and SNMP code as the monitoring poller) -------
 
 async def tcp_probe(address: str, port: int, timeout: float) -> str:
     """"open", "closed" (refused: the host is up) or "silent"."""
-    try:
-        _, writer = await asyncio.wait_for(netguard.open_connection(address, port), timeout)
-    except ConnectionRefusedError:
-        return "closed"
-    except (TimeoutError, OSError):
-        return "silent"
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return "open"
+    seen = await tcp.connect(address, port, timeout)
+    return "open" if seen.open else "closed" if seen.refused else "silent"
 
 
 async def snmp_system(address: str, community: str, port: int = 161,
                       timeout: float = 1.0) -> tuple[str, str] | None:
     """(sysName, sysDescr) via SNMP v2c, or None when nothing answers."""
-    from pysnmp.hlapi.v3arch.asyncio import (
-        CommunityData,
-        ContextData,
-        ObjectIdentity,
-        ObjectType,
-        SnmpEngine,
-        UdpTransportTarget,
-        get_cmd,
-    )
+    from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
     netguard.check(address)
     engine = SnmpEngine()
+    target = {"host": address, "port": port, "version": "2c", "community": community,
+              "timeout": timeout, "retries": 0}
     try:
-        target = await UdpTransportTarget.create((address, port), timeout=timeout, retries=0)
-        error, status, _, binds = await get_cmd(
-            engine, CommunityData(community, mpModel=1),  # noqa: S508 (v2c is what the issue asks)
-            target, ContextData(),
-            ObjectType(ObjectIdentity(SYS_NAME)), ObjectType(ObjectIdentity(SYS_DESCR)))
-    except Exception as exc:  # pysnmp raises its own error types for transport failures
+        name, descr = await snmp.get(target, engine, [SYS_NAME, SYS_DESCR], missing_ok=True)
+    except Exception as exc:  # SnmpFailure, and pysnmp's own errors for unusable targets
         log.debug("snmp %s:%s failed: %s", address, port, exc)
         return None
     finally:
         engine.close_dispatcher()
-    if error or status:
-        return None
-    values = {str(name): str(value) for name, value in binds}
-    return values.get(SYS_NAME, ""), values.get(SYS_DESCR, "")
+    return ("" if name is None else str(name)), ("" if descr is None else str(descr))
 
 
 async def scan(addresses: list[str], ports: list[int], *, community: str = "",
@@ -207,7 +109,7 @@ async def scan(addresses: list[str], ports: list[int], *, community: str = "",
     # connection below is checked again where it is made.
     addresses = [a for a in addresses if netguard.permitted(a)]
     results = {a: HostResult(a) for a in addresses}
-    pinged = await ping_sweep(addresses, timeout)
+    pinged = await icmp.sweep(addresses, timeout)
     for addr in pinged or ():
         results[addr].ping = True
     gate = asyncio.Semaphore(concurrency)

@@ -8,8 +8,9 @@ from watchkeeper.core.tenancy import scoped
 from .models import Device, SoftwareLicence
 
 DEVICE_FIELDS = ["client", "site", "name", "kind", "status", "hostname", "serial",
-                 "manufacturer", "model", "os_name", "os_version", "purchase_date", "cost",
-                 "warranty_end", "end_of_support", "assigned_contact", "location", "notes"]
+                 "asset_tag", "manufacturer", "model", "os_name", "os_version",
+                 "purchase_date", "cost", "cost_currency", "warranty_end", "end_of_support",
+                 "assigned_contact", "location", "notes"]
 
 
 class DeviceForm(forms.ModelForm):

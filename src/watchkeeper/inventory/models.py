@@ -17,6 +17,7 @@ row; a disagreement between sources that a person must decide is a `FieldConflic
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.timezone import now
 
@@ -49,6 +50,8 @@ class Device(models.Model):
                               default=LifecycleStatus.DEPLOYED)
     hostname = models.CharField(max_length=255, blank=True)
     serial = models.CharField(max_length=200, blank=True)
+    # The MSP's or client's own label on the device; unique per client when set.
+    asset_tag = models.CharField(max_length=100, blank=True)
     manufacturer = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True)
     os_name = models.CharField(max_length=200, blank=True)
@@ -60,6 +63,9 @@ class Device(models.Model):
     # Lifecycle
     purchase_date = models.DateField(null=True, blank=True)
     cost = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    cost_currency = models.CharField(  # ISO 4217; "" = not given
+        max_length=3, blank=True,
+        validators=[RegexValidator(r"^[A-Z]{3}$", "A three-letter ISO 4217 code, e.g. EUR.")])
     warranty_end = models.DateField(null=True, blank=True)
     end_of_support = models.DateField(null=True, blank=True)
     assigned_contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True,
@@ -89,6 +95,14 @@ class Device(models.Model):
             models.Index(fields=["last_seen_at"], name="device_last_seen_idx"),
             models.Index(fields=["kind", "status"], name="device_kind_status_idx"),
             models.Index(fields=["agent_ref"], name="device_agent_ref_idx"),
+            models.Index(fields=["asset_tag"], name="device_asset_tag_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "asset_tag"],
+                                    condition=~models.Q(asset_tag=""),
+                                    name="device_asset_tag_per_client",
+                                    violation_error_message="Another device of this client "
+                                                            "has this asset tag."),
         ]
 
     def __str__(self) -> str:
@@ -273,7 +287,13 @@ class ImportRun(models.Model):
     headers = models.JSONField(default=list)
     rows = models.JSONField(default=list)
     mapping = models.JSONField(default=dict, blank=True)
-    date_order = models.CharField(max_length=3, default="dmy")
+    # A person's reading of ambiguous slash dates for every date column ("dmy"/"mdy"),
+    # "" = undecided (a column's own unambiguous values decide first).
+    date_order = models.CharField(max_length=3, default="", blank=True)
+    # A person's decisions from the preview: "order:<field>" -> dmy|mdy, "mark:cost" -> ,|.,
+    # "value:<line>:<field>" -> the chosen reading or "" (leave empty),
+    # "dup:<group>" -> the line that wins, or "skip".
+    resolutions = models.JSONField(default=dict, blank=True)
     report = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                    null=True, related_name="+")

@@ -125,9 +125,10 @@ def filter_devices(user, query: DeviceQuery, base: QuerySet | None = None) -> Qu
 
 
 def search_q(text: str) -> Q:
-    """Name, hostname, serial, an IP or a MAC of any interface."""
+    """Name, hostname, serial, asset tag, an IP or a MAC of any interface."""
     cond = (Q(name__icontains=text) | Q(hostname__icontains=text)
-            | Q(serial__iexact=text) | Q(serial__icontains=text))
+            | Q(serial__iexact=text) | Q(serial__icontains=text)
+            | Q(asset_tag__iexact=text) | Q(asset_tag__icontains=text))
     mac = normalise_mac(text)
     if mac:
         cond |= Q(primary_mac=mac) | Exists(
@@ -139,17 +140,19 @@ def search_q(text: str) -> Q:
 
 
 def search_devices(user, text: str, limit: int = 10) -> list[dict[str, Any]]:
-    """Devices matching `text` (name, hostname, serial, any IP or MAC) in every tenant the
+    """Devices matching `text` (name, hostname, serial, asset tag, any IP or MAC) in every
+    tenant the
     user sees: for the global search, which should find serials, IPs and MACs."""
     text = text.strip()
     if len(text) < 2:
         return []
     rows = (scoped(Device.objects.filter(search_q(text)), user)
             .order_by("name", "id")
-            .values("id", "name", "client_id", "client__name", "serial", "primary_ip")[:limit])
+            .values("id", "name", "client_id", "client__name", "serial", "asset_tag",
+                    "primary_ip")[:limit])
     return [{"type": "device", "id": r["id"], "name": r["name"], "client": r["client_id"],
              "client_name": r["client__name"],
-             "detail": " ".join(filter(None, [r["serial"], r["primary_ip"]])),
+             "detail": " ".join(filter(None, [r["asset_tag"], r["serial"], r["primary_ip"]])),
              "url": f"/devices/{r['id']}/"} for r in rows]
 
 

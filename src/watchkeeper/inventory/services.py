@@ -11,9 +11,7 @@ kept for a person to decide (see `actions.resolve_conflict`).
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -24,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from watchkeeper.core import audit, events
+from watchkeeper.core.canonical import canonical_hash
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Site
 
@@ -61,12 +60,6 @@ TRACKED_FIELDS = ("name", "kind", "status", "hostname", "serial", "manufacturer"
                   "cost", "warranty_end", "end_of_support", "assigned_contact_id",
                   "location", "site_id", "notes")
 AUTHORITATIVE = frozenset({SourceKind.MANUAL, SourceKind.IMPORT})
-
-
-def section_hash(data: Any) -> str:
-    """The hash the agent and server agree on: SHA-256 of canonical JSON."""
-    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def as_text(value: Any) -> str:
@@ -275,7 +268,7 @@ def apply_agent_inventory(*, device_id: int, sections: dict[str, object], agent_
         changed: list[str] = []
         upserts = []
         for name, data in known.items():
-            digest = section_hash(data)
+            digest = canonical_hash(data)  # as the agent hashes it
             old = stored.get(name)
             if old is not None and old.hash == digest:
                 continue

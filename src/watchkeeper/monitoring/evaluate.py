@@ -32,7 +32,7 @@ OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 # config checks; here only their presence of a target).
 REQUIRED: dict[str, tuple[str, ...]] = {
     CheckKind.DISK: (), CheckKind.CPU: (), CheckKind.MEMORY: (),
-    CheckKind.METRIC: ("metric",), CheckKind.SERVICE: ("service",),
+    CheckKind.METRIC: ("metric",), CheckKind.SERVICE: (),
     CheckKind.PROCESS: ("process",), CheckKind.REBOOT: (), CheckKind.AGENT_OFFLINE: (),
     CheckKind.SCRIPT: ("script_id",),
 }
@@ -54,6 +54,9 @@ def validate_config(kind: str, config: dict[str, Any]) -> list[str]:
                 float(config[key])
             except (TypeError, ValueError):
                 errors.append(f"'{key}' must be a number.")
+    if kind == CheckKind.SERVICE and not config.get("automatic") and \
+            config.get("service") in (None, ""):
+        errors.append("A service check needs 'service' (or 'automatic': true).")
     if config.get("op") not in (None, *OPS):
         errors.append(f"'op' must be one of {', '.join(OPS)}.")
     return errors
@@ -159,7 +162,20 @@ def evaluate_inventory(device_id: int, client_id: int | None, checks: list[dict[
     for check in checks:
         kind, cfg = check["kind"], check["config"]
         bad = cfg.get("severity") or State.CRITICAL
-        if kind == CheckKind.SERVICE:
+        if kind == CheckKind.SERVICE and cfg.get("automatic") and not cfg.get("service"):
+            services = sections.get("services")
+            if services is None:
+                continue
+            ignored = {str(n).lower() for n in cfg.get("ignore") or []}
+            stopped = sorted(str(s.get("name")) for s in _rows(services)
+                             if s.get("enabled") is True
+                             and str(s.get("name", "")).lower() not in ignored
+                             and str(s.get("state", "")).lower() not in RUNNING_STATES)
+            state = bad if stopped else State.OK
+            msg = (f"automatic service(s) not running: {', '.join(stopped[:5])}"
+                   + (f" and {len(stopped) - 5} more" if len(stopped) > 5 else "")
+                   if stopped else "every automatic service is running")
+        elif kind == CheckKind.SERVICE:
             services = sections.get("services")
             if services is None:
                 continue
@@ -193,6 +209,11 @@ def evaluate_inventory(device_id: int, client_id: int | None, checks: list[dict[
                                    client_id=client_id, state=state, message=msg,
                                    observed_at=at))
     return results
+
+
+# States of a service that is up (systemd "running", or "exited" for a one-shot unit
+# that ran; Windows "running").
+RUNNING_STATES = frozenset({"running", "active", "exited"})
 
 
 def _rows(section: Any) -> list[dict[str, Any]]:

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-import smtplib
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,19 +36,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.template import Engine
-from django.template.base import TextNode, VariableNode
-from django.template.defaulttags import (
-    AutoEscapeControlNode,
-    CommentNode,
-    FirstOfNode,
-    ForNode,
-    IfNode,
-    SpacelessNode,
-)
 from django.utils import timezone
 
 from watchkeeper.core import catalogue, crypto, events, safe_templates
+from watchkeeper.core import mail as core_mail
 from watchkeeper.core.models import Event
 
 from .choices import (
@@ -96,12 +85,7 @@ VERBS = {"alert.opened": "opened", "alert.changed": "changed", "alert.resolved":
          "alert.escalated": "escalated (not acknowledged)",
          CATCH_UP: "already open (catch-up)"}
 
-# A sandbox: no loaders, no tag libraries, plain-dict context built below; only these tags
-# and the filters of core.safe_templates, output capped while rendering.
-_engine = Engine(debug=False, loaders=[], libraries={}, autoescape=False,
-                 string_if_invalid="")
-ALLOWED_NODES = (TextNode, VariableNode, IfNode, ForNode, CommentNode, AutoEscapeControlNode,
-                 SpacelessNode, FirstOfNode)
+# Rendered in the sandbox of core.safe_templates, with the plain-dict context built below.
 SUBJECT_LIMIT = 1_000
 BODY_LIMIT = 50_000
 
@@ -137,18 +121,7 @@ def url_problems(url: str) -> list[str]:
 
 def template_problems(source: str) -> list[str]:
     """Why `source` may not be used as a notification template (empty: it may)."""
-    try:
-        template = _engine.from_string(source)
-    except Exception as exc:  # TemplateSyntaxError and friends
-        return [f"Template error: {exc}"]
-    return [f"Template error: {p}" for p in safe_templates.problems(template, ALLOWED_NODES)]
-
-
-def _render_template(source: str, default: str, context: dict, limit: int) -> str:
-    if template_problems(source):  # a row saved before templates were checked
-        log.warning("unsafe notification template ignored, the default is used")
-        source = default
-    return safe_templates.render(_engine.from_string(source), context, limit)
+    return [f"Template error: {p}" for p in safe_templates.check(source)]
 
 
 def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
@@ -412,10 +385,10 @@ def _context(event: Event, alert: Alert | None,
 def render(channel: NotificationChannel, event: Event, alert: Alert | None,
            ctx: dict[str, Any] | None = None) -> tuple[str, str]:
     ctx = ctx if ctx is not None else _context(event, alert, channel)
-    subject = _render_template(channel.subject_template or DEFAULT_SUBJECT, DEFAULT_SUBJECT,
-                               ctx, SUBJECT_LIMIT)
-    body = _render_template(channel.body_template or DEFAULT_BODY, DEFAULT_BODY, ctx,
-                            BODY_LIMIT)
+    subject = safe_templates.render(channel.subject_template or DEFAULT_SUBJECT, ctx,
+                                    limit=SUBJECT_LIMIT, fallback=DEFAULT_SUBJECT)
+    body = safe_templates.render(channel.body_template or DEFAULT_BODY, ctx,
+                                 limit=BODY_LIMIT, fallback=DEFAULT_BODY)
     return " ".join(subject.split()), body
 
 
@@ -433,24 +406,8 @@ def send(channel: NotificationChannel, subject: str, body: str,
 
 
 def send_email(to: list[str], subject: str, body: str) -> str:
-    if not to:
-        raise ValueError("no recipients")
-    if not settings.SMTP_HOST:
-        raise RuntimeError("WATCHKEEPER_SMTP_HOST is not set")
-    msg = EmailMessage()
-    msg["From"] = settings.MAIL_FROM
-    msg["To"] = ", ".join(to)
-    msg["Subject"] = subject
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body)
-    with smtplib.SMTP(settings.SMTP_HOST, settings.SMTP_PORT,
-                      timeout=settings.SMTP_TIMEOUT) as smtp:
-        if settings.SMTP_STARTTLS:
-            smtp.starttls()
-        if settings.SMTP_USER:
-            smtp.login(settings.SMTP_USER, settings.SMTP_PASSWORD)
-        refused = smtp.send_message(msg, from_addr=settings.MAIL_FROM, to_addrs=to)
-    return f"sent to {', '.join(sorted(set(to) - set(refused or {})))}"
+    accepted = core_mail.deliver(core_mail.message(to=to, subject=subject, body=body), to)
+    return f"sent to {', '.join(accepted)}"
 
 
 def webhook_body(fmt: str, subject: str, body: str, context: dict[str, Any]) -> dict:

@@ -274,9 +274,12 @@ class Poller:
         try:
             await self._in_db(write_results, batch)
             self.stats.recorded += len(batch)
-        except Exception:
-            log.exception("could not record %d poller results; keeping them for the next "
-                          "flush", len(batch))
+        except Exception as exc:
+            from watchkeeper.core.processes import is_dependency_error
+
+            log.warning("could not record %d poller results (%s); keeping them for the next "
+                        "flush", len(batch), type(exc).__name__,
+                        exc_info=not is_dependency_error(exc))
             self._buffer[:0] = batch
             if len(self._buffer) > MAX_BUFFER:  # database away for long: keep the newest
                 dropped = len(self._buffer) - MAX_BUFFER
@@ -316,8 +319,13 @@ class Poller:
                     self.stats.swept += swept
                     self.stats.claimed += len(claimed)
                     self._start(sem, ctx, claimed)
-                except Exception:  # database away: keep looping, retry next tick
-                    log.exception("poller sweep failed")
+                except Exception as exc:  # database away: keep looping, retry next tick
+                    from watchkeeper.core.processes import is_dependency_error
+
+                    if is_dependency_error(exc):
+                        log.warning("poller sweep failed: %s", type(exc).__name__)
+                    else:
+                        log.exception("poller sweep failed")
                 if time.monotonic() - last_flush >= self.flush_every or \
                         len(self._buffer) >= self.batch:
                     await self._flush()

@@ -73,3 +73,59 @@ def due_server_checks(now: datetime, shard: int = 0, shards: int = 1,
 def server_checks_queryset():
     """Every server-side check (for the network checks pages; scope it in the view)."""
     return Check.objects.filter(kind__in=sorted(SERVER_KINDS))
+
+
+# --- Home pages ---------------------------------------------------------------------------
+
+def active_alerts(user, limit: int = 10) -> list:
+    """Open (not snoozed) alerts the user sees, worst and newest first."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    from watchkeeper.core.tenancy import scoped
+
+    from .choices import AlertStatus, State
+    from .models import Alert
+
+    rank = Case(When(severity=State.CRITICAL, then=Value(0)),
+                When(severity=State.WARNING, then=Value(1)), default=Value(2),
+                output_field=IntegerField())
+    qs = scoped(Alert.objects.filter(status__in=[AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED])
+                .select_related("client", "device"), user)
+    return list(qs.annotate(rank=rank).order_by("rank", "-opened_at")[:limit])
+
+
+def alert_counts(user) -> dict[str, int]:
+    from django.db.models import Count
+
+    from watchkeeper.core.tenancy import scoped
+
+    from .choices import OPEN_STATUSES
+    from .models import Alert
+
+    rows = scoped(Alert.objects.filter(status__in=OPEN_STATUSES), user).values(
+        "severity").annotate(n=Count("id")).values_list("severity", "n")
+    return dict(rows)
+
+
+def clients_by_health(user, limit: int = 12) -> list[dict]:
+    """Clients with their open critical / warning alerts, the worst first."""
+    from collections import defaultdict
+
+    from django.db.models import Count
+
+    from watchkeeper.core.models import Client
+    from watchkeeper.core.tenancy import scoped
+
+    from .choices import OPEN_STATUSES, State
+    from .models import Alert
+
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for cid, sev, n in scoped(Alert.objects.filter(status__in=OPEN_STATUSES), user).values(
+            "client_id", "severity").annotate(n=Count("id")).values_list("client_id",
+                                                                         "severity", "n"):
+        counts[cid][sev] = n
+    rows = [{"client": c, "critical": counts[c.pk].get(State.CRITICAL, 0),
+             "warning": counts[c.pk].get(State.WARNING, 0)}
+            for c in scoped(Client.objects.filter(is_active=True), user)]
+    rows.sort(key=lambda r: (-r["critical"], -r["warning"], r["client"].name))
+    return rows[:limit]

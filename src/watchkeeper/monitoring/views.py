@@ -12,9 +12,7 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import IntegrityError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,15 +20,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from watchkeeper.core.converters import parse_id
-from watchkeeper.core.models import Client, Site
+from watchkeeper.core.models import Client
 from watchkeeper.core.permissions import has_capability, requires
-from watchkeeper.core.tenancy import can_see_client, scoped
+from watchkeeper.core.tenancy import scoped
 from watchkeeper.core.views.listing import page_window
 from watchkeeper.inventory.models import Device
 
 from . import actions, bulk, maintenance, policies
-from .choices import OPEN_STATUSES, SERVER_KINDS, AlertStatus, CheckKind, Scope, State
-from .models import Alert, Check, CheckState, MaintenanceWindow, Policy
+from .choices import OPEN_STATUSES, SERVER_KINDS, AlertStatus, State
+from .models import Alert, Check, CheckState, MaintenanceWindow
 
 SEVERITY_ORDER = [State.CRITICAL, State.WARNING, State.UNKNOWN]
 
@@ -172,142 +170,6 @@ def health(request):
                      "failing": failing.get(c.pk, 0), "worst": worst})
     rows.sort(key=lambda r: (-r["critical"], -r["warning"], r["client"].name))
     return render(request, "monitoring/health.html", {"rows": rows})
-
-
-# --- Policies ---------------------------------------------------------------------------------
-
-class PolicyForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    client = forms.ModelChoiceField(queryset=Client.objects.none(), required=False,
-                                    empty_label="Every client (MSP-wide)")
-    is_enabled = forms.BooleanField(required=False, initial=False,
-                                    label="Enabled (run what-if first)")
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
-        self.fields["client"].queryset = scoped(Client.objects.order_by("name"), user)
-
-    def clean_client(self):
-        client = self.cleaned_data.get("client")
-        if not can_see_client(self.user, client.pk if client else None):
-            raise forms.ValidationError("Choose a client: only roles that see every client "
-                                        "may create MSP-wide policies.")
-        return client
-
-
-class CheckForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    kind = forms.ChoiceField(choices=CheckKind.choices)
-    config = forms.JSONField(initial=dict, required=False,
-                             help_text='e.g. {"warning": 80, "critical": 90}')
-    fail_after = forms.IntegerField(min_value=1, max_value=100, initial=1)
-    recover_after = forms.IntegerField(min_value=1, max_value=100, initial=1)
-
-
-class AssignForm(forms.Form):
-    scope = forms.ChoiceField(choices=Scope.choices)
-    target = forms.IntegerField(required=False, help_text="Id of the client, site, group "
-                                                          "or device (empty for global)")
-
-
-@requires("monitoring.view")
-@require_http_methods(["GET", "POST"])
-def policy_list(request):
-    can_change = has_capability(request.user, "monitoring.change")
-    form = PolicyForm(request.POST or None, user=request.user)
-    if request.method == "POST" and can_change and form.is_valid():
-        policy = actions.create_policy(actor=request.user, **form.cleaned_data)
-        messages.success(request, f"Policy {policy.name} created.")
-        return redirect("monitoring_policy", policy.pk)
-    qs = scoped(Policy.objects.select_related("client").annotate(
-        n_checks=Count("checks", distinct=True),
-        n_assign=Count("assignments", distinct=True)), request.user)
-    return render(request, "monitoring/policy_list.html", {
-        "policies": qs.order_by("name", "id")[:500], "form": form, "can_change": can_change})
-
-
-@requires("monitoring.view")
-@require_http_methods(["GET", "POST"])
-def policy_detail(request, pk: int):
-    policy = get_object_or_404(scoped(Policy.objects.select_related("client"), request.user),
-                               pk=pk)
-    can_change = has_capability(request.user, "monitoring.change")
-    check_form = CheckForm(prefix="check")
-    assign_form = AssignForm(prefix="assign")
-    what_if = None
-    if request.method == "POST":
-        verb = request.POST.get("verb")
-        if verb == "what-if":
-            days = max(1, min(int(request.POST.get("days") or 7), 90))
-            visible = set(scoped(Device.objects.all(), request.user).values_list(
-                "id", flat=True).filter(pk__in=policies.devices_of_policy(policy)))
-            what_if = policies.what_if(policy, days=days, device_ids=sorted(visible))
-        elif not can_change:
-            messages.error(request, "You may not change policies.")
-            return redirect("monitoring_policy", policy.pk)
-        elif verb == "add-check":
-            check_form = CheckForm(request.POST, prefix="check")
-            if check_form.is_valid():
-                data = check_form.cleaned_data
-                try:
-                    actions.add_check(actor=request.user, policy=policy, name=data["name"],
-                                      kind=data["kind"], config=data["config"] or {},
-                                      fail_after=data["fail_after"],
-                                      recover_after=data["recover_after"])
-                except (actions.ActionError, ValidationError) as exc:
-                    check_form.add_error(None, str(exc))
-                else:
-                    messages.success(request, f"Check {data['name']} added.")
-                    return redirect("monitoring_policy", policy.pk)
-        elif verb == "assign":
-            assign_form = AssignForm(request.POST, prefix="assign")
-            if assign_form.is_valid():
-                error = _assign(request, policy, assign_form.cleaned_data)
-                if error:
-                    assign_form.add_error(None, error)
-                else:
-                    messages.success(request, "Policy assigned.")
-                    return redirect("monitoring_policy", policy.pk)
-        elif verb in ("enable", "disable"):
-            actions.update_policy(actor=request.user, policy=policy,
-                                  is_enabled=verb == "enable")
-            messages.success(request, f"Policy {'enabled' if verb == 'enable' else 'disabled'}.")
-            return redirect("monitoring_policy", policy.pk)
-    return render(request, "monitoring/policy_detail.html", {
-        "policy": policy, "checks": policy.checks.order_by("name"),
-        "assignments": scoped(policy.assignments.select_related(
-            "client", "site", "group", "device"), request.user),
-        "versions": policy.versions.all()[:10], "check_form": check_form,
-        "assign_form": assign_form, "what_if": what_if, "can_change": can_change})
-
-
-policy_detail.wk_model = Policy
-
-_ASSIGN_TARGETS = {Scope.CLIENT: Client, Scope.SITE: Site, Scope.DEVICE: Device}
-
-
-def _assign(request, policy: Policy, data: dict) -> str:
-    from .models import DeviceGroup
-
-    scope = data["scope"]
-    target = None
-    if scope == Scope.GLOBAL:
-        if not can_see_client(request.user, None):
-            return "Only roles that see every client may assign globally."
-    else:
-        model = DeviceGroup if scope == Scope.GROUP else _ASSIGN_TARGETS[scope]
-        target = scoped(model.objects.all(), request.user).filter(pk=data["target"]).first()
-        if target is None:
-            return "Unknown target."
-    try:
-        actions.assign_policy(actor=request.user, policy=policy, scope=scope, target=target)
-    except actions.ActionError as exc:
-        return str(exc)
-    except (IntegrityError, ValidationError):  # the unique constraint
-        return "The policy is already assigned there."
-    return ""
 
 
 # --- Maintenance ------------------------------------------------------------------------------

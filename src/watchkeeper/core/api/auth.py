@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from datetime import timedelta
 
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from ..models import ApiToken
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "wk_"
 
@@ -58,7 +62,15 @@ class TokenAuthentication(authentication.BaseAuthentication):
         # Write last-used at most once a minute: a busy script must not turn reads into writes.
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
             ip = getattr(request._request, "client_ip", None)
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+            try:
+                # Best effort, in a savepoint: a full disk or a read-only replica must not
+                # fail a read-only call because of this bookkeeping write.
+                with transaction.atomic():
+                    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now,
+                                                                last_used_ip=ip)
+            except DatabaseError as exc:
+                log.warning("could not record the last use of token %s: %s", token.prefix,
+                            type(exc).__name__)
         return token.user, token
 
     def authenticate_header(self, request):

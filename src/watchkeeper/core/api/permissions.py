@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from ..choices import TokenScope
@@ -41,3 +42,19 @@ class DeclaredPermission(BasePermission):
                 self.message = "Finish signing in (password change or MFA) first."
                 return False
         return has_capability(request.user, needed)
+
+
+class DeclaredMethodsMixin:
+    """A signed-in caller using a method the view lacks gets 405, not a misleading 403.
+
+    DRF checks permissions before it looks for a handler, so without this a DELETE on a
+    read-only resource would be refused as forbidden. Anonymous requests still get 401
+    first, so nothing about the route is revealed to them."""
+
+    def check_permissions(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            method = request.method.lower()
+            if method not in self.http_method_names or not hasattr(self, method):
+                raise exceptions.MethodNotAllowed(request.method)
+        super().check_permissions(request)

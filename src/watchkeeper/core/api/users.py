@@ -17,6 +17,7 @@ from .. import accounts
 from ..auth import recently_authenticated
 from ..models import ApiToken, Client, User
 from ..tenancy import scoped
+from .permissions import DeclaredMethodsMixin
 
 
 class _ScopedClientField(serializers.PrimaryKeyRelatedField):
@@ -98,18 +99,6 @@ class TokenCreatedSerializer(TokenSerializer):
         fields = [*TokenSerializer.Meta.fields, "token"]
 
 
-class _DeclaredMethodsMixin:
-    """A signed-in caller using a method the viewset lacks gets 405, not a misleading 403."""
-
-    def check_permissions(self, request):
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            method = request.method.lower()
-            if method not in self.http_method_names or not hasattr(self, method):
-                raise exceptions.MethodNotAllowed(request.method)
-        super().check_permissions(request)
-
-
 def _as_drf(exc: Exception) -> Exception:
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied(str(exc))
@@ -122,7 +111,7 @@ def _as_drf(exc: Exception) -> Exception:
                          responses={201: UserCreatedSerializer}),
     destroy=extend_schema(summary="Deactivate a user (users are never deleted)"),
 )
-class UserViewSet(_DeclaredMethodsMixin, viewsets.ModelViewSet):
+class UserViewSet(DeclaredMethodsMixin, viewsets.ModelViewSet):
     """Users of the MSP and its clients; writes go through core.accounts (audited)."""
 
     queryset = User.objects.select_related("client").prefetch_related("assigned_clients")
@@ -186,7 +175,7 @@ class UserViewSet(_DeclaredMethodsMixin, viewsets.ModelViewSet):
         return Response(out)
 
 
-class MeView(_DeclaredMethodsMixin, generics.GenericAPIView):
+class MeView(DeclaredMethodsMixin, generics.GenericAPIView):
     """The signed-in user (session or token): profile, role and capabilities."""
 
     serializer_class = MeSerializer
@@ -206,7 +195,7 @@ class MeView(_DeclaredMethodsMixin, generics.GenericAPIView):
                          responses={201: TokenCreatedSerializer}),
     destroy=extend_schema(summary="Revoke one of your API tokens"),
 )
-class TokenViewSet(_DeclaredMethodsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class TokenViewSet(DeclaredMethodsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                    mixins.CreateModelMixin, mixins.DestroyModelMixin,
                    viewsets.GenericViewSet):
     """Your own personal API tokens; the raw value appears only in the create response."""

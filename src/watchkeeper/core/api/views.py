@@ -34,6 +34,7 @@ from ..models import (
 from ..permissions import public
 from ..tenancy import scoped
 from . import filters, schema  # noqa: F401  (schema registers the token auth extension)
+from .permissions import DeclaredMethodsMixin
 from .problems import TITLES, Conflict
 from .serializers import (
     AuditEntrySerializer,
@@ -49,24 +50,11 @@ from .serializers import (
 )
 
 
-class ScopedMixin:
-    """Reads go through scoped(); unsupported methods answer 405 to a signed-in user.
-
-    DRF checks permissions before it looks for a handler, so without the method check a
-    DELETE on a read-only resource would be a misleading 403. Anonymous requests still get
-    401 first, so nothing about the route is revealed to them.
-    """
+class ScopedMixin(DeclaredMethodsMixin):
+    """Reads go through scoped(); unsupported methods answer 405 to a signed-in user."""
 
     def get_queryset(self):
         return scoped(super().get_queryset(), self.request.user)
-
-    def check_permissions(self, request):
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            method = request.method.lower()
-            if method not in self.http_method_names or not hasattr(self, method):
-                raise exceptions.MethodNotAllowed(request.method)
-        super().check_permissions(request)
 
 
 class ActionWritesMixin:
@@ -331,6 +319,11 @@ def not_found(request, exception=None):
 
 @public
 def server_error(request):
+    from ..unavailable import response_for_current_exception
+
+    unavailable = response_for_current_exception(request)
+    if unavailable is not None:  # the database is down or full: 503 + Retry-After
+        return unavailable
     if _is_api(request):
         return _problem_json(request, 500, "The server failed to handle this request; "
                                            "the error has been logged.")

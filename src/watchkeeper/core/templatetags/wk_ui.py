@@ -60,3 +60,23 @@ def ago(value) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.filter
+def money(value) -> str:
+    """An amount with the MSP's currency: "€1,234.50" / "1,234.50 CHF" (WATCHKEEPER_CURRENCY,
+    an ISO code; the symbol of the common ones)."""
+    from decimal import Decimal, InvalidOperation
+
+    from django.conf import settings
+
+    try:
+        amount = Decimal(str(value if value not in (None, "") else 0))
+    except InvalidOperation:
+        return str(value)
+    code = getattr(settings, "CURRENCY", "USD")
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "AUD": "A$", "CAD": "C$"}.get(code)
+    text = f"{amount:,.2f}"
+    if text.startswith("-"):
+        return f"-{symbol}{text[1:]}" if symbol else f"{text} {code}"
+    return f"{symbol}{text}" if symbol else f"{text} {code}"

@@ -27,6 +27,7 @@ from ..models import (
 )
 from ..permissions import CAPABILITIES, MFA_REQUIRED_BY_DEFAULT, ROLE_CAPABILITIES, requires
 from ..tenancy import scoped
+from .form_errors import apply_model_errors
 
 
 class UserForm(forms.Form):
@@ -51,14 +52,6 @@ class UserForm(forms.Form):
             self.fields["role"].choices = [c for c in Role.choices if c[0] != Role.OWNER]
         if editing is not None:
             self.fields["email"].disabled = True
-
-
-def _form_errors(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @requires("users.view")
@@ -111,7 +104,7 @@ def user_create(request):
             if isinstance(exc, PermissionDenied):
                 form.add_error("role", str(exc))
             else:
-                _form_errors(form, exc)
+                apply_model_errors(form, exc)
         else:
             return render(request, "core/admin/user_created.html",
                           {"new_user": user, "password": password})
@@ -186,7 +179,7 @@ def user_edit(request, pk: int):
                 form.add_error(None, str(exc))
         except ValidationError as exc:
             if action == "save":
-                _form_errors(form, exc)
+                apply_model_errors(form, exc)
             else:
                 messages.error(request, " ".join(exc.messages))
                 return redirect("user_edit", pk=target.pk)

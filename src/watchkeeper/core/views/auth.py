@@ -29,6 +29,7 @@ from .. import accounts
 from ..auth import SESSION_MFA_VERIFIED, mfa_required, pending_security_step
 from ..models import ApiToken, User
 from ..permissions import public, requires
+from .form_errors import apply_model_errors
 
 SESSION_PENDING_USER = "wk_pending_user"
 SESSION_PENDING_AT = "wk_pending_at"
@@ -119,14 +120,6 @@ class PasswordChangeForm(forms.Form):
         if data.get("new_password") and data.get("new_password") != data.get("new_password2"):
             self.add_error("new_password2", "The two new passwords differ.")
         return data
-
-
-def _apply_validation_error(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @public
@@ -256,7 +249,7 @@ def mfa_setup(request):
             codes = accounts.enable_mfa(actor=user, user=user, secret=secret,
                                         code=form.cleaned_data["code"])
         except ValidationError as exc:
-            _apply_validation_error(form, exc)
+            apply_model_errors(form, exc)
         else:
             request.session.pop(SESSION_MFA_SECRET, None)
             request.session[SESSION_MFA_VERIFIED] = True
@@ -285,7 +278,7 @@ def password_change(request):
                                      new_password=form.cleaned_data["new_password"],
                                      keep_tokens=form.cleaned_data.get("tokens") == "keep")
         except ValidationError as exc:
-            _apply_validation_error(form, exc)
+            apply_model_errors(form, exc)
         else:
             update_session_auth_hash(request, user)
             messages.success(request, "Your password was changed.")

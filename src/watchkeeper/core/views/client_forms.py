@@ -211,12 +211,3 @@ class DeleteForm(forms.Form):
         if value != self.expected:
             raise ValidationError(f"Type “{self.expected}” exactly to confirm.")
         return value
-
-
-def apply_model_errors(form: forms.Form, error: ValidationError) -> None:
-    """Put the model's full_clean() errors (e.g. a duplicate name) on the form."""
-    if hasattr(error, "error_dict"):
-        for name, errors in error.message_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)

@@ -30,8 +30,8 @@ from .client_forms import (
     ContactForm,
     DeleteForm,
     SiteForm,
-    apply_model_errors,
 )
+from .form_errors import apply_model_errors
 from .listing import PAGE_SIZES, page_window, paginate, resolve_sort, sort_columns
 
 # (key, label, ORM field, numeric); the clients selector orders by the same keys.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,9 +36,23 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+def disk_check() -> dict:
+    """Free space on the data directory's file system against DISK_MIN_FREE_MB."""
+    try:
+        usage = shutil.disk_usage(settings.DATA_DIR)
+    except OSError as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    free_mb = usage.free // (1024 * 1024)
+    return {"ok": free_mb >= settings.DISK_MIN_FREE_MB, "free_mb": free_mb,
+            "min_free_mb": settings.DISK_MIN_FREE_MB}
+
+
 @public
 def readyz(request):
-    """Ready to serve: database reachable, migrations applied, a worker seen recently."""
+    """Ready to serve: database reachable, migrations applied, a worker alive (heartbeat
+    within WORKER_STALE_SECONDS, a few heartbeats), free disk space on the data directory.
+
+    Bounded in time: the database check waits at most the connect timeout (settings)."""
     checks: dict[str, dict] = {}
     try:
         with connection.cursor() as cursor:
@@ -58,6 +73,11 @@ def readyz(request):
             checks["worker"] = {"ok": workers > 0, "recent": workers}
         except Exception as exc:  # e.g. the table does not exist yet
             checks["worker"] = {"ok": False, "error": type(exc).__name__}
-    ready = all(c.get("ok") for c in checks.values()) and len(checks) == 3
-    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status=200 if ready else 503)
+    checks["disk"] = disk_check()
+    ready = all(c.get("ok") for c in checks.values()) and len(checks) == 4
+    response = JsonResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status=200 if ready else 503)
+    if not ready:
+        response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -17,6 +17,7 @@ from ..auth import mfa_required, recently_authenticated
 from ..choices import TokenScope
 from ..models import TIMEZONE_CHOICES, ApiToken, SecurityPolicy
 from ..permissions import requires
+from .form_errors import apply_model_errors
 
 EXPIRY_CHOICES = [(7, "7 days"), (30, "30 days"), (90, "90 days"), (365, "1 year"),
                   (730, "2 years")]
@@ -56,14 +57,6 @@ class ConfirmForm(forms.Form):
                                                          "inputmode": "numeric"}))
 
 
-def _form_errors(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-
-
 @requires("profile")
 @never_cache
 @require_http_methods(["GET", "POST"])
@@ -76,7 +69,7 @@ def profile(request):
             accounts.update_profile(actor=user, name=form.cleaned_data["name"],
                                     timezone_name=form.cleaned_data["timezone"])
         except ValidationError as exc:
-            _form_errors(form, exc)
+            apply_model_errors(form, exc)
         else:
             messages.success(request, "Profile saved.")
             return redirect("profile")
@@ -141,7 +134,7 @@ def tokens(request):
                                                    scope=form.cleaned_data["scope"],
                                                    expires_at=expires_at)
             except ValidationError as exc:
-                _form_errors(form, exc)
+                apply_model_errors(form, exc)
             else:
                 created = {"token": token, "raw": raw}
                 form = TokenForm(max_days=max_days)

@@ -26,13 +26,22 @@ def dashboard(request):
         return redirect("portal")
     if not has_capability(user, "dashboard.view"):
         return HttpResponseForbidden("You do not have permission to see this page.")
+    from watchkeeper.core import home
+
     stats = selectors.dashboard_stats(user)
     return render(request, "core/ui/dashboard.html", {
         "stats": stats,
         "my_clients": selectors.assigned_clients(user),
-        "activity": selectors.recent_activity(user),
         "fresh_install": stats.clients_total == 0,
+        **home.panels(user),
     })
+
+
+@requires("dashboard.view")
+def activity(request):
+    """Recent changes the user may see (the audit feed, moved off the home page)."""
+    return render(request, "core/ui/activity.html", {
+        "activity": selectors.recent_activity(request.user, limit=100)})
 
 
 @requires("portal.view")

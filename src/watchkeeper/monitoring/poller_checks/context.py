@@ -7,8 +7,7 @@ import ssl
 import httpx
 
 from watchkeeper.core import netguard
-
-from .ping import Pinger
+from watchkeeper.core.probes.icmp import Pinger
 
 
 class PollerContext:

@@ -1,4 +1,4 @@
-"""SNMP check, v2c and v3 (pysnmp's asyncio API, one SnmpEngine per poller).
+"""SNMP check, v2c and v3 (core/probes/snmp.py, one SnmpEngine per poller).
 
 Config: host, port (161), version "2c" or "3", timeout (s), retries (1);
 v2c: community; v3: user, auth_protocol (none, md5, sha, sha224, sha256, sha384, sha512),
@@ -13,24 +13,10 @@ warning.
 from __future__ import annotations
 
 import re
-import socket
 
-from pyasn1.type.univ import Null
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-    get_cmd,
-    walk_cmd,
-)
-from pysnmp.hlapi.v3arch.asyncio import auth as snmp_auth
-from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
+from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
-from watchkeeper.core import netguard
+from watchkeeper.core.probes import snmp
 
 from .base import (
     CRITICAL,
@@ -54,14 +40,6 @@ IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant",
                6: "notPresent", 7: "lowerLayerDown"}
-AUTH = {"none": snmp_auth.USM_AUTH_NONE, "md5": snmp_auth.USM_AUTH_HMAC96_MD5,
-        "sha": snmp_auth.USM_AUTH_HMAC96_SHA, "sha224": snmp_auth.USM_AUTH_HMAC128_SHA224,
-        "sha256": snmp_auth.USM_AUTH_HMAC192_SHA256,
-        "sha384": snmp_auth.USM_AUTH_HMAC256_SHA384,
-        "sha512": snmp_auth.USM_AUTH_HMAC384_SHA512}
-PRIV = {"none": snmp_auth.USM_PRIV_NONE, "des": snmp_auth.USM_PRIV_CBC56_DES,
-        "3des": snmp_auth.USM_PRIV_CBC168_3DES, "aes": snmp_auth.USM_PRIV_CFB128_AES,
-        "aes192": snmp_auth.USM_PRIV_CFB192_AES, "aes256": snmp_auth.USM_PRIV_CFB256_AES}
 
 
 def validate(config: dict) -> dict:
@@ -79,9 +57,9 @@ def validate(config: dict) -> dict:
     else:
         clean.update(
             user=text(config, "user", required=True, max_length=200),
-            auth_protocol=text(config, "auth_protocol", "sha", choices=tuple(AUTH)),
+            auth_protocol=text(config, "auth_protocol", "sha", choices=tuple(snmp.AUTH)),
             auth_key=text(config, "auth_key", None, max_length=200),
-            priv_protocol=text(config, "priv_protocol", "none", choices=tuple(PRIV)),
+            priv_protocol=text(config, "priv_protocol", "none", choices=tuple(snmp.PRIV)),
             priv_key=text(config, "priv_key", None, max_length=200),
             context=text(config, "context", "", max_length=200) or "",
         )
@@ -118,67 +96,11 @@ def target(config: dict) -> str:
     return f"{config['host']}:{config['port']} {what}"
 
 
-def _auth(config: dict):
-    if config["version"] == "2c":
-        return CommunityData(config["community"], mpModel=1)  # noqa: S508 - v2c on request
-    auth = AUTH[config["auth_protocol"]]
-    priv = PRIV[config["priv_protocol"]]
-    return UsmUserData(config["user"],
-                       authKey=config.get("auth_key") if auth != AUTH["none"] else None,
-                       privKey=config.get("priv_key") if priv != PRIV["none"] else None,
-                       authProtocol=auth, privProtocol=priv)
-
-
-async def _target_address(config: dict) -> str:
-    """The host's first address the probe may reach (netguard: checked after resolution,
-    and the agent talks to that address, not the name)."""
-    infos = await netguard.resolve(config["host"], config["port"], kind=socket.SOCK_DGRAM)
-    return infos[0][4][0]
-
-
-async def get(config: dict, engine: SnmpEngine, oids: list[str]) -> list:
-    """GET `oids`; the values (pyasn1 objects), or raises SnmpFailure."""
-    transport = await UdpTransportTarget.create((await _target_address(config),
-                                                 config["port"]),
-                                                timeout=config["timeout"],
-                                                retries=config["retries"])
-    context = ContextData(contextName=config.get("context", "") or "")
-    error, status, index, binds = await get_cmd(
-        engine, _auth(config), transport, context,
-        *(ObjectType(ObjectIdentity(oid)) for oid in oids), lookupMib=False)
-    if error:
-        raise SnmpFailure(str(error))
-    if status:
-        raise SnmpFailure(f"{status.prettyPrint()} at {oids[int(index) - 1] if index else '?'}")
-    values = []
-    for oid, (_name, value) in zip(oids, binds, strict=True):
-        if isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView | Null):
-            raise SnmpFailure(f"no such object {oid}")
-        values.append(value)
-    return values
-
-
-class SnmpFailure(Exception):
-    pass
-
-
 async def find_interface(config: dict, engine: SnmpEngine, name: str) -> int | None:
     """The ifIndex whose ifDescr is `name` (a walk of ifDescr), or None."""
-    transport = await UdpTransportTarget.create((await _target_address(config),
-                                                 config["port"]),
-                                                timeout=config["timeout"],
-                                                retries=config["retries"])
-    context = ContextData(contextName=config.get("context", "") or "")
-    async for error, status, _index, binds in walk_cmd(
-            engine, _auth(config), transport, context, ObjectType(ObjectIdentity(IF_DESCR)),
-            lookupMib=False, lexicographicMode=False):
-        if error:
-            raise SnmpFailure(str(error))
-        if status:
-            raise SnmpFailure(status.prettyPrint())
-        for oid, value in binds:
-            if value.prettyPrint() == name:
-                return int(str(oid).rsplit(".", 1)[1])
+    async for oid, value in snmp.walk(config, engine, IF_DESCR):
+        if value.prettyPrint() == name:
+            return int(oid.rsplit(".", 1)[1])
     return None
 
 
@@ -202,7 +124,7 @@ async def run(config: dict, ctx) -> Outcome:
                 if idx is None:
                     return Outcome(CRITICAL, f"no interface named {config['if_name']!r}",
                                    details={"if_name": config["if_name"]})
-            status_value, descr = await get(config, engine, [f"{IF_OPER_STATUS}.{idx}",
+            status_value, descr = await snmp.get(config, engine, [f"{IF_OPER_STATUS}.{idx}",
                                                              f"{IF_DESCR}.{idx}"])
             code = int(status_value)
             name = descr.prettyPrint() if hasattr(descr, "prettyPrint") else str(descr)
@@ -211,8 +133,8 @@ async def run(config: dict, ctx) -> Outcome:
             return Outcome(state, f"interface {idx} ({name}) is {label}", value=float(code),
                            details={"if_index": idx, "if_descr": name[:200],
                                     "oper_status": label})
-        (value,) = await get(config, engine, [config["oid"]])
-    except SnmpFailure as exc:
+        (value,) = await snmp.get(config, engine, [config["oid"]])
+    except snmp.SnmpFailure as exc:
         return Outcome(CRITICAL, f"{target(config)}: {exc}"[:500], details={"error": str(exc)})
     except Exception as exc:  # pysnmp raises its own errors for unusable targets
         return Outcome(UNKNOWN, f"{target(config)}: {exc.__class__.__name__}: {exc}"[:500],

@@ -1,4 +1,4 @@
-"""TCP port check: connect (optionally read a banner) and time it.
+"""TCP port check: connect (optionally read a banner) and time it (core/probes/tcp.py).
 
 Config: host, port, timeout (s), expect "open" (default) or "closed", banner (a substring
 the first bytes sent by the server must contain), latency_warning / latency_critical (ms).
@@ -6,11 +6,7 @@ the first bytes sent by the server must contain), latency_warning / latency_crit
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
-
-from watchkeeper.core import netguard
+from watchkeeper.core.probes import tcp
 
 from .base import (
     CRITICAL,
@@ -48,38 +44,25 @@ def target(config: dict) -> str:
 
 
 async def run(config: dict, ctx=None) -> Outcome:
-    started = time.perf_counter()
-    writer = None
-    try:
-        async with asyncio.timeout(config["timeout"]):
-            reader, writer = await netguard.open_connection(config["host"], config["port"])
-            latency = (time.perf_counter() - started) * 1000
-            banner = None
-            if config.get("banner"):
-                banner = (await reader.read(BANNER_BYTES)).decode("utf-8", "replace")
-    except TimeoutError:
+    seen = await tcp.connect(config["host"], config["port"], config["timeout"],
+                             banner_bytes=BANNER_BYTES if config.get("banner") else 0)
+    if not seen.open:
         if config["expect"] == "closed":
-            return Outcome(OK, f"{target(config)} did not answer (expected closed)")
-        return Outcome(CRITICAL, f"{target(config)}: no answer within {config['timeout']:g} s",
-                       details={"error": "timeout"})
-    except OSError as exc:
-        reason = (os.strerror(exc.errno) if exc.errno else None) or exc.__class__.__name__
-        if config["expect"] == "closed":
-            return Outcome(OK, f"{target(config)} is closed ({reason})")
-        return Outcome(CRITICAL, f"{target(config)}: {reason}", details={"error": reason})
-    finally:
-        if writer is not None:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:
-                pass
+            if seen.timed_out:
+                return Outcome(OK, f"{target(config)} did not answer (expected closed)")
+            return Outcome(OK, f"{target(config)} is closed ({seen.error})")
+        if seen.timed_out:
+            return Outcome(CRITICAL, f"{target(config)}: no answer within "
+                                     f"{config['timeout']:g} s", details={"error": "timeout"})
+        return Outcome(CRITICAL, f"{target(config)}: {seen.error}",
+                       details={"error": seen.error})
+    latency = seen.latency_ms
     if config["expect"] == "closed":
         return Outcome(CRITICAL, f"{target(config)} is open, expected closed", value=latency)
     details = {"latency_ms": round(latency, 3)}
     if config.get("banner"):
-        details["banner"] = banner[:200]
-        if config["banner"] not in banner:
+        details["banner"] = seen.banner[:200]
+        if config["banner"] not in seen.banner:
             return Outcome(CRITICAL, f"{target(config)}: banner does not contain "
                                      f"{config['banner']!r}", value=latency, details=details)
     state = judge(latency, config, "latency")

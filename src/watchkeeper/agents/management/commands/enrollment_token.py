@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from watchkeeper.agents import actions
+from watchkeeper.agents.installers.scripts import one_liners
 from watchkeeper.core.models import Client, Site
 
 
@@ -53,12 +53,14 @@ class Command(BaseCommand):
                 max_uses=opts["max_uses"])
         except actions.ActionError as exc:
             raise CommandError(str(exc)) from exc
-        command = (f"watchkeeper-agent enroll --server {settings.BASE_URL} --token {raw}")
+        command = actions.install_command(raw)
+        installers = one_liners(raw)
         if opts["json"]:
             self.stdout.write(json.dumps({"token": raw, "prefix": token.prefix,
                                           "expires_at": token.expires_at.isoformat(),
-                                          "install": command}))
+                                          "install": command, "installers": installers}))
         else:
             self.stdout.write(raw)
-            self.stderr.write(f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC; install with:\n"
-                              f"  {command}")
+            self.stderr.write(f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC; install on Linux "
+                              f"or macOS with:\n  {installers['linux']}\nor, with the agent "
+                              f"installed by hand:\n  {command}")

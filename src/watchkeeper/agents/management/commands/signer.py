@@ -8,7 +8,6 @@ import signal
 import threading
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
 
 from watchkeeper.agents import actions, signer
 
@@ -40,14 +39,13 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         self.stdout.write("signer: signing queued commands")
+        from watchkeeper.core.processes import run_retrying
+
+        def sweep():
+            result = signer.sign_pending(key)
+            if result.get("signed") or result.get("expired"):
+                log.info("signer: %s", result)
+
         with Heartbeat("signer"):
-            while not stop.is_set():
-                close_old_connections()
-                try:
-                    result = signer.sign_pending(key)
-                except Exception:  # a database hiccup must not end the only signer
-                    log.exception("signer sweep failed")
-                    result = {}
-                if result.get("signed") or result.get("expired"):
-                    log.info("signer: %s", result)
-                stop.wait(interval)
+            # A database outage: one warning, retries with backoff, one line when back.
+            run_retrying("signer", sweep, stop, tick=interval)

@@ -25,6 +25,8 @@ class Command(BaseCommand):
         scheduler = Scheduler(tick=tick)
         signal.signal(signal.SIGINT, scheduler.stop)
         signal.signal(signal.SIGTERM, scheduler.stop)
+        self.stdout.write(f"scheduler: enqueueing periodic jobs when due (sweep every {tick:g} s)")
+        self.stdout.flush()
         with Heartbeat("scheduler"):
             scheduler.run()
         self.stdout.write("scheduler stopped")

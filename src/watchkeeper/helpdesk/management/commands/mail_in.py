@@ -8,7 +8,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from watchkeeper.core.processes import Heartbeat
+from watchkeeper.core.processes import Heartbeat, cannot_start, port_problem
 from watchkeeper.helpdesk.mailin.smtp import controller
 
 
@@ -27,8 +27,18 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        host = host or settings.MAIL_IN_HOST
+        port = port if port is not None else settings.MAIL_IN_PORT
+        problem = port_problem(host, port)
+        if problem:
+            cannot_start("mail-in", f"{problem}; choose another with `watchkeeper up "
+                                    "--smtp-port N` (or WATCHKEEPER_MAIL_IN_PORT), or run "
+                                    "without mail-in: `watchkeeper up --no-mail-in`")
         smtp = controller(host, port)
-        smtp.start()
+        try:
+            smtp.start()
+        except Exception as exc:  # lost a race for the port, or the address went away
+            cannot_start("mail-in", f"cannot listen on {host}:{port} ({exc})")
         self.stdout.write(f"mail-in: listening on {smtp.hostname}:{smtp.port}")
         self.stdout.flush()
         with Heartbeat("mail-in"):

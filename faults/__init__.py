@@ -1,0 +1,1 @@
+"""Fault-injection suite (issue 19): `python -m faults` (see faults/README.md)."""

@@ -1,0 +1,88 @@
+"""Work-first home pages (issue 11): a technician sees their open tickets by SLA due with
+breached / at-risk marks, the active alerts of their clients only, offline devices and their
+running timer; a dispatcher the unassigned queue and each technician's load; an owner the
+MSP at a glance. The audit feed lives on its own page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import make_user
+from tests.monitoring_helpers import disk_policy, make_device
+from watchkeeper.agents.choices import AgentStatus, Connectivity
+from watchkeeper.agents.models import Agent
+from watchkeeper.core.choices import Role
+from watchkeeper.helpdesk import actions as helpdesk
+from watchkeeper.helpdesk.sla.models import SlaClock
+from watchkeeper.helpdesk.time import actions as timeentries
+from watchkeeper.monitoring.alerts import CheckResult, record_results
+from watchkeeper.monitoring.choices import State
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def work(owner, tech_a, client_a, client_b):
+    late = helpdesk.create_ticket(actor=owner, subject="Server room too hot", client=client_a,
+                                  assignee=tech_a, notify=False)
+    calm = helpdesk.create_ticket(actor=owner, subject="New mouse please", client=client_a,
+                                  assignee=tech_a, notify=False)
+    helpdesk.create_ticket(actor=owner, subject="Unowned printer issue", client=client_b,
+                           notify=False)
+    now = timezone.now()
+    # SLA clocks as the SLA engine leaves them: one breached, one due later
+    from watchkeeper.helpdesk.sla.models import SlaPolicy
+
+    policy = SlaPolicy.objects.create(name="Std", scope="default", targets={})
+    SlaClock.objects.create(ticket=late, metric="resolution", policy=policy, priority="p3",
+                            target_seconds=60, due_at=now - timedelta(hours=1),
+                            breached_at=now - timedelta(hours=1))
+    SlaClock.objects.create(ticket=calm, metric="resolution", policy=policy, priority="p3",
+                            target_seconds=60, due_at=now + timedelta(days=2))
+    _, check = disk_policy(owner)
+    a1, b1 = make_device(client_a, "acme-fs"), make_device(client_b, "beta-fs")
+    record_results([CheckResult(check.pk, a1.pk, client_a.pk, State.CRITICAL, message="95%"),
+                    CheckResult(check.pk, b1.pk, client_b.pk, State.CRITICAL, message="97%")])
+    laptop = make_device(client_a, "acme-lt01")
+    Agent.objects.create(client=client_a, device=laptop, hostname="acme-lt01", public_key="k1",
+                         status=AgentStatus.APPROVED, connectivity=Connectivity.OFFLINE,
+                         last_seen_at=now - timedelta(hours=3))
+    from watchkeeper.helpdesk.time.models import WorkType
+
+    timeentries.start_timer(actor=tech_a, ticket=calm,
+                            work_type=WorkType.objects.create(name="Remote"))
+    return {"late": late, "calm": calm}
+
+
+def test_technician_home_is_their_work(as_user, tech_a, work):
+    html = as_user(tech_a).get("/").content.decode()
+    mine = html[html.index('id="my-tickets"'):]
+    # Breached first, then the one due later; not the other client's ticket
+    assert mine.index("Server room too hot") < mine.index("New mouse please")
+    assert "Breached" in mine[:mine.index("New mouse please")]
+    assert "Unowned printer issue" not in html
+    assert 'id="tile-breached"' in html
+    alerts = html[html.index('id="active-alerts"'):]
+    assert "Disk space on acme-fs" in alerts and "beta-fs" not in html
+    assert "acme-lt01" in html[html.index('id="offline-devices"'):]
+    assert 'id="my-timer"' in html and "New mouse please" in html[html.index('id="my-timer"'):]
+    assert 'id="recent-activity"' in html and "/activity/" in html
+
+
+def test_dispatcher_home_is_the_queue_and_the_load(as_user, tech_a, work):
+    dispatcher = make_user("dispatch@msp.test", Role.DISPATCHER)
+    html = as_user(dispatcher).get("/").content.decode()
+    queue = html[html.index('id="unassigned-queue"'):]
+    assert "Unowned printer issue" in queue and "Server room too hot" not in queue
+    load = html[html.index('id="technician-load"'):]
+    assert "tech@msp.test" in load or tech_a.display_name in load
+
+
+def test_owner_home_is_the_msp_at_a_glance(as_user, owner, client_a, work):
+    html = as_user(owner).get("/").content.decode()
+    health = html[html.index('id="clients-health"'):]
+    assert "Acme Dental" in health and "Borealis Logistics" in health
+    assert 'id="tile-attainment"' in html and 'id="tile-alerts"' in html
