@@ -239,7 +239,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "message/rfc822"): OpenApiTypes.BINARY})
-    @action(detail=True, methods=["get"], url_path=r"original-mail/(?P<inbound>\d+)")
+    @action(detail=True, methods=["get"], url_path="original-mail/<id:inbound>")
     def original_mail(self, request, pk=None, inbound=None):
         """A message as received (.eml) that became an entry of this ticket."""
         ticket = self.get_object()
