@@ -20,9 +20,11 @@ from tests.factories import make_client, make_user  # noqa: E402
 from watchkeeper.core.auth import SESSION_AUTH_AT, SESSION_MFA_VERIFIED  # noqa: E402
 from watchkeeper.core.choices import Role  # noqa: E402
 
-# The loopback peers the tests probe (snmpd, HTTP, TLS and DNS servers on 127.0.0.1): the
-# allow-list an admin would set (core/netguard.py refuses loopback unless allowed).
-LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
+# What the tests probe: loopback peers (snmpd, HTTP, TLS and DNS servers on 127.0.0.1), the
+# private 10/8 of discovery forms and the documentation ranges nothing answers from. The
+# allow-list an admin would set (core/netguard.py refuses anything not allowed).
+LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "192.0.2.0/24",
+                     "198.51.100.0/24", "203.0.113.0/24"]
 
 
 @pytest.fixture
@@ -33,6 +35,15 @@ def client_a(db):
 @pytest.fixture
 def client_b(db):
     return make_client("Borealis Logistics", probe_networks=LOOPBACK_NETWORKS)
+
+
+@pytest.fixture
+def msp_probes(db):
+    """Checks with no client (drafts, "Test now" without a device) may reach the same."""
+    from watchkeeper.core.models import SecurityPolicy
+
+    SecurityPolicy.objects.update_or_create(pk=1, defaults={"probe_networks":
+                                                            LOOPBACK_NETWORKS})
 
 
 @pytest.fixture

@@ -88,6 +88,15 @@ def networks_for(client_id: int | None) -> list[str]:
     return list(row or [])
 
 
+# A special address is reachable only through an allowed network inside its own range.
+_SPECIAL_RANGES = {
+    "loopback": [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")],
+    "link-local": [ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10")],
+    "unspecified": [ipaddress.ip_network("0.0.0.0/32"), ipaddress.ip_network("::/128")],
+    "multicast": [ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8")],
+}
+
+
 def _special(addr: IPAddress) -> str | None:
     if addr.is_loopback:
         return "loopback"
@@ -116,7 +125,8 @@ def permitted(ip: str | IPAddress, networks: Iterable[IPNetwork] | None = None) 
     for net in nets:
         if addr.version != net.version or addr not in net:
             continue
-        if kind is None or _special(net.network_address) == kind:
+        if kind is None or any(net.version == r.version and net.subnet_of(r)
+                               for r in _SPECIAL_RANGES[kind]):
             return True
     return False
 
