@@ -149,13 +149,28 @@ def _refusal(host: str, addresses: list[str]) -> str:
             "allowed network of their own kind.")
 
 
+def _literal(host: str, port: int | None, family: int, kind: int) -> list[tuple] | None:
+    """getaddrinfo's answer for an address literal, without the resolver thread."""
+    try:
+        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    fam = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+    if family not in (socket.AF_UNSPEC, fam):
+        return []
+    sockaddr = (str(addr), port or 0) if fam == socket.AF_INET else (str(addr), port or 0, 0, 0)
+    return [(fam, kind, 0, "", sockaddr)]
+
+
 async def resolve(host: str, port: int | None = None, *, family: int = socket.AF_UNSPEC,
                   kind: int = socket.SOCK_STREAM) -> list[tuple]:
     """getaddrinfo, keeping only permitted addresses; ProbeRefused when none is."""
     if _allowed.get() is None:
         raise ProbeRefused(_refusal(host, [host]))
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family,
-                                                         type=kind)
+    infos = _literal(host, port, family, kind)
+    if infos is None:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family,
+                                                             type=kind)
     good = [info for info in infos if permitted(info[4][0])]
     if not good:
         raise ProbeRefused(_refusal(host, sorted({info[4][0] for info in infos})))
@@ -167,7 +182,9 @@ def resolve_sync(host: str, port: int | None = None, *, family: int = socket.AF_
     """The blocking form of `resolve` (discovery's worker threads)."""
     if _allowed.get() is None:
         raise ProbeRefused(_refusal(host, [host]))
-    infos = socket.getaddrinfo(host, port, family=family, type=kind)
+    infos = _literal(host, port, family, kind)
+    if infos is None:
+        infos = socket.getaddrinfo(host, port, family=family, type=kind)
     good = [info for info in infos if permitted(info[4][0])]
     if not good:
         raise ProbeRefused(_refusal(host, sorted({info[4][0] for info in infos})))
