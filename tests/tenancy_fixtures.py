@@ -90,7 +90,9 @@ def _audit_entry(client: Client, tag: str) -> AuditEntry:
 
 @factory(Event)
 def _event(client: Client, tag: str) -> Event:
-    return events.emit(f"test.{slugify(tag)}", client=client, payload={"note": tag})
+    from tests.event_kinds import TestHappened
+
+    return events.emit(TestHappened(note=tag), client=client)
 
 
 @factory(EventDelivery)

@@ -127,9 +127,9 @@ def _notification(client: Client, tag: str) -> Notification:
     from watchkeeper.monitoring import notify
 
     channel, alert = _channel(client, tag), _alerting(client, tag)
-    event = events.emit("alert.opened", client=client.pk, payload={
-        "alert_id": alert.pk, "check": f"{tag} Disk", "severity": "critical",
-        "summary": f"{tag} disk full", "device_id": alert.device_id})
+    from watchkeeper.monitoring.events import AlertOpened
+
+    event = events.emit(AlertOpened.of(alert), client=client.pk)
     notify.deliver(event, channel)  # a digest channel: stored, nothing sent
     return Notification.objects.get(event=event, channel=channel)
 

@@ -328,3 +328,35 @@ def test_agent_dist_rebuilds_only_when_the_sources_changed(packages):
     dist.build(out=packages, if_changed=True, log=lines.append)
     assert lines == [f"agent packages up to date in {packages}"]
     assert (packages / "manifest.json").stat().st_mtime_ns == before
+
+
+def test_the_macos_daemon_runs_the_agent_the_installer_puts_in_place(settings, packages, db,
+                                                                    client):
+    """Not run on macOS here; the launchd plist the installer writes parses and starts the
+    agent from the virtual environment the installer builds, with the macOS state dir."""
+    import plistlib
+
+    from watchkeeper.agents.installers import scripts
+
+    settings.AGENT_DIST_DIR = packages
+    plist = plistlib.loads(scripts._launchd_plist().encode())
+    assert plist["Label"] == scripts.LAUNCHD_LABEL and plist["KeepAlive"] is True
+    assert plist["ProgramArguments"] == [
+        "/opt/watchkeeper-agent/venv/bin/watchkeeper-agent", "--state-dir",
+        "/var/db/watchkeeper-agent", "run"]
+    text = client.get("/agent/v1/install.sh").content.decode()
+    assert 'STATE="$ROOT/var/db/watchkeeper-agent"' in text
+    assert 'PREFIX="$ROOT/opt/watchkeeper-agent"' in text
+
+
+def test_the_cli_token_prints_the_installers(db, capsys):
+    from django.core.management import call_command
+
+    from tests.factories import make_client
+
+    site = Site.objects.create(client=make_client("Cli Co"), name="HQ")
+    call_command("enrollment_token", "create", "--client", "Cli Co", "--site", site.name,
+                 "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert out["installers"]["linux"].endswith(f"--token {out['token']}")
+    assert out["install"].startswith("watchkeeper-agent enroll --server ")

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.event_kinds import TestHappened, TestOther
 from tests.factories import make_user
 from watchkeeper.core import actions, events
 from watchkeeper.core.choices import AuditAction, DeliveryStatus, Role
@@ -65,15 +66,15 @@ def test_audit_log_is_read_only_and_needs_audit_view(as_user, owner, tech_a, cli
 
 def test_events_list_their_deliveries_and_filter_by_kind(as_user, owner, client_a):
     # Given an event with one dead delivery and one that is done
-    event = events.emit("thing.happened", client=client_a, payload={"n": 1})
+    event = events.emit(TestHappened(n=1), client=client_a)
     EventDelivery.objects.create(event=event, handler="a", status=DeliveryStatus.DEAD,
                                  attempts=8, last_error="boom")
     EventDelivery.objects.create(event=event, handler="b", status=DeliveryStatus.DONE)
-    events.emit("other.thing", client=client_a)
+    events.emit(TestOther(), client=client_a)
     api = as_user(owner)
 
     # When events are listed by kind and by delivery status
-    by_kind = _rows(api.get("/api/v1/events/?kind=thing.happened"))
+    by_kind = _rows(api.get("/api/v1/events/?kind=test.happened"))
     dead = _rows(api.get("/api/v1/events/?delivery_status=dead"))
     detail = api.get(f"/api/v1/events/{event.pk}/").json()
 
@@ -82,12 +83,12 @@ def test_events_list_their_deliveries_and_filter_by_kind(as_user, owner, client_
     assert [r["id"] for r in dead] == [str(event.pk)]
     assert {(d["handler"], d["status"]) for d in detail["deliveries"]} == {
         ("a", "dead"), ("b", "done")}
-    assert detail["payload"] == {"n": 1}
+    assert detail["payload"] == {"n": 1, "note": ""} and detail["version"] == 1
 
 
 def test_replaying_a_dead_letter_requeues_it_with_an_audit_row(as_user, owner, client_a):
     # Given a dead letter
-    event = events.emit("thing.happened", client=client_a)
+    event = events.emit(TestHappened(), client=client_a)
     dead = EventDelivery.objects.create(event=event, handler="a", status=DeliveryStatus.DEAD,
                                         attempts=8, last_error="boom")
     api = as_user(owner)
@@ -106,7 +107,7 @@ def test_replaying_a_dead_letter_requeues_it_with_an_audit_row(as_user, owner, c
 
 def test_only_dead_letters_can_be_replayed_and_only_with_events_manage(as_user, owner,
                                                                        client_a):
-    event = events.emit("thing.happened", client=client_a)
+    event = events.emit(TestHappened(), client=client_a)
     done = EventDelivery.objects.create(event=event, handler="a", status=DeliveryStatus.DONE)
     dead = EventDelivery.objects.create(event=event, handler="b", status=DeliveryStatus.DEAD)
     reader = make_user("ro@msp.test", Role.READONLY)
@@ -122,11 +123,11 @@ def test_only_dead_letters_can_be_replayed_and_only_with_events_manage(as_user, 
 
 
 def test_deliveries_filter_by_status(as_user, owner, client_a):
-    event = events.emit("thing.happened", client=client_a)
+    event = events.emit(TestHappened(), client=client_a)
     EventDelivery.objects.create(event=event, handler="a", status=DeliveryStatus.DEAD)
     EventDelivery.objects.create(event=event, handler="b", status=DeliveryStatus.DONE)
 
     rows = _rows(as_user(owner).get("/api/v1/deliveries/?status=dead"))
 
     assert [(r["handler"], r["kind"], r["client"]) for r in rows] == [
-        ("a", "thing.happened", client_a.pk)]
+        ("a", "test.happened", client_a.pk)]

@@ -7,6 +7,7 @@ import pytest
 
 from watchkeeper.core import actions, crypto, events, webhooks
 from watchkeeper.core.choices import AuditAction
+from watchkeeper.core.event_kinds import SiteCreated
 from watchkeeper.core.models import AuditEntry, Event, WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -108,7 +109,7 @@ def test_delivery_log_of_an_endpoint(as_user, admin_user, client_a):
                                    secret="0123456789abcdef", client=client_a)
     other = actions.create_webhook(actor=admin_user, name="Two", url="https://2.test/",
                                    secret="0123456789abcdef", client=client_a)
-    event = events.emit("site.created", client=client_a)
+    event = events.emit(SiteCreated(id=1, repr="HQ"), client=client_a)
     WebhookDelivery.objects.create(endpoint=first, event=event, attempt=1, status_code=500,
                                    error="Server error")
     WebhookDelivery.objects.create(endpoint=first, event=event, attempt=2, status_code=200,
@@ -137,3 +138,14 @@ def test_create_an_inactive_webhook(as_user, admin_user):
     assert response.status_code == 201, response.content
     assert response.json()["is_active"] is False
     assert WebhookEndpoint.objects.get(name="Paused").is_active is False
+
+
+def test_an_undeclared_event_kind_is_refused(as_user, admin_user, client_a):
+    api = as_user(admin_user)
+    response = api.post("/api/v1/webhooks/", {"name": "PSA", "url": "https://psa.test/in",
+                                              "client": client_a.pk,
+                                              "event_kinds": ["ticket.closed"]},
+                        content_type=JSON)
+    assert response.status_code == 400
+    assert "ticket.closed" in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()

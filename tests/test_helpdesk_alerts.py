@@ -10,9 +10,10 @@ from django.db import transaction
 from watchkeeper.core import events
 from watchkeeper.core.models import Event
 from watchkeeper.helpdesk.choices import EntryKind, Source, Status
-from watchkeeper.helpdesk.handlers import on_alert
+from watchkeeper.helpdesk.handlers import on_alert_changed, on_alert_opened, on_alert_resolved
 from watchkeeper.helpdesk.models import OutgoingMail, Ticket, TicketEntry
 from watchkeeper.inventory import actions as inventory_actions
+from watchkeeper.monitoring.events import AlertChanged, AlertOpened, AlertResolved
 
 pytestmark = pytest.mark.django_db
 
@@ -22,17 +23,29 @@ def device(client_a):
     return inventory_actions.create_device(actor=None, client=client_a, name="ACME-DC01")
 
 
+KINDS = {"alert.opened": AlertOpened, "alert.changed": AlertChanged,
+         "alert.resolved": AlertResolved}
+HANDLERS = {"alert.opened": on_alert_opened, "alert.changed": on_alert_changed,
+            "alert.resolved": on_alert_resolved}
+
+
 def alert_event(kind, device, alert_id=41, **extra) -> Event:
-    payload = {"alert_id": alert_id, "id": alert_id, "device_id": device.pk,
-               "client_id": device.client_id, "check": "Disk C: free",
-               "severity": "critical", "summary": "3% free", **extra}
+    """Emit a declared alert event (as monitoring would) with these values."""
+    fields = {"alert_id": alert_id, "device_id": device.pk, "check": "Disk C: free",
+              "check_id": None, "severity": "critical", "summary": "3% free",
+              "status": "open", "count": 1, "suppressed": "", "is_flapping": False,
+              "wants_ticket": True, "resolve_ticket": True, "by": "monitoring"}
+    if kind == "alert.changed":
+        fields["change"] = "severity"
+    if kind == "alert.resolved":
+        fields.update(status="resolved", recovered=True)
     with transaction.atomic():
-        return events.emit(kind, client=device.client_id, payload=payload)
+        return events.emit(KINDS[kind](**{**fields, **extra}), client=device.client_id)
 
 
 def deliver(event, times=1):
     for _ in range(times):
-        on_alert(event, "helpdesk.alerts")
+        HANDLERS[event.kind](events.typed(event), "helpdesk.alerts")
 
 
 def test_an_opened_alert_opens_one_ticket_even_when_delivered_twice(device):
@@ -105,11 +118,12 @@ def test_recovery_does_not_resolve_when_work_started_or_policy_says_no(device, t
 
 def test_alerts_the_policy_does_not_ticket_open_none_until_they_do(device):
     # Given an alert whose severity the policy does not ticket, and a suppressed one
-    deliver(alert_event("alert.opened", device, alert_id=7, ticket=False, severity="warning"))
+    deliver(alert_event("alert.opened", device, alert_id=7, wants_ticket=False,
+                            severity="warning"))
     deliver(alert_event("alert.opened", device, alert_id=8, suppressed="maintenance"))
     assert not Ticket.objects.exists()
     # When the first one worsens to a severity that is ticketed
-    deliver(alert_event("alert.changed", device, alert_id=7, ticket=True))
+    deliver(alert_event("alert.changed", device, alert_id=7, wants_ticket=True))
     # Then that alert gets its ticket
     assert Ticket.objects.get().origin_key == "alert:7"
 

@@ -130,7 +130,7 @@ def test_warning_and_breach_are_announced_once_when_two_sweeps_race(office, owne
     # Then exactly one claim wins and one sla.warning is emitted
     assert won == [True, False]
     assert len(kinds("sla.warning")) == 1
-    assert kinds("sla.warning")[0].payload["ticket"] == ticket.pk
+    assert kinds("sla.warning")[0].payload["ticket_id"] == ticket.pk
 
     # When both sweeps run again after the 17:00 deadline
     with freeze_time(london(2025, 7, 7, 17, 30)):
@@ -172,7 +172,7 @@ def test_sweep_needs_no_recompute_and_ignores_paused_and_met_clocks(office, poli
 
     # Then only the ticket left alone breached (first response and resolution)
     assert result == {"warned": 0, "breached": 2}
-    assert {e.payload["ticket"] for e in kinds("sla.breached")} == {alone.pk}
+    assert {e.payload["ticket_id"] for e in kinds("sla.breached")} == {alone.pk}
     assert clock(waiting).state == ClockState.PAUSED
     assert clock(done).state == ClockState.MET and clock(done).breached_at is None
 
@@ -398,7 +398,7 @@ def test_two_sweeps_in_parallel_threads_announce_each_breach_once(office, policy
     # Then together they announced each of the 10 breaches (2 per ticket) exactly once
     assert sum(r["breached"] for r in results) == 10
     assert len(kinds("sla.breached")) == 10
-    assert {e.payload["ticket"] for e in kinds("sla.breached")} == {t.pk for t in tickets}
+    assert {e.payload["ticket_id"] for e in kinds("sla.breached")} == {t.pk for t in tickets}
 
 
 def test_the_scheduler_runs_the_sweep_only_when_something_is_due(office, policy, tech_a):
@@ -420,4 +420,4 @@ def test_the_scheduler_runs_the_sweep_only_when_something_is_due(office, policy,
         # and the task itself announces the breach of the first-response target
         assert tasks_sla.sla_sweep.call() == {"warned": 0, "breached": 1}
         assert job.when() is False
-    assert kinds("sla.breached")[0].payload["ticket"] == ticket.pk
+    assert kinds("sla.breached")[0].payload["ticket_id"] == ticket.pk

@@ -86,3 +86,34 @@ def test_owner_home_is_the_msp_at_a_glance(as_user, owner, client_a, work):
     health = html[html.index('id="clients-health"'):]
     assert "Acme Dental" in health and "Borealis Logistics" in health
     assert 'id="tile-attainment"' in html and 'id="tile-alerts"' in html
+
+
+def test_portal_home_shows_open_requests_and_device_health(as_user, portal_b, client_b,
+                                                           work):
+    make_device(client_b, "beta-pc", last_seen_at=timezone.now(), reboot_required=True)
+    html = as_user(portal_b).get("/portal/").content.decode()
+    requests = html[html.index('id="portal-open-requests"'):]
+    assert "Unowned printer issue" in requests and "Server room too hot" not in html
+    health = html[html.index('id="device-health"'):]
+    assert "Need a reboot" in health and "devices in total" in health
+
+
+def test_the_contact_picker_follows_the_chosen_client(as_user, owner, client_a, client_b):
+    from watchkeeper.core.models import Contact
+
+    mine = Contact.objects.create(client=client_a, name="Ann Acme", email="ann@acme.test")
+    other = Contact.objects.create(client=client_b, name="Bob Beta", email="bob@beta.test")
+    api = as_user(owner)
+    html = api.get("/tickets/new").content.decode()
+    # Every option names its client (for the page's filter), with the client in its label
+    assert f'data-client="{client_a.pk}" value="{mine.pk}"' in html or \
+        f'value="{mine.pk}" data-client="{client_a.pk}"' in html
+    assert "Bob Beta (Borealis Logistics)" in html
+    # Once a client is chosen, only its contacts are offered
+    narrowed = api.get(f"/tickets/new?client={client_a.pk}").content.decode()
+    assert "Ann Acme" in narrowed and "Bob Beta" not in narrowed
+    refused = api.post("/tickets/new", {"client": client_a.pk, "contact": other.pk,
+                                         "subject": "x", "type": "incident",
+                                         "impact": "medium", "urgency": "medium",
+                                         "source": "phone"})
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()

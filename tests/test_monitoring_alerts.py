@@ -42,7 +42,7 @@ def test_a_failure_opens_one_alert_and_repeats_only_count(owner, client_a):
     event = Event.objects.get(kind="alert.opened")
     assert event.payload["alert_id"] == alert.pk
     assert event.payload["device_id"] == device.pk
-    assert event.payload["client_id"] == client_a.pk
+    assert event.client_id == client_a.pk and event.version == 1
     assert event.payload["check"] == "Disk space"
 
 

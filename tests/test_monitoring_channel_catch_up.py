@@ -234,9 +234,15 @@ def test_catch_up_is_audited_and_announced(owner, client_a):
 
 
 def test_directed_event_is_recorded_once_per_key(client_a):
-    first = events.emit_directed("alert.catchup", handler="monitoring.notify:1", key="k",
+    from watchkeeper.monitoring.events import AlertCatchup
+
+    catchup = AlertCatchup(alert_id=1, device_id=None, check="Disk", check_id=None,
+                           severity="critical", summary="", status="open", count=1,
+                           suppressed="", is_flapping=False, wants_ticket=False,
+                           resolve_ticket=False, by="monitoring", channel_id=1)
+    first = events.emit_directed(catchup, handler="monitoring.notify:1", key="k",
                                  client=client_a)
-    again = events.emit_directed("alert.catchup", handler="monitoring.notify:1", key="k",
+    again = events.emit_directed(catchup, handler="monitoring.notify:1", key="k",
                                  client=client_a)
     assert first is not None and again is None
     assert EventDelivery.objects.filter(event=first).count() == 1

@@ -13,7 +13,7 @@ from django.utils import timezone
 from tests.monitoring_helpers import make_device
 from watchkeeper.agents import actions as agent_actions
 from watchkeeper.agents.choices import CommandStatus
-from watchkeeper.agents.events import AgentOffline, AgentOnline
+from watchkeeper.agents.events import AgentOffline, AgentOnline, CommandFinished
 from watchkeeper.agents.writer import insert_samples
 from watchkeeper.core import events
 from watchkeeper.inventory.models import DeviceSection
@@ -139,8 +139,9 @@ def test_script_check_maps_exit_code_and_keeps_output(owner, client_a):
     Command.objects.filter(pk=command.pk).update(
         status=CommandStatus.FAILED, exit_code=2, finished_at=timezone.now(),
         stdout="CRITICAL: last backup 49 hours ago\nsecond line")
-    events.emit("command.finished", client=client_a.pk, payload={
-        "id": command.pk, "run": run.pk, "device": agent.device_id, "exit_code": 2})
+    events.emit(CommandFinished.of(Command.objects.get(pk=command.pk), agent=agent,
+                                   status=CommandStatus.FAILED, exit_code=2),
+                client=client_a.pk)
     events.dispatch_due()
     state = CheckState.objects.get(check_template=check)
     assert state.state == State.CRITICAL

@@ -152,10 +152,14 @@ def _event(summary: str):
     from django.utils import timezone
 
     from watchkeeper.core.models import Event
+    from watchkeeper.monitoring.events import AlertOpened
 
-    return Event(kind="alert.opened", created_at=timezone.now(), client_id=None,
-                 payload={"alert_id": 1, "check": "Disk space", "severity": "critical",
-                          "summary": summary})
+    opened = AlertOpened(alert_id=1, device_id=None, check="Disk space", check_id=None,
+                         severity="critical", summary=summary, status="open", count=1,
+                         suppressed="", is_flapping=False, wants_ticket=False,
+                         resolve_ticket=False, by="monitoring")
+    return Event(kind=opened.KIND, version=opened.VERSION, created_at=timezone.now(),
+                 client_id=None, payload=opened.payload())
 
 
 def test_rendered_length_is_capped(owner):

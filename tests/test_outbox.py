@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tests.event_kinds import TestHappened
 from watchkeeper.core import actions, events
 from watchkeeper.core.choices import AuditAction, DeliveryStatus
 from watchkeeper.core.models import AuditEntry, Event, EventDelivery
@@ -40,12 +41,12 @@ def test_flaky_handler_is_retried_until_it_succeeds(db, handler):
     calls = []
 
     def flaky(event, name):
-        calls.append(event.id)
+        calls.append(event.envelope.id)
         if len(calls) == 1:
             raise ConnectionError("peer not ready")
 
     handler(flaky)
-    event = events.emit("test.flaky", payload={"n": 1})
+    event = events.emit(TestHappened(n=1))
     delivery = EventDelivery.objects.get(event=event)
 
     # when the dispatcher runs, then the first attempt fails and is scheduled later
@@ -83,7 +84,7 @@ def test_always_failing_handler_becomes_dead_letter_and_replay_redelivers(
             raise RuntimeError("downstream is down")
 
     handler(broken)
-    event = events.emit("test.broken")
+    event = events.emit(TestHappened())
     delivery = EventDelivery.objects.get(event=event)
 
     # when it has failed OUTBOX_MAX_ATTEMPTS times
@@ -121,12 +122,12 @@ def test_crash_between_handler_and_mark_done_redelivers_after_lease_expiry(db, h
     calls = []
 
     def crashes_once(event, name):
-        calls.append(event.id)
+        calls.append(event.envelope.id)
         if len(calls) == 1:
             raise SystemExit("worker killed")  # not an Exception: nothing catches it
 
     handler(crashes_once)
-    event = events.emit("test.crash")
+    event = events.emit(TestHappened())
     with pytest.raises(SystemExit):
         events.dispatch_due()
     delivery = EventDelivery.objects.get(event=event)
@@ -156,11 +157,11 @@ def test_emit_in_rolled_back_transaction_leaves_no_event(db, handler,
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(ValueError):
             with transaction.atomic():
-                events.emit("test.rollback", payload={"x": 1})
+                events.emit(TestHappened(n=1))
                 raise ValueError("the change failed")
 
     # then neither the event, nor a delivery, nor a dispatcher kick exists
-    assert not Event.objects.filter(kind="test.rollback").exists()
+    assert not Event.objects.filter(kind="test.happened").exists()
     assert not EventDelivery.objects.exists()
     assert callbacks == []
 
@@ -180,7 +181,7 @@ def test_committed_emit_enqueues_a_dispatch(db, handler, django_capture_on_commi
         # when an event is emitted in a transaction that commits
         with django_capture_on_commit_callbacks(execute=True):
             with transaction.atomic():
-                events.emit("test.commit")
+                events.emit(TestHappened())
     finally:
         task_enqueued.disconnect(on_enqueued)
 
@@ -199,10 +200,10 @@ def test_two_dispatchers_on_postgresql_deliver_each_row_once(handler):
 
     def record(event, name):
         with lock:
-            seen.append(event.id)
+            seen.append(event.envelope.id)
 
     handler(record)
-    ids = {events.emit("test.race", payload={"n": n}).id for n in range(120)}
+    ids = {events.emit(TestHappened(n=n)).id for n in range(120)}
     barrier = threading.Barrier(2)
     results = []
 
@@ -236,16 +237,16 @@ def test_many_events_in_one_transaction_enqueue_one_dispatch(
         with transaction.atomic():
             try:
                 with transaction.atomic():
-                    events.emit("test.batch", payload={"n": 0})
+                    events.emit(TestHappened(n=0))
                     raise ValueError("undo this part")
             except ValueError:
                 pass
             for n in range(1, 20):
-                events.emit("test.batch", payload={"n": n})
+                events.emit(TestHappened(n=n))
 
     # then one dispatch is scheduled for the commit, and 19 events wait for it
     assert len(callbacks) == 1
-    assert Event.objects.filter(kind="test.batch").count() == 19
+    assert Event.objects.filter(kind="test.happened").count() == 19
 
 
 def test_dispatch_task_works_through_more_than_one_batch(db, handler, monkeypatch):
@@ -254,9 +255,9 @@ def test_dispatch_task_works_through_more_than_one_batch(db, handler, monkeypatc
 
     monkeypatch.setattr(tasks, "DISPATCH_BATCH", 5)
     delivered = []
-    handler(lambda event, name: delivered.append(event.id))
+    handler(lambda event, name: delivered.append(event.envelope.id))
     for n in range(12):
-        events.emit("test.bulk", payload={"n": n})
+        events.emit(TestHappened(n=n))
 
     # when one dispatch task runs
     result = tasks.dispatch_outbox.call()

@@ -153,7 +153,9 @@ def test_outbox_sweep_enqueues_only_when_a_delivery_is_due(db):
         queued.append(task_result.task.module_path)
 
     task_enqueued.connect(on_enqueued)
-    events.subscribe("test.sweep", name="tests.sweep")(lambda event, name: None)
+    from tests.event_kinds import TestOther
+
+    events.subscribe("test.other", name="tests.sweep")(lambda event, name: None)
     try:
         scheduler.ensure_rows()
         # when it is due with an empty outbox, then nothing is enqueued
@@ -161,7 +163,7 @@ def test_outbox_sweep_enqueues_only_when_a_delivery_is_due(db):
         assert "watchkeeper.core.tasks.dispatch_outbox" not in queued
 
         # when an event waits for delivery and the sweep is due again
-        events.emit("test.sweep")
+        events.emit(TestOther())
         row = ScheduledJob.objects.get(name="core.dispatch_outbox")
         scheduler.run_due(now=row.next_run_at)
 

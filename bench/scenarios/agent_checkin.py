@@ -1,5 +1,6 @@
 """agent_checkin: agent check-in ingestion — N simulated agents, each POSTing signed metric
-batches (15 values, like the real agent's minute report) to /agent/v1/checkin, through the
+batches (the values its device of the demo's fleet generator, agents/simulator, reports:
+about 15, like the real agent's minute report) to /agent/v1/checkin, through the
 whole path: signature check, nonce insert, validation, idempotent seq claim, bulk metric
 insert, last-seen update, pending-command lookup, acknowledgement after commit.
 Target: 100,000 agents at a 60 s interval on one 2-core PostgreSQL node ≈ 1,700 check-ins/s.
@@ -60,10 +61,6 @@ PG_DB = "watchkeeper_bench_agent_checkin"  # its own PostgreSQL database, droppe
 CHECKIN_TARGET = Target("POST /agent/v1/checkin (signed metrics batch), lean path", CHECKIN)
 DJANGO_TARGET = Target("POST /agent/v1/checkin via the Django view "
                        "(WATCHKEEPER_AGENT_LEAN_CHECKIN=false)", CHECKIN)
-METRICS = ["cpu.percent", "mem.percent", "mem.used_bytes", "swap.percent", "load.1",
-           "load.5", "load.15", "disk.used_bytes:/", "disk.free_bytes:/",
-           "disk.used_percent:/", "net.rx_bps", "net.tx_bps", "uptime.seconds", "proc.count",
-           "disk.used_bytes:/home"]
 # The version the simulated agents report. They are enrolled with it: a check-in reporting a
 # version other than the stored one goes to the Django view (a fleet upgrade), and with the
 # seed's "" every agent's first check-in did, so a run through the lean path alone measured
@@ -130,9 +127,15 @@ class Fleet:
 
     def __init__(self, uids: list[str], port: int):
         from watchkeeper.agents.protocol import canonical_request
+        from watchkeeper.agents.simulator.profiles import ClientInfo, fleet
 
         self.canonical = canonical_request
         self.uids = uids
+        # The demo's device generator: each agent reports what its simulated device would
+        # (CPU and memory over a working day, its disks), not one constant vector.
+        self.profiles = fleet([ClientInfo(1, "Bench Fleet Ltd", "UTC", (1,))], len(uids),
+                              seed="bench")
+        self.values_sent = 0
         self.keys = [agent_key(n) for n in range(len(uids))]
         self.seq = [0] * len(uids)
         self.port = port
@@ -142,9 +145,11 @@ class Fleet:
         n = self.next % len(self.uids)
         self.next += 1
         self.seq[n] += 1
+        now = time.time()
+        values = self.profiles[n].metrics(now)
+        self.values_sent += len(values)
         body = json.dumps({"seq": self.seq[n], "kind": "metrics", "agent_version": AGENT_VERSION,
-                           "metrics": {"ts": time.time(),
-                                       "values": {m: 12.5 + i for i, m in enumerate(METRICS)}},
+                           "metrics": {"ts": now, "values": values},
                            "dropped": {}}, separators=(",", ":")).encode()
         ts, nonce = int(time.time()), secrets.token_hex(16)
         signature = base64.b64encode(self.keys[n].sign(self.canonical(
@@ -319,7 +324,7 @@ def run_db(db: str, args) -> dict:
                     "server": f"watchkeeper web --workers {args.workers}",
                     "agents": args.agents, "baseline_ref": args.baseline_ref or "",
                     "checkins_sent": sent, "samples_stored": samples,
-                    "samples_expected": sent * len(METRICS)}
+                    "samples_expected": fleet.values_sent}
             return {"meta": meta, "rows": rows}
     finally:
         if tree is not None:

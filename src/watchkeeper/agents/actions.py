@@ -23,6 +23,7 @@ from watchkeeper.core import audit, crypto, events
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Client, Site
 
+from . import events as ev
 from . import templating
 from .choices import (
     PENDING_COMMAND_STATES,
@@ -33,7 +34,6 @@ from .choices import (
     ScriptLanguage,
     TargetKind,
 )
-from .events import AgentOffline
 from .models import Agent, Command, EnrollmentToken, Script, ScriptRun, ScriptVersion, SignerKey
 
 TOKEN_PREFIX = "wke"
@@ -75,8 +75,7 @@ def create_enrollment_token(*, actor, client: Client, site: Site, hours: float |
         audit.record(actor=actor, action=AuditAction.CREATE, obj=token, changes={
             "site": [None, site.name], "auto_approve": [None, auto_approve],
             "expires_at": [None, token.expires_at.isoformat()], "max_uses": [None, max_uses]})
-        events.emit("enrollment_token.created", client=client.pk,
-                    payload={"id": token.pk, "site": site.pk, "auto_approve": auto_approve})
+        events.emit(ev.EnrollmentTokenCreated.of(token), client=client.pk)
     return token, raw
 
 
@@ -89,8 +88,7 @@ def revoke_enrollment_token(*, actor, token: EnrollmentToken) -> EnrollmentToken
         token.revoked_at = now
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=token,
                      changes={"revoked_at": [None, now.isoformat()]})
-        events.emit("enrollment_token.revoked", client=token.client_id,
-                    payload={"id": token.pk})
+        events.emit(ev.EnrollmentTokenRevoked.of(token), client=token.client_id)
     return token
 
 
@@ -146,8 +144,7 @@ def enroll_agent(*, token: EnrollmentToken, public_key: str, facts: dict[str, An
         audit.record(actor=actor, action=AuditAction.CREATE, obj=agent, ip=ip, changes={
             "hostname": [None, hostname], "site": [None, token.site.name],
             "key": [None, agent.fingerprint], "status": [None, agent.status]})
-        events.emit("agent.enrolled", client=token.client_id,
-                    payload={"id": agent.pk, "uid": str(agent.uid), "hostname": hostname})
+        events.emit(ev.AgentEnrolled.of(agent), client=token.client_id)
         if token.auto_approve:
             _approve(actor=actor, agent=agent)
     return agent
@@ -170,8 +167,7 @@ def _approve(*, actor, agent: Agent) -> Agent:
     audit.record(actor=actor, action=AuditAction.UPDATE, obj=agent,
                  changes={"status": [AgentStatus.PENDING, AgentStatus.APPROVED],
                           "device": [None, device.pk]})
-    events.emit("agent.approved", client=agent.client_id,
-                payload={"id": agent.pk, "uid": str(agent.uid), "device": device.pk})
+    events.emit(ev.AgentApproved.of(agent), client=agent.client_id)
     return agent
 
 
@@ -182,17 +178,18 @@ def approve_agent(*, actor, agent: Agent) -> Agent:
 
 def reject_agent(*, actor, agent: Agent) -> Agent:
     return _set_status(actor=actor, agent=agent, to=AgentStatus.REJECTED,
-                       allowed=(AgentStatus.PENDING,), event="agent.rejected")
+                       allowed=(AgentStatus.PENDING,), event=ev.AgentRejected)
 
 
 def revoke_agent(*, actor, agent: Agent) -> Agent:
     """Refuse the agent from its next request on and cancel what was waiting for it."""
     return _set_status(actor=actor, agent=agent, to=AgentStatus.REVOKED,
                        allowed=(AgentStatus.PENDING, AgentStatus.APPROVED),
-                       event="agent.revoked")
+                       event=ev.AgentRevoked)
 
 
-def _set_status(*, actor, agent: Agent, to: str, allowed: tuple, event: str) -> Agent:
+def _set_status(*, actor, agent: Agent, to: str, allowed: tuple,
+                event: type[ev.AgentRejected | ev.AgentRevoked]) -> Agent:
     from watchkeeper.inventory import services as inventory
 
     with transaction.atomic():
@@ -207,8 +204,7 @@ def _set_status(*, actor, agent: Agent, to: str, allowed: tuple, event: str) -> 
         agent.status = to
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=agent,
                      changes={"status": [before, to], "commands_cancelled": [None, cancelled]})
-        events.emit(event, client=agent.client_id,
-                    payload={"id": agent.pk, "uid": str(agent.uid)})
+        events.emit(event.of(agent), client=agent.client_id)
     return agent
 
 
@@ -223,9 +219,9 @@ def delete_agent(*, actor, agent: Agent) -> None:
         audit.record(actor=actor, action=AuditAction.DELETE, obj=agent,
                      changes={k: [v, None] for k, v in before.items()
                               if k in ("uid", "hostname", "status", "device_id")})
-        client_id, pk, uid = agent.client_id, agent.pk, str(agent.uid)
+        client_id, deleted = agent.client_id, ev.AgentDeleted.of(agent)
         agent.delete()
-        events.emit("agent.deleted", client=client_id, payload={"id": pk, "uid": uid})
+        events.emit(deleted, client=client_id)
 
 
 def offline_after() -> timedelta:
@@ -243,7 +239,7 @@ def mark_offline(*, agent_id: int, now) -> bool:
         if claimed:
             agent = Agent.objects.only("id", "uid", "client_id", "device_id", "last_seen_at",
                                        "hostname").get(pk=agent_id)
-            events.emit(AgentOffline.of(agent), client=agent.client_id)
+            events.emit(ev.AgentOffline.of(agent), client=agent.client_id)
     return bool(claimed)
 
 
@@ -319,7 +315,7 @@ def create_script(*, actor, name: str, language: str, body: str, description: st
         audit.record(actor=actor, action=AuditAction.CREATE, obj=script,
                      changes={"name": [None, script.name], "version": [None, version.version],
                               "language": [None, language]})
-        events.emit("script.created", payload={"id": script.pk, "name": script.name})
+        events.emit(ev.ScriptCreated.of(script))
     return script
 
 
@@ -341,7 +337,7 @@ def update_script(*, actor, script: Script, body: str, language: str | None = No
         script.save(update_fields=fields)
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=script,
                      changes={"version": [current.version, version.version]})
-        events.emit("script.changed", payload={"id": script.pk, "version": version.version})
+        events.emit(ev.ScriptChanged.of(version))
     return version
 
 
@@ -467,9 +463,8 @@ def run_script(*, actor, version: ScriptVersion, target_kind: str, target,
             "agents": [None, len(agents)],
             "parameters": [None, masked_parameters(stored_parameters)],
             "recent_agents": [None, recent], "needs_approval": [None, needs_approval]})
-        events.emit("script_run.created", client=client.pk, payload={
-            "id": run.pk, "script": version.script_id, "version": version.version,
-            "agents": len(agents), "needs_approval": needs_approval})
+        events.emit(ev.ScriptRunCreated.of(run, version=version, agents=len(agents),
+                                           needs_approval=needs_approval), client=client.pk)
     return run
 
 
@@ -491,8 +486,7 @@ def approve_run(*, actor, run: ScriptRun) -> ScriptRun:
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=run, changes={
             "status": [RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING],
             "approved_by": [None, actor.email], "commands": [None, released]})
-        events.emit("script_run.approved", client=run.client_id,
-                    payload={"id": run.pk, "commands": released})
+        events.emit(ev.ScriptRunApproved.of(run, commands=released), client=run.client_id)
     run.refresh_from_db()
     return run
 
@@ -506,8 +500,7 @@ def cancel_run(*, actor, run: ScriptRun) -> int:
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=run,
                      changes={"status": [run.status, RunStatus.CANCELLED],
                               "commands_cancelled": [None, cancelled]})
-        events.emit("script_run.cancelled", client=run.client_id,
-                    payload={"id": run.pk, "commands": cancelled})
+        events.emit(ev.ScriptRunCancelled.of(run, commands=cancelled), client=run.client_id)
     return cancelled
 
 
@@ -524,7 +517,7 @@ def kill_switch(*, actor) -> int:
                      object_repr="kill switch",
                      changes={"commands_cancelled": [None, cancelled],
                               "runs_cancelled": [None, runs]})
-        events.emit("commands.killed", payload={"commands": cancelled, "runs": runs})
+        events.emit(ev.CommandsKilled(commands=cancelled, runs=runs))
     return cancelled
 
 
@@ -538,5 +531,5 @@ def register_signer_key(*, actor, public_key_raw: bytes) -> SignerKey:
             SignerKey.objects.filter(pk=key.pk).update(is_active=True)
             audit.record(actor=actor, action=AuditAction.CREATE, obj=key,
                          changes={"public_key": [None, public_key]})
-            events.emit("signer.key_registered", payload={"public_key": public_key})
+            events.emit(ev.SignerKeyRegistered(public_key=public_key))
     return key

@@ -26,6 +26,7 @@ from watchkeeper.core import audit, events
 from watchkeeper.core.canonical import canonical_hash
 from watchkeeper.core.choices import AuditAction
 
+from . import events as ev
 from . import writer
 from .choices import FINISHED_COMMAND_STATES, AgentStatus, CommandStatus, RunStatus
 from .models import Agent, Command, ScriptRun
@@ -100,9 +101,9 @@ def _store_results(agent: Agent, results: list[dict[str, Any]], now: datetime) -
                      changes={"status": [command.status, status],
                               "exit_code": [None, result.get("exit_code")],
                               "reason": [None, result.get("reason", "")]})
-        events.emit("command.finished", client=agent.client_id, payload={
-            "id": command.pk, "uid": uid, "run": command.run_id, "agent": agent.pk,
-            "device": agent.device_id, "status": status, "exit_code": result.get("exit_code")})
+        events.emit(ev.CommandFinished.of(command, agent=agent, status=status,
+                                          exit_code=result.get("exit_code")),
+                    client=agent.client_id)
         if command.run_id:
             runs.add(command.run_id)
     for run_id in runs:
@@ -111,7 +112,7 @@ def _store_results(agent: Agent, results: list[dict[str, Any]], now: datetime) -
         if not open_left and ScriptRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
                 status=RunStatus.DONE):
             run = ScriptRun.objects.get(pk=run_id)
-            events.emit("script_run.finished", client=run.client_id, payload={"id": run_id})
+            events.emit(ev.ScriptRunFinished.of(run), client=run.client_id)
 
 
 def _note_drops(agent: Agent, dropped: dict[str, int]) -> None:
@@ -123,9 +124,9 @@ def _note_drops(agent: Agent, dropped: dict[str, int]) -> None:
         return
     Agent.objects.filter(pk=agent.pk).update(spool_dropped=merged)
     agent.spool_dropped = merged
-    events.emit("agent.spool_overflow", client=agent.client_id, payload={
-        "id": agent.pk, "uid": str(agent.uid), "dropped_total": merged,
-        "dropped_new": {k: merged[k] - int(current.get(k, 0)) for k in merged}})
+    events.emit(ev.AgentSpoolOverflow.of(
+        agent, total=merged, new={k: merged[k] - int(current.get(k, 0)) for k in merged}),
+        client=agent.client_id)
 
 
 def pending_commands(agent: Agent) -> list[dict[str, Any]]:

@@ -25,10 +25,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import audit, crypto, events
+from . import event_kinds as ek
 from .api.auth import TOKEN_PREFIX, hash_token
 from .auth import SESSION_AUTH_AT, SESSION_MFA_VERIFIED
 from .choices import AuditAction, Role, TokenScope
-from .event_kinds import SecurityPolicyChanged, TokensBulkRevoked, UserSignInAlert
 from .models import (
     ApiToken,
     Client,
@@ -142,8 +142,7 @@ def create_user(*, actor, email: str, role: str, name: str = "", client: Client 
         after = _user_state(user)
         audit.record(actor=actor, action=AuditAction.CREATE, obj=user, client_id=user.client_id,
                      changes={k: [None, v] for k, v in after.items() if v not in (None, "", [])})
-        events.emit("user.created", client=user.client_id,
-                    payload={"id": user.pk, "email": user.email, "role": user.role})
+        events.emit(ek.UserCreated.of(user), client=user.client_id)
     return user, password
 
 
@@ -191,9 +190,9 @@ def update_user(*, actor, user: User, assigned_clients: Iterable[Client] | None 
         if "role" in changes:
             # A token never keeps the reach of a role its owner no longer has.
             revoke_all_tokens(actor=actor, user=user, reason="role changed")
-        kind = "user.deactivated" if changes.get("is_active") == [True, False] else "user.changed"
-        events.emit(kind, client=user.client_id,
-                    payload={"id": user.pk, "changed": sorted(changes)})
+        kind = ek.UserDeactivated if changes.get("is_active") == [True, False] \
+            else ek.UserChanged
+        events.emit(kind.of(user, changed=changes), client=user.client_id)
     return user
 
 
@@ -229,7 +228,7 @@ def change_password(*, actor, user: User, old_password: str | None, new_password
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=user, client_id=user.client_id,
                      changes={"password": ["••••", "••••"],
                               **({"must_change_password": [True, False]} if forced else {})})
-        events.emit("user.password_changed", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserPasswordChanged.of(user), client=user.client_id)
         if not keep_tokens:
             revoke_all_tokens(actor=actor, user=user, reason="password changed")
     return user
@@ -251,7 +250,7 @@ def reset_password(*, actor, user: User) -> str:
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=user, client_id=user.client_id,
                      changes={"password": ["••••", "•••• (one-time)"],
                               "must_change_password": [False, True]})
-        events.emit("user.password_reset", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserPasswordReset.of(user), client=user.client_id)
         # A reset means the password may be known to someone else: whatever they minted with
         # it goes too (sessions end because the session hash follows the password).
         revoke_all_tokens(actor=actor, user=user, reason="password reset")
@@ -283,8 +282,7 @@ def set_role_policy(*, actor, role: str, mfa_required: bool) -> RolePolicy:
         policy.save()
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
                      changes={"mfa_required": [old_effective, mfa_required]})
-        events.emit("role_policy.changed",
-                    payload={"role": role, "mfa_required": mfa_required})
+        events.emit(ek.RolePolicyChanged(role=role, mfa_required=mfa_required))
     return policy
 
 
@@ -296,7 +294,7 @@ def unlock_user(*, actor, user: User) -> User:
         user.locked_until, user.failed_logins = None, 0
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=user, client_id=user.client_id,
                      changes={"locked_until": [was.isoformat() if was else None, None]})
-        events.emit("user.unlocked", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserUnlocked.of(user), client=user.client_id)
     return user
 
 
@@ -393,17 +391,17 @@ def record_login_failure(*, email: str, user: User | None, ip: str | None,
                      object_type="core.user", object_id=str(user.pk) if user else "",
                      object_repr=email[:254], client_id=user.client_id if user else None,
                      changes={"reason": reason})
-        events.emit("user.login_failed", client=user.client_id if user else None,
-                    payload={"email": email, "reason": reason, "ip": ip})
+        events.emit(ek.UserLoginFailed(email=email, reason=reason, ip=ip),
+                    client=user.client_id if user else None)
         if locked_now:
             audit.record(actor=None, action=AuditAction.LOCKED, obj=user, ip=ip,
                          client_id=user.client_id,
                          changes={"locked_until": [None, user.locked_until.isoformat()]})
-            events.emit("user.locked", client=user.client_id,
-                        payload={"id": user.pk, "until": user.locked_until.isoformat()})
+            events.emit(ek.UserLocked(id=user.pk, until=user.locked_until.isoformat()),
+                        client=user.client_id)
         if alert_now or locked_now:
             # Mailed to the account's owner by core.handlers.sign_in_alert_mail.
-            events.emit(UserSignInAlert.of(user, ip=ip, locked=locked_now),
+            events.emit(ek.UserSignInAlert.of(user, ip=ip, locked=locked_now),
                         client=user.client_id)
 
 
@@ -468,7 +466,7 @@ def sign_in(request, user: User, *, mfa_verified: bool, method: str = "password"
                       "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300]})
         audit.record(actor=user, action=AuditAction.LOGIN, obj=user, ip=ip,
                      client_id=user.client_id, changes={"method": method})
-        events.emit("user.login", client=user.client_id, payload={"id": user.pk, "ip": ip})
+        events.emit(ek.UserLogin(id=user.pk, ip=ip), client=user.client_id)
     return device
 
 
@@ -521,7 +519,7 @@ def sign_out(request) -> None:
         with transaction.atomic():
             audit.record(actor=user, action=AuditAction.LOGOUT, obj=user,
                          client_id=user.client_id)
-            events.emit("user.logout", client=user.client_id, payload={"id": user.pk})
+            events.emit(ek.UserLogout.of(user), client=user.client_id)
             UserSession.objects.filter(session_key=request.session.session_key).update(
                 ended_at=timezone.now())
     django_logout(request)
@@ -598,7 +596,7 @@ def enable_mfa(*, actor, user: User, secret: str, code: str) -> list[str]:
         codes = _new_recovery_codes(user)
         audit.record(actor=actor, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"mfa": ["off", "totp"], "recovery_codes": [None, len(codes)]})
-        events.emit("user.mfa_enabled", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserMfaEnabled.of(user), client=user.client_id)
     return codes
 
 
@@ -609,8 +607,7 @@ def regenerate_recovery_codes(*, actor, user: User) -> list[str]:
         codes = _new_recovery_codes(user)
         audit.record(actor=actor, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"recovery_codes": ["replaced", len(codes)]})
-        events.emit("user.recovery_codes_regenerated", client=user.client_id,
-                    payload={"id": user.pk})
+        events.emit(ek.UserRecoveryCodesRegenerated.of(user), client=user.client_id)
     return codes
 
 
@@ -630,8 +627,7 @@ def use_recovery_code(user: User, code: str) -> bool:
         audit.record(actor=user, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"recovery_code_used": [None, True], "recovery_codes_left":
                               [left + 1, left]})
-        events.emit("user.recovery_code_used", client=user.client_id,
-                    payload={"id": user.pk, "left": left})
+        events.emit(ek.UserRecoveryCodeUsed(id=user.pk, left=left), client=user.client_id)
     return True
 
 
@@ -652,7 +648,7 @@ def reset_mfa(*, actor, user: User) -> User:
         RecoveryCode.objects.filter(user=user).delete()
         audit.record(actor=actor, action=AuditAction.MFA, obj=user, client_id=user.client_id,
                      changes={"mfa": [was, "off"]})
-        events.emit("user.mfa_reset", client=user.client_id, payload={"id": user.pk})
+        events.emit(ek.UserMfaReset.of(user), client=user.client_id)
     return user
 
 
@@ -705,8 +701,7 @@ def create_token(*, actor, user: User, name: str, scope: str,
                               "prefix": [None, prefix],
                               "expires_at": [None, expires_at.isoformat() if expires_at
                                              else None]})
-        events.emit("token.created", client=user.client_id,
-                    payload={"id": token.pk, "user": user.pk, "scope": scope})
+        events.emit(ek.TokenCreated.of(token), client=user.client_id)
     return token, raw
 
 
@@ -721,8 +716,7 @@ def revoke_token(*, actor, token: ApiToken) -> ApiToken:
         audit.record(actor=actor, action=AuditAction.TOKEN, obj=token,
                      client_id=token.user.client_id,
                      changes={"revoked_at": [None, when.isoformat()]})
-        events.emit("token.revoked", client=token.user.client_id,
-                    payload={"id": token.pk, "user": token.user_id})
+        events.emit(ek.TokenRevoked.of(token), client=token.user.client_id)
     return token
 
 
@@ -737,7 +731,7 @@ def revoke_all_tokens(*, actor, user: User, reason: str) -> int:
         ApiToken.objects.filter(pk__in=active).update(revoked_at=when)
         audit.record(actor=actor, action=AuditAction.TOKEN, obj=user, client_id=user.client_id,
                      changes={"tokens_revoked": [len(active), 0], "reason": [None, reason]})
-        events.emit(TokensBulkRevoked.of(user, active, reason), client=user.client_id)
+        events.emit(ek.TokensBulkRevoked.of(user, active, reason), client=user.client_id)
     return len(active)
 
 
@@ -760,7 +754,7 @@ def set_msp_probe_networks(*, actor, networks: list[str]) -> SecurityPolicy:
         policy.save()
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
                      changes={"probe_networks": [old, networks]})
-        events.emit(SecurityPolicyChanged.of(policy))
+        events.emit(ek.SecurityPolicyChanged.of(policy))
     return policy
 
 
@@ -779,6 +773,6 @@ def set_token_max_days(*, actor, days: int) -> SecurityPolicy:
         policy.save()
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
                      changes={"token_max_days": [old, int(days)]})
-        events.emit(SecurityPolicyChanged.of(policy))
+        events.emit(ek.SecurityPolicyChanged.of(policy))
     return policy
 

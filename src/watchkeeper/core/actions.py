@@ -9,14 +9,10 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import audit, crypto, events
+from . import audit, catalogue, crypto, events
 from .choices import AuditAction, DeliveryStatus
 from .event_kinds import DeliveryReplayed, WebhookTest
 from .models import Client, Contact, EventDelivery, Site, WebhookEndpoint
-
-
-def _event_name(obj: models.Model) -> str:
-    return obj._meta.model_name
 
 
 def create_object(*, actor, model: type[models.Model], emit: bool = True,
@@ -30,8 +26,8 @@ def create_object(*, actor, model: type[models.Model], emit: bool = True,
         audit.record(actor=actor, action=AuditAction.CREATE, obj=obj,
                      changes={k: [None, v] for k, v in after.items() if v not in (None, "")})
         if emit:
-            events.emit(f"{_event_name(obj)}.created", client=audit.client_id_of(obj),
-                        payload={"id": obj.pk, "repr": str(obj)})
+            events.emit(catalogue.crud_event(model, "created", id=obj.pk, repr=str(obj)),
+                        client=audit.client_id_of(obj))
     return obj
 
 
@@ -55,15 +51,16 @@ def update_object(*, actor, obj: models.Model, emit: bool = True,
         obj.save(update_fields=[f.name for f in changed])
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=obj, changes=changes)
         if emit:
-            events.emit(f"{_event_name(obj)}.changed", client=audit.client_id_of(obj),
-                        payload={"id": obj.pk, "changed": sorted(changes)})
+            events.emit(catalogue.crud_event(type(obj), "changed", id=obj.pk,
+                                             changed=sorted(changes)),
+                        client=audit.client_id_of(obj))
     return obj
 
 
 def delete_object(*, actor, obj: models.Model, emit: bool = True) -> None:
     with transaction.atomic():
         before = audit.snapshot(obj)
-        client_id, pk, name = audit.client_id_of(obj), obj.pk, _event_name(obj)
+        client_id, pk = audit.client_id_of(obj), obj.pk
         audit.record(actor=actor, action=AuditAction.DELETE, obj=obj,
                      changes={k: [v, None] for k, v in before.items() if v not in (None, "")},
                      client_id=client_id)
@@ -72,7 +69,7 @@ def delete_object(*, actor, obj: models.Model, emit: bool = True) -> None:
             # A deleted client cannot be its own event's client: that row is gone.
             if getattr(type(obj), "tenant_path", None) == "id":
                 client_id = None
-            events.emit(f"{name}.deleted", client=client_id, payload={"id": pk})
+            events.emit(catalogue.crud_event(type(obj), "deleted", id=pk), client=client_id)
 
 
 # --- Clients, sites, contacts -----------------------------------------------------------

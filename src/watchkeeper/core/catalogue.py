@@ -68,14 +68,23 @@ class EventData:
     KIND: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
     MEANING: ClassVar[str] = ""
+    # A short label for pickers (e.g. a channel's "Opened"); empty: the kind is shown.
+    LABEL: ClassVar[str] = ""
     APP: ClassVar[str] = ""
+    # Directed kinds go to one named recipient only (emit_directed, a webhook test): no
+    # subscription, webhook or notification channel can ask for them.
+    DIRECTED: ClassVar[bool] = False
     # Set on events rebuilt for a handler (never part of the payload).
     envelope: ClassVar[Envelope | None] = None
 
     def __post_init__(self) -> None:
         hints = _hints(type(self))
         for f in dataclasses.fields(self):
-            _check(getattr(self, f.name), hints[f.name], f"{self.KIND}.{f.name}")
+            value = getattr(self, f.name)
+            if isinstance(value, str) and type(value) is not str:  # TextChoices members
+                value = str(value)
+                object.__setattr__(self, f.name, value)
+            _check(value, hints[f.name], f"{self.KIND}.{f.name}")
 
     def payload(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,7 +177,16 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def declare(kind: str, *, version: int = 1) -> Callable[[type], type]:
+def shape(cls: type) -> type:
+    """Class decorator for a set of fields (and their builder) that several kinds share,
+    e.g. every `alert.*` kind: subclass it once per kind with `@declare`."""
+    if not (isinstance(cls, type) and issubclass(cls, EventData)):
+        raise CatalogueError(f"{cls!r}: a shape is an EventData subclass")
+    return dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+
+
+def declare(kind: str, *, version: int = 1, directed: bool = False
+            ) -> Callable[[type], type]:
     """Class decorator: declare `cls` as the event `kind`. Its docstring's first line is
     the one-line meaning the reference shows; its annotated fields are the payload."""
 
@@ -177,7 +195,7 @@ def declare(kind: str, *, version: int = 1) -> Callable[[type], type]:
             raise CatalogueError(f"{kind}: declare an EventData subclass")
         doc = (cls.__dict__.get("__doc__") or "").strip()
         cls = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
-        cls.KIND, cls.VERSION = kind, version
+        cls.KIND, cls.VERSION, cls.DIRECTED = kind, version, directed
         cls.MEANING = doc.splitlines()[0] if doc else ""
         cls.APP = cls.__module__.split(".")[1] if cls.__module__.count(".") else ""
         register(cls)
@@ -207,25 +225,50 @@ def register(cls: type[EventData]) -> None:
     _registry[kind] = cls
 
 
-def declare_crud(model_name: str, noun: str, *, module: str) -> tuple[type, ...]:
-    """Declare the three kinds `core.actions.create_object/update_object/delete_object`
-    emit for a model: `<model_name>.created` (id, repr), `.changed` (id, changed: the
-    names of the fields that changed) and `.deleted` (id)."""
-    shapes = (("created", f"A {noun} was created.", [("id", int), ("repr", str)]),
-              ("changed", f"A {noun} was changed; `changed` names the fields.",
-               [("id", int), ("changed", list[str])]),
-              ("deleted", f"A {noun} was deleted.", [("id", int)]))
+_crud: dict[type, str] = {}  # model class -> kind prefix of its CRUD events
+CRUD_VERBS = ("created", "changed", "deleted")
+
+
+def declare_crud(model: type | str, *, module: str, prefix: str | None = None,
+                 noun: str | None = None, verbs: Iterable[str] = CRUD_VERBS
+                 ) -> tuple[type, ...]:
+    """Declare the kinds `core.actions.create_object/update_object/delete_object` emit for
+    `model` (a class or "app_label.Model"): `<prefix>.created` (id, repr), `.changed` (id,
+    changed: the names of the fields that changed) and `.deleted` (id). `prefix` defaults
+    to the model's name."""
+    if isinstance(model, str):
+        from django.apps import apps
+
+        model = apps.get_model(model)
+    prefix = prefix or model._meta.model_name
+    noun = noun or str(model._meta.verbose_name)
+    shapes = {"created": (f"A {noun} was created.", [("id", int), ("repr", str)]),
+              "changed": (f"A {noun} was changed; `changed` names the fields.",
+                          [("id", int), ("changed", list[str])]),
+              "deleted": (f"A {noun} was deleted.", [("id", int)])}
     made = []
-    for verb, meaning, fields in shapes:
-        name = "".join(p.title() for p in model_name.split("_")) + verb.title()
+    for verb in verbs:
+        meaning, fields = shapes[verb]
+        name = "".join(p.title() for p in prefix.split("_")) + verb.title()
         cls = dataclasses.make_dataclass(name, fields, bases=(EventData,), frozen=True,
                                          kw_only=True, namespace={"__doc__": meaning})
         cls.__module__ = module
-        cls.KIND, cls.VERSION, cls.MEANING = f"{model_name}.{verb}", 1, meaning
+        cls.KIND, cls.VERSION, cls.MEANING = f"{prefix}.{verb}", 1, meaning
         cls.APP = module.split(".")[1] if module.count(".") else ""
         register(cls)
         made.append(cls)
+    _crud[model] = prefix
     return tuple(made)
+
+
+def crud_event(model: type, verb: str, **fields: Any) -> EventData:
+    """The declared `<prefix>.<verb>` event of `model` (see declare_crud)."""
+    prefix = _crud.get(model) or _crud.get(model._meta.concrete_model)
+    if prefix is None:
+        raise CatalogueError(
+            f"{model._meta.label}: no CRUD events declared; add declare_crud({model.__name__}"
+            ", module=__name__) to its app's events.py, or pass emit=False")
+    return lookup(f"{prefix}.{verb}")(**fields)
 
 
 def forget(kind: str) -> None:
@@ -246,11 +289,24 @@ def is_declared(kind: str) -> bool:
     return kind in _registry
 
 
-def kinds(pattern: str | None = None) -> list[str]:
-    """Every declared kind (matching the fnmatch `pattern`), sorted."""
+def kinds(pattern: str | None = None, *, subscribable: bool = False) -> list[str]:
+    """Every declared kind (matching the fnmatch `pattern`), sorted. `subscribable`: only
+    the product's broadcast kinds, the ones a webhook or channel may ask for."""
     import fnmatch
 
-    return sorted(k for k in _registry if pattern is None or fnmatch.fnmatchcase(k, pattern))
+    return sorted(k for k, cls in _registry.items()
+                  if (pattern is None or fnmatch.fnmatchcase(k, pattern))
+                  and not (subscribable and (cls.DIRECTED
+                                             or not cls.__module__.startswith("watchkeeper."))))
+
+
+def kinds_by_app(pattern: str | None = None) -> list[tuple[str, list[type[EventData]]]]:
+    """The subscribable kinds grouped by app, for pickers in the UI."""
+    groups: dict[str, list[type[EventData]]] = {}
+    for kind in kinds(pattern, subscribable=True):
+        cls = _registry[kind]
+        groups.setdefault(cls.APP, []).append(cls)
+    return sorted(groups.items())
 
 
 def definitions() -> list[type[EventData]]:
@@ -275,7 +331,7 @@ def build(kind: str, payload: dict[str, Any] | None) -> EventData:
 def load(row) -> EventData:
     """Rebuild the typed event of a stored `core.models.Event` row, envelope attached."""
     cls = lookup(row.kind)
-    version = getattr(row, "version", cls.VERSION) or cls.VERSION
+    version = row.version
     if version != cls.VERSION:
         raise CatalogueError(f"{row.kind} v{version} stored, v{cls.VERSION} declared: "
                              "this event predates an incompatible change of its kind")
@@ -298,17 +354,28 @@ def fields_read_by(pattern_or_kinds: str | Iterable[str]) -> set[str]:
     return common or set()
 
 
-def row_of(event) -> Any:
-    """The stored Event row behind a handler's argument (typed or, for a kind not yet
-    declared, the row itself)."""
-    envelope = getattr(event, "envelope", None)
-    return envelope.row if envelope is not None else event
+def row_of(event: EventData) -> Any:
+    """The stored Event row behind a handler's argument."""
+    return event.envelope.row
 
 
 def autodiscover() -> None:
-    """Import every installed app's `events` module (and core's `event_kinds`)."""
-    from django.utils.module_loading import autodiscover_modules
+    """Import every installed app's `events` module and those of its sub-packages
+    (`helpdesk/sla/events.py`), and core's `event_kinds`."""
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    from django.apps import apps
 
     from . import event_kinds  # noqa: F401
 
-    autodiscover_modules("events")
+    for config in apps.get_app_configs():
+        if not config.name.startswith("watchkeeper."):
+            continue
+        names = [f"{config.name}.events"] + [
+            f"{config.name}.{info.name}.events"
+            for info in pkgutil.iter_modules(config.module.__path__) if info.ispkg]
+        for name in names:
+            if name != "watchkeeper.core.events" and importlib.util.find_spec(name):
+                importlib.import_module(name)

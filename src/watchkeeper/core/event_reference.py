@@ -45,7 +45,8 @@ def _handlers_of(kind: str) -> list[str]:
 
 def render() -> str:
     lines = [INTRO]
-    defs = sorted(catalogue.definitions(), key=lambda d: (d.APP, d.KIND))
+    defs = sorted((d for d in catalogue.definitions()
+                   if d.__module__.startswith("watchkeeper.")), key=lambda d: (d.APP, d.KIND))
     lines.append(f"## Kinds ({len(defs)})\n")
     for app, group in groupby(defs, key=lambda d: d.APP):
         group = list(group)
@@ -53,6 +54,9 @@ def render() -> str:
         for d in group:
             lines.append(f"#### `{d.KIND}` (version {d.VERSION})\n")
             lines.append(f"{d.MEANING}\n")
+            if d.DIRECTED:
+                lines.append("Directed: delivered to one named recipient only; webhooks "
+                             "and channels cannot subscribe to it.\n")
             fields = d.field_types()
             if fields:
                 lines.append("| field | type |")

@@ -83,25 +83,23 @@ def handlers_for(kind: str, client_id: int | None) -> list[str]:
     return names
 
 
-def _stored(event: EventData | str, payload: dict | None) -> tuple[str, dict, int]:
-    """(kind, payload, version) of a declared event; a CatalogueError for anything else."""
-    if isinstance(event, EventData):
-        if payload is not None:
-            raise catalogue.CatalogueError(f"{event.KIND}: the event carries its payload")
-        return event.KIND, event.payload(), event.VERSION
-    if not isinstance(event, str):
-        raise catalogue.CatalogueError(f"emit() takes a declared event, not {event!r}")
-    if catalogue.is_declared(event):  # kind + payload: validated the same way
-        cls = catalogue.lookup(event)
-        return event, catalogue.build(event, payload).payload(), cls.VERSION
-    # TRANSITION: kinds not migrated to the catalogue yet are stored as given (version 0).
-    return event, payload or {}, 0
+def _stored(event: EventData) -> tuple[str, dict, int]:
+    """(kind, payload, version) of a declared event; a CatalogueError for anything else
+    (a kind string, a dict, an undeclared subclass)."""
+    if not isinstance(event, EventData) or not catalogue.is_declared(event.KIND) \
+            or catalogue.lookup(event.KIND) is not type(event):
+        raise catalogue.CatalogueError(
+            f"emit() takes a declared event (see docs/development.md, 'Events'), "
+            f"not {event!r}")
+    return event.KIND, event.payload(), event.VERSION
 
 
-def emit(event: EventData | str, *, client=None, payload: dict | None = None) -> Event:
+def emit(event: EventData, *, client=None) -> Event:
     """Record a declared event in the current transaction and schedule its delivery after
     commit: `emit(AgentOffline.of(agent), client=agent.client_id)`."""
-    kind, payload, version = _stored(event, payload)
+    kind, payload, version = _stored(event)
+    if event.DIRECTED:
+        raise catalogue.CatalogueError(f"{kind} is directed: use emit_directed()")
     client_id = getattr(client, "pk", client)
     event = Event.objects.create(kind=kind, version=version, client_id=client_id,
                                  payload=payload)
@@ -115,17 +113,16 @@ def emit(event: EventData | str, *, client=None, payload: dict | None = None) ->
     return event
 
 
-def emit_many(items, legacy_items=None, *, batch_size: int = 500) -> int:
+def emit_many(items, *, batch_size: int = 500) -> int:
     """Record one event per `(client, event)` in `items`, with the deliveries `emit()`
     would schedule, in one insert per batch: the events of a set-based write (one UPDATE
     of many rows). Handlers are looked up once per (kind, client)."""
-    if isinstance(items, str):  # TRANSITION: emit_many(kind, [(client, payload)])
-        items = [(client, (items, payload)) for client, payload in legacy_items]
     handlers: dict[tuple[str, int | None], list[str]] = {}
     rows, deliveries = [], []
     for client, declared in items:
-        kind, payload, version = _stored(*declared) if isinstance(declared, tuple) \
-            else _stored(declared, None)
+        kind, payload, version = _stored(declared)
+        if declared.DIRECTED:
+            raise catalogue.CatalogueError(f"{kind} is directed: use emit_directed()")
         client_id = getattr(client, "pk", client)
         event = Event(kind=kind, version=version, client_id=client_id, payload=payload)
         rows.append(event)
@@ -145,8 +142,8 @@ def emit_many(items, legacy_items=None, *, batch_size: int = 500) -> int:
 DIRECTED_NAMESPACE = uuid.UUID("5d0b8e4e-3f57-4d3c-9a57-0c7f5c8e2a61")
 
 
-def emit_directed(event: EventData | str, *, handler: str, key: str, client=None,
-                  payload: dict | None = None) -> Event | None:
+def emit_directed(event: EventData, *, handler: str, key: str,
+                  client=None) -> Event | None:
     """Record an event for the one handler named `handler` (subscriptions and providers are
     not asked), at most once per (kind, handler, key).
 
@@ -154,7 +151,10 @@ def emit_directed(event: EventData | str, *, handler: str, key: str, client=None
     alerts that opened before it existed. The event's id is derived from the three, so a
     second call with the same key (a retried request, a concurrent one) inserts nothing and
     returns None: the primary key, not a read-then-write, makes it once."""
-    kind, payload, version = _stored(event, payload)
+    kind, payload, version = _stored(event)
+    if not event.DIRECTED:
+        raise catalogue.CatalogueError(f"{kind} is broadcast: use emit(), or declare it "
+                                       "directed")
     client_id = getattr(client, "pk", client)
     event_id = uuid.uuid5(DIRECTED_NAMESPACE, f"{kind}\n{handler}\n{key}")
     try:
@@ -198,11 +198,9 @@ def _resolve(name: str) -> Handler | None:
     return _resolvers.get(prefix)
 
 
-def typed(row: Event):
+def typed(row: Event) -> EventData:
     """What a handler receives: the declared event rebuilt from the row (a kind whose
     payload no longer matches its declaration fails here, loudly, and is retried)."""
-    if row.version == 0 and not catalogue.is_declared(row.kind):
-        return row  # TRANSITION: a kind not migrated to the catalogue yet
     return catalogue.load(row)
 
 

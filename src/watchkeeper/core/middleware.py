@@ -5,12 +5,12 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.http import HttpResponseForbidden
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
 from .context import client_ip, current_ip
+from .forbidden import forbidden
 from .permissions import AUTHENTICATED, PUBLIC, declared_permission, has_capability
 
 
@@ -52,7 +52,7 @@ class PermissionMiddleware:
     def process_view(self, request, view_func, view_args, view_kwargs):
         decl = declared_permission(view_func)
         if decl is None:
-            return HttpResponseForbidden("This route declares no permission.")
+            return forbidden(request, "This route declares no permission.")
         if isinstance(decl, dict) or decl == PUBLIC:
             return None  # DRF routes are checked by DeclaredPermission
         user = request.user
@@ -65,7 +65,7 @@ class PermissionMiddleware:
             return redirect(step)
         if decl == AUTHENTICATED or has_capability(user, decl):
             return None
-        return HttpResponseForbidden("You do not have permission to see this page.")
+        return forbidden(request)
 
 
 # One policy for every page (docs/security.md): scripts, styles, images, fonts and fetches

@@ -18,6 +18,7 @@ from watchkeeper.core.actions import create_object, delete_object, update_object
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Client, Contact
 
+from . import events as ev
 from . import routing, templating
 from .choices import (
     DEFAULT_MATRIX,
@@ -106,10 +107,38 @@ def _can_work_on(user, client_id: int | None) -> bool:
 
 # --- Tickets ----------------------------------------------------------------------------
 
-def _ticket_payload(ticket: Ticket) -> dict[str, Any]:
-    return {"id": ticket.pk, "reference": ticket.reference, "status": ticket.status,
-            "priority": ticket.priority, "client": ticket.client_id,
-            "queue": ticket.queue_id, "assignee": ticket.assignee_id, "source": ticket.source}
+def _alert_choice(*, actor, ticket: Ticket, old_status: str, alert_action: str | None,
+                  snooze_minutes: int | None) -> dict[str, Any]:
+    """Resolving (or closing) an alert's ticket while its alert is still active asks the
+    person what happens to the alert: keep it, snooze it, or resolve it too. Returns the
+    event fields of the answer; a ValidationError asks the question."""
+    if alert_action is not None and alert_action not in ev.ALERT_ACTIONS:
+        raise ValidationError({"alert_action": f"Choose one of {', '.join(ev.ALERT_ACTIONS)}."})
+    done = (Status.RESOLVED, Status.CLOSED)
+    if ticket.status not in done or old_status in done or _user(actor) is None:
+        return {}
+    alert_id = ev.alert_id_of(ticket)
+    if alert_id is None:
+        return {}
+    from watchkeeper.monitoring import selectors as monitoring
+
+    if not monitoring.alert_is_active(alert_id):
+        return {}
+    if alert_action is None:
+        raise ValidationError({"alert_action": "The alert of this ticket is still active: "
+                               "choose whether to keep it, snooze it or resolve it too."})
+    if alert_action == "snooze":
+        snooze_minutes = snooze_minutes or 60
+        if not 1 <= snooze_minutes <= 7 * 24 * 60:
+            raise ValidationError({"snooze_minutes": "Snooze for 1 minute to 7 days."})
+        return {"alert_action": alert_action, "snooze_minutes": snooze_minutes}
+    return {"alert_action": alert_action}
+
+
+def _by(actor) -> int | None:
+    """The user behind a change, for the event (None: the system, mail-in, an agent)."""
+    user = _user(actor)
+    return user.pk if user is not None else None
 
 
 def _status_row(ticket: Ticket, old: str, new: str, actor, at) -> None:
@@ -199,7 +228,7 @@ def create_ticket(*, actor, subject: str, client: Client | None = None,
         audit.record(actor=actor, action=AuditAction.CREATE, obj=ticket,
                      changes={k: [None, v] for k, v in after.items()
                               if v not in (None, "", [], {})})
-        events.emit("ticket.created", client=ticket.client_id, payload=_ticket_payload(ticket))
+        events.emit(ev.TicketCreated.of(ticket), client=ticket.client_id)
         if notify and ticket.requester_email and source != Source.ALERT:
             from . import notify as notify_mod
 
@@ -213,9 +242,12 @@ TICKET_FIELDS = {"subject", "type", "impact", "urgency", "priority", "status", "
                  "description"}
 
 
-def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ticket:
+def change_ticket(*, actor, ticket: Ticket, note: str = "", alert_action: str | None = None,
+                  snooze_minutes: int | None = None, **fields: Any) -> Ticket:
     """Change fields of a ticket: status through the workflow, priority from the matrix when
-    impact or urgency change (unless priority is given), one timeline row with the diff."""
+    impact or urgency change (unless priority is given), one timeline row with the diff.
+    Resolving an alert's ticket while the alert is active needs `alert_action` (keep,
+    snooze for `snooze_minutes`, resolve): see _alert_choice."""
     unknown = set(fields) - TICKET_FIELDS
     if unknown:
         raise ValidationError(f"Unknown ticket fields: {', '.join(sorted(unknown))}")
@@ -270,6 +302,8 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
             elif old_status in (Status.RESOLVED, Status.CLOSED):
                 ticket.resolved_at = ticket.closed_at = None
         ticket.full_clean(exclude=["origin_key"])
+        choice = _alert_choice(actor=actor, ticket=ticket, old_status=old_status,
+                               alert_action=alert_action, snooze_minutes=snooze_minutes)
         changes = audit.diff(before, audit.snapshot(ticket))
         changes.pop("updated_at", None)
         if not changes and not note:
@@ -286,9 +320,11 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
             TicketEntry.objects.create(ticket=ticket, kind=kind, author=_user(actor),
                                        author_label=_label(actor), body=note,
                                        changes=visible, created_at=now)
-        audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket, changes=changes)
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": sorted(changes)})
+        audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket,
+                     changes={**changes, **({"alert_action": [None, choice["alert_action"]]}
+                                            if choice else {})})
+        events.emit(ev.TicketChanged.of(ticket, changed=sorted(changes), by_id=_by(actor),
+                                        **choice), client=ticket.client_id)
         if ticket.status == Status.RESOLVED and old_status != Status.RESOLVED:
             from . import notify as notify_mod
 
@@ -302,7 +338,8 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", **fields: Any) -> Ti
 def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
               set_status: str | None = None, author_label: str = "",
               kind: str | None = None, dedupe_key: str | None = None,
-              notify: bool = True, **mail: Any) -> TicketEntry:
+              notify: bool = True, alert_action: str | None = None,
+              snooze_minutes: int | None = None, **mail: Any) -> TicketEntry:
     """A public reply or an internal note (or a mail received, with its headers). A staff
     member's first public reply stamps first_responded_at; a client's reply to a ticket
     waiting on them reopens it."""
@@ -351,6 +388,8 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
                 ticket.resolved_at = ticket.closed_at = None
             _status_row(ticket, old_status, target, actor, now)
             changed.append("status")
+        choice = _alert_choice(actor=actor, ticket=ticket, old_status=old_status,
+                               alert_action=alert_action, snooze_minutes=snooze_minutes)
         ticket.updated_at = now
         ticket.save()
         audit.record(actor=actor, action=AuditAction.CREATE, obj=entry,
@@ -359,9 +398,9 @@ def add_entry(*, actor, ticket: Ticket, body: str, public: bool,
                      changes={"kind": [None, kind], "public": [None, public],
                               **({"status": [old_status, ticket.status]}
                                  if "status" in changed else {})})
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["entries", *changed],
-                             "entry": entry.pk, "entry_kind": kind})
+        events.emit(ev.TicketChanged.of(ticket, changed=["entries", *changed],
+                                        by_id=_by(actor), entry_id=entry.pk,
+                                        entry_kind=kind, **choice), client=ticket.client_id)
         if notify and public and staff and ticket.requester_email \
                 and kind == EntryKind.PUBLIC_REPLY:
             from . import notify as notify_mod
@@ -419,11 +458,10 @@ def merge_tickets(*, actor, source: Ticket, target: Ticket) -> Ticket:
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=source,
                      changes={"merged_into": [None, target.pk],
                               "status": [old_status, Status.CLOSED]})
-        events.emit("ticket.changed", client=source.client_id,
-                    payload={**_ticket_payload(source), "changed": ["merged_into", "status"]})
-        events.emit("ticket.changed", client=target.client_id,
-                    payload={**_ticket_payload(target), "changed": ["entries"],
-                             "merged": source.pk})
+        events.emit(ev.TicketChanged.of(source, changed=["merged_into", "status"],
+                                        by_id=_by(actor)), client=source.client_id)
+        events.emit(ev.TicketChanged.of(target, changed=["entries"], by_id=_by(actor),
+                                        merged_id=source.pk), client=target.client_id)
     return target
 
 
@@ -450,8 +488,8 @@ def set_watchers(*, actor, ticket: Ticket, add: Iterable = (), remove: Iterable 
         ticket.watchers.remove(*remove)
         changes = {"watchers": [[u.pk for u in remove], [u.pk for u in add]]}
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket, changes=changes)
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["watchers"]})
+        events.emit(ev.TicketChanged.of(ticket, changed=["watchers"], by_id=_by(actor)),
+                    client=ticket.client_id)
 
 
 def set_devices(*, actor, ticket: Ticket, devices: Iterable) -> None:
@@ -469,8 +507,8 @@ def set_devices(*, actor, ticket: Ticket, devices: Iterable) -> None:
                                    changes={"devices": [before, after]})
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=ticket,
                      changes={"devices": [before, after]})
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["devices"]})
+        events.emit(ev.TicketChanged.of(ticket, changed=["devices"], by_id=_by(actor)),
+                    client=ticket.client_id)
 
 
 def attach_file(*, actor, ticket: Ticket, filename: str, data: bytes, declared_type: str = "",
@@ -488,9 +526,9 @@ def attach_file(*, actor, ticket: Ticket, filename: str, data: bytes, declared_t
         audit.record(actor=actor, action=AuditAction.CREATE, obj=attachment,
                      changes={"filename": [None, attachment.filename],
                               "content_type": [None, sniffed], "size": [None, len(data)]})
-        events.emit("ticket.changed", client=ticket.client_id,
-                    payload={**_ticket_payload(ticket), "changed": ["attachments"],
-                             "attachment": attachment.pk})
+        events.emit(ev.TicketChanged.of(ticket, changed=["attachments"], by_id=_by(actor),
+                                        attachment_id=attachment.pk),
+                    client=ticket.client_id)
     return attachment
 
 
@@ -527,9 +565,7 @@ def answer_survey(*, survey: CsatSurvey, score: int, comment: str = "") -> CsatS
         audit.record(actor="csat survey", action=AuditAction.UPDATE, obj=survey,
                      object_repr=f"CSAT {survey.ticket.reference}",
                      changes={"score": [None, survey.score]})
-        events.emit("ticket.csat", client=survey.client_id,
-                    payload={"ticket": survey.ticket_id, "score": survey.score,
-                             "technician": survey.technician_id})
+        events.emit(ev.TicketCsat.of(survey), client=survey.client_id)
     return survey
 
 

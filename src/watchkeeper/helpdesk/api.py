@@ -29,6 +29,7 @@ from watchkeeper.core.tenancy import visible_client_ids
 
 from . import actions, attachments, routing, selectors
 from .choices import Priority, Source, Status
+from .events import ALERT_ACTIONS
 from .mailin import intake as mailin
 from .models import (
     Attachment,
@@ -84,8 +85,17 @@ class TicketSerializer(serializers.ModelSerializer):
 
 class TicketChangeSerializer(TicketSerializer):
     status = serializers.ChoiceField(choices=Status.choices, required=False)
+    alert_action = serializers.ChoiceField(
+        choices=ALERT_ACTIONS, required=False, write_only=True,
+        help_text="Resolving or closing a ticket opened for a monitoring alert that is still "
+                  "active: what happens to the alert — keep it, snooze it (snooze_minutes, "
+                  "default 60) or resolve it too. Without it such a change is a 400 that "
+                  "asks for it.")
+    snooze_minutes = serializers.IntegerField(required=False, write_only=True, min_value=1,
+                                              max_value=7 * 24 * 60)
 
     class Meta(TicketSerializer.Meta):
+        fields = [*TicketSerializer.Meta.fields, "alert_action", "snooze_minutes"]
         read_only_fields = [f for f in TicketSerializer.Meta.read_only_fields if f != "status"]
         read_only_fields += ["requester_email", "requester_name", "description"]
 

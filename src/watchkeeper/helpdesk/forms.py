@@ -11,11 +11,26 @@ from .choices import Level, Priority, Status, TicketType
 from .models import Queue
 
 
+class ContactSelect(forms.Select):
+    """Contacts with their client on each option (data-client), so the page can offer only
+    the chosen client's contacts (contact_filter.js)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-client"] = str(instance.client_id)
+        return option
+
+
 class TicketForm(forms.Form):
     """A technician logging a call (or creating a ticket by hand)."""
 
     client = forms.ModelChoiceField(queryset=Client.objects.none())
-    contact = forms.ModelChoiceField(queryset=Contact.objects.none(), required=False)
+    contact = forms.ModelChoiceField(
+        queryset=Contact.objects.none(), required=False,
+        widget=ContactSelect(attrs={"data-filter-by": "id_client"}),
+        help_text="The chosen client's contacts.")
     subject = forms.CharField(max_length=300)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
     type = forms.ChoiceField(choices=TicketType.choices, initial=TicketType.INCIDENT)
@@ -28,8 +43,12 @@ class TicketForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["client"].queryset = scoped(Client.objects.filter(is_active=True), user)
-        self.fields["contact"].queryset = scoped(Contact.objects.select_related("client"),
-                                                 user)
+        contacts = scoped(Contact.objects.select_related("client").order_by("name"), user)
+        chosen = self.data.get("client") or self.initial.get("client")
+        if chosen and str(chosen).isdigit():
+            contacts = contacts.filter(client_id=int(chosen))
+        self.fields["contact"].queryset = contacts
+        self.fields["contact"].label_from_instance = lambda c: f"{c.name} ({c.client.name})"
 
     def clean(self):
         data = super().clean()

@@ -4,6 +4,7 @@ mail is sent. Handlers are idempotent (the outbox delivers at least once)."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,8 +15,17 @@ from watchkeeper.core.models import Client
 
 from . import actions, notify
 from .choices import EntryKind, Level, Source, Status
+from .events import ALERT_ORIGIN, HelpdeskMail
 from .mailin import imap  # noqa: F401  (imap registers its poll job)
 from .models import Ticket, TicketEntry
+
+if TYPE_CHECKING:  # monitoring's event contract, for the handlers' signatures
+    from watchkeeper.monitoring.events import (
+        AlertChanged,
+        AlertEvent,
+        AlertOpened,
+        AlertResolved,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -24,95 +34,133 @@ SEVERITY_IMPACT = {"critical": Level.HIGH, "error": Level.HIGH, "high": Level.HI
 
 
 @subscribe("helpdesk.mail", name="helpdesk.send_mail")
-def send_mail(event, handler_name) -> None:
-    notify.send(event.payload["mail"])
+def send_mail(event: HelpdeskMail, handler_name) -> None:
+    notify.send(event.mail_id)
 
 
-def _device(payload: dict, client_id: int | None):
+def _device(device_id: int | None, client_id: int | None):
     from watchkeeper.inventory.models import Device
 
-    device_id = payload.get("device_id") or payload.get("device")
     if not device_id:
         return None
     return Device.objects.filter(pk=device_id, client_id=client_id).first()
 
 
-@subscribe("alert.*", name="helpdesk.alerts")
-def on_alert(event, handler_name) -> None:
-    """alert.opened -> one ticket per alert (unique origin_key); alert.changed -> a note on
-    it (or the ticket, if the alert only now wants one); alert.resolved -> a recovery note
-    and, when the policy says so and nobody has started work (new/open), resolve.
-    Each event adds at most one entry (unique dedupe_key = the event id), so a redelivered
-    event changes nothing."""
-    kind = event.kind
-    if kind not in ("alert.opened", "alert.changed", "alert.resolved"):
+def _alert_ticket(event: AlertEvent) -> Ticket | None:
+    return Ticket.objects.filter(origin_key=f"{ALERT_ORIGIN}{event.alert_id}").first()
+
+
+def _summary(event: AlertEvent) -> str:
+    return f" — {event.summary}" if event.summary else ""
+
+
+@subscribe("alert.opened", name="helpdesk.alerts.opened")
+def on_alert_opened(event: AlertOpened, handler_name) -> None:
+    """One ticket per alert (unique origin_key) when its policy wants one and nothing
+    suppresses it; a repeated opening is a note on it."""
+    if _seen(event):
         return
-    payload = event.payload or {}
-    alert_id = payload.get("alert_id") or payload.get("id")
-    if alert_id is None:
-        raise ValueError(f"{kind} event {event.id} has no alert id")
-    key = f"alert:{alert_id}"
-    dedupe = f"event:{event.id}"
-    if TicketEntry.objects.filter(dedupe_key=dedupe).exists():
-        return
-    client_id = payload.get("client_id") or payload.get("client") or event.client_id
-    check = payload.get("check") or payload.get("check_name") or "check"
-    severity = str(payload.get("severity") or "warning").lower()
-    summary = payload.get("summary") or ""
-    # The monitoring policy says whether this severity wants a ticket ("ticket") and whether
-    # recovery resolves it ("resolve_ticket"); suppressed alerts (maintenance, flapping)
-    # open none. Without those keys every alert opens one.
-    wants_ticket = payload.get("ticket", True) and not payload.get("suppressed")
-    ticket = Ticket.objects.filter(origin_key=key).first()
-    if ticket is None and wants_ticket and kind in ("alert.opened", "alert.changed"):
-        ticket = _open_alert_ticket(key, client_id, check, severity, summary, payload, dedupe)
-        if ticket is not None:
+    ticket = _alert_ticket(event)
+    if ticket is None and event.wants_ticket and not event.suppressed:
+        if _open_alert_ticket(event) is not None:
             return
-        ticket = Ticket.objects.filter(origin_key=key).first()
-    if ticket is None:
-        log.info("%s for alert %s: no ticket wanted or none open", kind, alert_id)
+        ticket = _alert_ticket(event)
+    if ticket is not None:
+        _note(event, ticket, f"Alert raised again: {event.check} ({event.severity})"
+                             f"{_summary(event)}")
+
+
+@subscribe("alert.changed", name="helpdesk.alerts.changed")
+def on_alert_changed(event: AlertChanged, handler_name) -> None:
+    """A note on the alert's ticket. Only a worse severity (or flapping) may open the
+    ticket of an alert that did not want one before; acknowledging, snoozing and waking
+    never open one."""
+    if _seen(event):
         return
-    if kind == "alert.resolved":
-        body = f"Recovered: {check}{f' — {summary}' if summary else ''}"
-    elif kind == "alert.opened":
-        body = f"Alert raised again: {check} ({severity}){f' — {summary}' if summary else ''}"
+    ticket = _alert_ticket(event)
+    if ticket is None:
+        if event.change in ("severity", "flapping") and event.wants_ticket \
+                and not event.suppressed:
+            _open_alert_ticket(event)
+        return
+    if event.change == "acknowledged":
+        body = f"Alert acknowledged by {event.by}."
+    elif event.change == "snoozed":
+        body = f"Alert snoozed by {event.by} until {event.snoozed_until}."
+    elif event.change == "woke":
+        body = f"Alert active again: its snooze ended ({event.check}{_summary(event)})."
     else:
-        body = f"Alert changed: {check} ({severity}){f' — {summary}' if summary else ''}"
+        body = f"Alert changed: {event.check} ({event.severity}){_summary(event)}"
+    _note(event, ticket, body)
+
+
+@subscribe("alert.resolved", name="helpdesk.alerts.resolved")
+def on_alert_resolved(event: AlertResolved, handler_name) -> None:
+    """A recovery note on the alert's ticket (whatever its status), and — when the policy
+    says so and nobody has started work (new/open) — the ticket resolved."""
+    if _seen(event):
+        return
+    ticket = _alert_ticket(event)
+    if ticket is None:
+        log.info("alert %s resolved: no ticket", event.alert_id)
+        return
+    if event.recovered:
+        body = f"Recovered: {event.check}" + (
+            f" — {event.recovery_summary}" if event.recovery_summary else _summary(event))
+    else:
+        body = f"Alert resolved by {event.by}."
+    if ticket.status in (Status.RESOLVED, Status.CLOSED):
+        body += " (This ticket was already resolved.)"
+    resolve = event.recovered and event.resolve_ticket and \
+        settings.HELPDESK_ALERT_AUTORESOLVE and \
+        ticket.status in (Status.NEW, Status.OPEN)
+    _note(event, ticket, body, resolve=resolve)
+
+
+def _seen(event) -> bool:
+    """Each event adds at most one entry (unique dedupe_key = the event id), so a
+    redelivered event changes nothing."""
+    return TicketEntry.objects.filter(dedupe_key=f"event:{event.envelope.id}").exists()
+
+
+def _note(event, ticket: Ticket, body: str, *, resolve: bool = False) -> None:
     try:
         with transaction.atomic():
             actions.add_entry(actor=None, ticket=ticket, body=body, public=False,
                               kind=EntryKind.SYSTEM, author_label="monitoring",
-                              dedupe_key=dedupe, notify=False)
-            ticket.refresh_from_db()
-            resolve = payload.get("resolve_ticket", settings.HELPDESK_ALERT_AUTORESOLVE)
-            if kind == "alert.resolved" and resolve and \
-                    ticket.status in (Status.NEW, Status.OPEN):
+                              dedupe_key=f"event:{event.envelope.id}", notify=False)
+            if resolve:
+                ticket.refresh_from_db()
                 actions.change_ticket(actor=None, ticket=ticket, status=Status.RESOLVED,
                                       note="Resolved automatically: the alert recovered.")
     except IntegrityError:
         return  # the same event delivered concurrently: its entry is already there
 
 
-def _open_alert_ticket(key, client_id, check, severity, summary, payload, dedupe):
+def _open_alert_ticket(event: AlertEvent) -> Ticket | None:
+    client_id = event.envelope.client_id
     client = Client.objects.filter(pk=client_id).first() if client_id else None
-    device = _device(payload, client_id)
-    subject = f"{check} on {device.name if device else 'a device'}"
-    if summary:
-        subject = f"{subject}: {summary}"
+    device = _device(event.device_id, client_id)
+    severity = event.severity.lower()
+    subject = f"{event.check} on {device.name if device else 'a device'}"
+    if event.summary:
+        subject = f"{subject}: {event.summary}"
     impact = SEVERITY_IMPACT.get(severity, Level.LOW)
     try:
         with transaction.atomic():
             return actions.create_ticket(
                 actor=None, subject=subject[:300], client=client, source=Source.ALERT,
                 description="", impact=impact, urgency=impact,
-                devices=[device] if device else [], origin_key=key, notify=False,
+                devices=[device] if device else [],
+                origin_key=f"{ALERT_ORIGIN}{event.alert_id}", notify=False,
                 tags=["alert", f"severity:{severity}"],
                 first_entry={"kind": EntryKind.SYSTEM, "is_public": False,
-                             "author_label": "monitoring", "dedupe_key": dedupe,
-                             "body": f"Alert opened: {check} ({severity})"
-                                     f"{f' — {summary}' if summary else ''}"})
+                             "author_label": "monitoring",
+                             "dedupe_key": f"event:{event.envelope.id}",
+                             "body": f"Alert opened: {event.check} ({severity})"
+                                     f"{_summary(event)}"})
     except IntegrityError:
         return None  # another delivery opened it first; the caller adds a repeat note
     except ValidationError:
-        log.warning("alert %s could not open a ticket", key, exc_info=True)
+        log.warning("alert %s could not open a ticket", event.alert_id, exc_info=True)
         raise

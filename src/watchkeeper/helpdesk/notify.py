@@ -21,6 +21,7 @@ from watchkeeper.core import mail as core_mail
 
 from . import templating
 from .choices import MailState
+from .events import HelpdeskMail
 from .models import NotificationTemplate, OutgoingMail, Ticket, TicketEntry
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def queue_notification(ticket: Ticket, kind: str, *, entry: TicketEntry | None =
         # make_msgid's own random part comes from the `random` module, which can be seeded
         # (hypothesis does): two mails in the same 10 ms then got one Message-ID.
         message_id=make_msgid(idstring=secrets.token_hex(8), domain=settings.MAIL_DOMAIN))
-    events.emit("helpdesk.mail", client=ticket.client_id, payload={"mail": mail.pk})
+    events.emit(HelpdeskMail(mail_id=mail.pk), client=ticket.client_id)
     return mail
 
 

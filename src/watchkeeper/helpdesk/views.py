@@ -112,7 +112,8 @@ def ticket_detail(request, pk: int):
                       .exclude(pk=ticket.pk).order_by("-created_at")[:5])
     devices = scoped(ticket.devices.all(), user)
     return render(request, "helpdesk/ticket_detail.html", {
-        "ticket": ticket, "entries": selectors.timeline(ticket),
+        "ticket": ticket, "alert_active": _alert_active(ticket),
+        "entries": selectors.timeline(ticket),
         "attachments": ticket.attachments.all(), "recent": recent, "devices": devices,
         "children": selectors.visible_tickets(user).filter(parent=ticket),
         "mails": ticket.mails.all()[:20],
@@ -141,7 +142,7 @@ def ticket_reply(request, pk: int):
     status = request.POST.get("status") or None
     try:
         actions.add_entry(actor=request.user, ticket=ticket, body=request.POST.get("body", ""),
-                          public=public, set_status=status)
+                          public=public, set_status=status, **_alert_choice(request))
     except ValidationError as exc:
         messages.error(request, _errors(exc))
     else:
@@ -194,6 +195,28 @@ def _parse_fields(request, ticket: Ticket) -> dict:
     return fields
 
 
+def _alert_active(ticket: Ticket) -> bool:
+    """Whether the ticket was opened for a monitoring alert that is still active (its
+    forms then ask what resolving the ticket does to the alert)."""
+    from watchkeeper.monitoring import selectors as monitoring
+
+    from .events import alert_id_of
+
+    alert_id = alert_id_of(ticket)
+    return alert_id is not None and monitoring.alert_is_active(alert_id)
+
+
+def _alert_choice(request) -> dict:
+    """The "and the alert?" answer of a form that may resolve an alert's ticket."""
+    choice = {}
+    if request.POST.get("alert_action"):
+        choice["alert_action"] = request.POST["alert_action"]
+        if choice["alert_action"] == "snooze":
+            minutes = request.POST.get("snooze_minutes", "60")
+            choice["snooze_minutes"] = int(minutes) if minutes.isdigit() else 0
+    return choice
+
+
 @requires("tickets.change")
 @require_POST
 def ticket_update(request, pk: int):
@@ -201,7 +224,8 @@ def ticket_update(request, pk: int):
     try:
         fields = _parse_fields(request, ticket)
         if fields:
-            actions.change_ticket(actor=request.user, ticket=ticket, **fields)
+            actions.change_ticket(actor=request.user, ticket=ticket, **fields,
+                                  **_alert_choice(request))
             messages.success(request, "Ticket updated.")
     except ValidationError as exc:
         messages.error(request, _errors(exc))

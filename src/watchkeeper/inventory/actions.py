@@ -19,6 +19,7 @@ from watchkeeper.core.actions import create_object, delete_object, update_object
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Client
 
+from . import events as ev
 from .choices import ChangeKind, ConflictStatus, SourceKind
 from .models import Device, DeviceChange, FieldConflict, SavedView, SoftwareLicence
 from .services import TRACKED_FIELDS, as_text, record_provenance
@@ -70,8 +71,8 @@ def create_device(*, actor, client: Client, source_kind: str = SourceKind.MANUAL
         audit.record(actor=actor, action=AuditAction.CREATE, obj=device,
                      changes={k: [None, v] for k, v in audit.snapshot(device).items()
                               if v not in (None, "")})
-        events.emit("device.created", client=client.pk,
-                    payload={"id": device.pk, "name": device.name, "source": source_kind})
+        events.emit(ev.DeviceCreated.of(device, source=source_kind, source_ref=source_ref),
+                    client=client.pk)
         values = {f: getattr(device, f) for f in TRACKED_FIELDS}
         record_provenance(device, {f: v for f, v in values.items() if v not in (None, "")},
                           source_kind=source_kind, source_ref=source_ref, observed_at=at,
@@ -93,9 +94,10 @@ def update_device(*, actor, device: Device, source_kind: str = SourceKind.MANUAL
         if diff:
             audit.record(actor=actor, action=AuditAction.UPDATE, obj=device,
                          changes=audit.diff(before, audit.snapshot(device)))
-            events.emit("device.changed", client=device.client_id,
-                        payload={"id": device.pk, "changed": sorted(diff),
-                                 "source": source_kind})
+            events.emit(ev.DeviceChanged(id=device.pk, changed=sorted(diff),
+                                         source=source_kind,
+                                         source_ref=source_ref or _actor_ref(actor)),
+                        client=device.client_id)
     return device
 
 
@@ -136,9 +138,8 @@ def resolve_conflict(*, actor, conflict: FieldConflict, choice: str) -> FieldCon
                               conflict.field: [conflict.current_value,
                                                conflict.proposed_value if choice == "take"
                                                else conflict.current_value]})
-        events.emit("device.conflict_resolved", client=device.client_id,
-                    payload={"id": device.pk, "conflict": conflict.pk, "field": conflict.field,
-                             "choice": choice})
+        events.emit(ev.DeviceConflictResolved.of(conflict, choice=choice),
+                    client=device.client_id)
     return conflict
 
 
@@ -182,7 +183,7 @@ def save_view(*, actor, name: str, query: str, shared: bool = False) -> SavedVie
         audit.record(actor=actor, action=AuditAction.CREATE, obj=view,
                      changes={"name": [None, view.name], "query": [None, view.query],
                               "shared": [None, shared]})
-        events.emit("device_view.created", payload={"id": view.pk})
+        events.emit(ev.DeviceViewCreated(id=view.pk))
     return view
 
 

@@ -23,6 +23,8 @@ from watchkeeper.core import audit, crypto, events, netguard
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.probes import icmp, snmp, tcp
 
+from . import events as ev
+
 log = logging.getLogger(__name__)
 
 MAX_HOSTS = 1024  # a /22
@@ -170,7 +172,7 @@ def run_discovery(run_id: int) -> dict:
             DiscoveryRun.objects.filter(pk=run_id).update(
                 status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000],
                 finished_at=timezone.now())
-            events.emit("discovery.failed", client=run.client_id, payload={"id": run_id})
+            events.emit(ev.DiscoveryFailed(id=run_id), client=run.client_id)
         return {"error": str(exc)}
     known = set(Device.objects.filter(client_id=run.client_id,
                                       primary_ip__in=[h.address for h in found])
@@ -191,9 +193,9 @@ def run_discovery(run_id: int) -> dict:
         audit.record(actor="discovery", action=AuditAction.UPDATE, obj=run,
                      changes={"status": [RunStatus.RUNNING, RunStatus.DONE],
                               "found": [None, len(found)]})
-        events.emit("discovery.finished", client=run.client_id,
-                    payload={"id": run_id, "found": len(found),
-                             "new": sum(1 for h in found if h.address not in known)})
+        events.emit(ev.DiscoveryFinished(
+            id=run_id, found=len(found), new=sum(1 for h in found if h.address not in known)),
+            client=run.client_id)
     return {"found": len(found)}
 
 
@@ -217,7 +219,7 @@ def start_discovery(*, actor, client, subnet: str, ports: list[int] | None = Non
             requested_by=actor if getattr(actor, "is_authenticated", False) else None)
         audit.record(actor=actor, action=AuditAction.CREATE, obj=run,
                      changes={"subnet": [None, run.subnet], "ports": [None, run.ports]})
-        events.emit("discovery.started", client=client, payload={"id": run.pk})
+        events.emit(ev.DiscoveryStarted(id=run.pk), client=client)
         transaction.on_commit(lambda: run_discovery.enqueue(run.pk))
     return run
 
@@ -255,8 +257,7 @@ def ignore_host(*, actor, host) -> None:
             audit.record(actor=actor, action=AuditAction.UPDATE, obj=host,
                          object_repr=host.address, client_id=host.run.client_id,
                          changes={"state": [ProposalState.PROPOSED, ProposalState.IGNORED]})
-            events.emit("discovery.host_ignored", client=host.run.client_id,
-                        payload={"id": host.pk})
+            events.emit(ev.DiscoveryHostIgnored(id=host.pk), client=host.run.client_id)
 
 
 # A /22 with 13 ports is ~13,000 probes at 128 in flight and 1 s timeout: under 2 minutes.
@@ -286,7 +287,7 @@ def recover_discoveries() -> dict:
                 error="The worker running this discovery stopped; start it again.")
             if claimed:
                 failed += 1
-                events.emit("discovery.failed", client=client_id, payload={"id": pk})
+                events.emit(ev.DiscoveryFailed(id=pk), client=client_id)
     requeued = 0
     for pk in DiscoveryRun.objects.filter(
             status=RunStatus.QUEUED,

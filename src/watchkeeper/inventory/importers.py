@@ -37,6 +37,7 @@ from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.csvsafe import unescape_cell
 from watchkeeper.core.models import Contact, Site
 
+from . import events as ev
 from . import values as notation
 from .choices import ChangeKind, DeviceKind, ImportStatus, LifecycleStatus, SourceKind
 from .models import (
@@ -690,8 +691,7 @@ def upload(*, actor, client, filename: str, raw: bytes) -> ImportRun:
                                        else None)
         audit.record(actor=actor, action=AuditAction.CREATE, obj=run,
                      changes={"filename": [None, run.filename], "rows": [None, len(rows)]})
-        events.emit("device_import.uploaded", client=client,
-                    payload={"id": run.pk, "rows": len(rows)})
+        events.emit(ev.DeviceImportUploaded(id=run.pk, rows=len(rows)), client=client)
     return run
 
 
@@ -741,8 +741,8 @@ def set_mapping(*, actor, run: ImportRun, mapping: dict[str, str], date_order: s
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=run,
                      changes={"mapping": [before["mapping"], clean],
                               "date_order": [before["date_order"], date_order]})
-        events.emit("device_import.mapped", client=run.client_id,
-                    payload={"id": run.pk, "counts": run.report["counts"]})
+        events.emit(ev.DeviceImportMapped(id=run.pk, counts=run.report["counts"]),
+                    client=run.client_id)
     return run
 
 
@@ -760,8 +760,8 @@ def decide(*, actor, run: ImportRun, resolutions: dict) -> ImportRun:
         run.save(update_fields=["resolutions", "report"])
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=run,
                      changes={"resolutions": [before, run.resolutions]})
-        events.emit("device_import.mapped", client=run.client_id,
-                    payload={"id": run.pk, "counts": run.report["counts"]})
+        events.emit(ev.DeviceImportMapped(id=run.pk, counts=run.report["counts"]),
+                    client=run.client_id)
     return run
 
 
@@ -794,6 +794,7 @@ def apply(*, actor, run: ImportRun, decisions: dict[str, str] | None = None,
         created_ids = _apply_creates(run, plan["create"], ref, who, at)
         conflict_map = {(c["device"], c["field"]): c for c in plan["conflicts"]}
         updated_ids, open_conflicts, taken = [], [], 0
+        updated: dict[int, list[str]] = {}
         devices = Device.objects.select_for_update().in_bulk(
             sorted(u["device"] for u in plan["update"]))
         for item in plan["update"]:
@@ -820,6 +821,7 @@ def apply(*, actor, run: ImportRun, decisions: dict[str, str] | None = None,
             if apply_now:
                 _write(device, apply_now, ref, at)
                 updated_ids.append(device.pk)
+                updated[device.pk] = sorted(apply_now)
             record_provenance(device, provenance, source_kind=SourceKind.IMPORT,
                               source_ref=ref, observed_at=at, who=who)
         FieldConflict.objects.bulk_create(open_conflicts)
@@ -836,14 +838,14 @@ def apply(*, actor, run: ImportRun, decisions: dict[str, str] | None = None,
                               "created": [None, len(created_ids)],
                               "updated": [None, len(updated_ids)],
                               "errors": [None, len(plan["errors"])]})
-        for pk in created_ids:
-            events.emit("device.created", client=run.client_id,
-                        payload={"id": pk, "source": "import", "import": run.pk})
-        for pk in updated_ids:
-            events.emit("device.changed", client=run.client_id,
-                        payload={"id": pk, "source": "import", "import": run.pk})
-        events.emit("device_import.applied", client=run.client_id,
-                    payload={"id": run.pk, "counts": report["counts"]})
+        for device in Device.objects.filter(pk__in=created_ids).only("id", "name"):
+            events.emit(ev.DeviceCreated.of(device, source=SourceKind.IMPORT, source_ref=ref),
+                        client=run.client_id)
+        for pk, columns in updated.items():
+            events.emit(ev.DeviceChanged(id=pk, changed=columns, source=SourceKind.IMPORT,
+                                         source_ref=ref), client=run.client_id)
+        events.emit(ev.DeviceImportApplied(id=run.pk, counts=report["counts"]),
+                    client=run.client_id)
     return run
 
 

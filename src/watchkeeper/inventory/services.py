@@ -26,6 +26,7 @@ from watchkeeper.core.canonical import canonical_hash
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Site
 
+from . import events as ev
 from .choices import ChangeKind, ConflictStatus, SourceKind
 from .models import (
     Device,
@@ -209,9 +210,8 @@ def register_agent_device(*, client_id: int, site_id: int | None, hostname: str,
         audit.record(actor=actor, action=AuditAction.CREATE, obj=device,
                      changes={"name": [None, device.name], "source": [None, "agent"],
                               "agent_ref": [None, agent_ref]})
-        events.emit("device.created", client=client_id,
-                    payload={"id": device.pk, "name": device.name, "source": "agent",
-                             "agent_ref": agent_ref})
+        events.emit(ev.DeviceCreated.of(device, source=SourceKind.AGENT,
+                                            source_ref=agent_ref), client=client_id)
     return device
 
 
@@ -224,8 +224,9 @@ def detach_agent(*, device_id: int, agent_ref: str) -> None:
             device = Device.objects.get(pk=device_id)
             audit.record(actor=f"agent:{agent_ref}", action=AuditAction.UPDATE, obj=device,
                          changes={"agent_ref": [agent_ref, ""]})
-            events.emit("device.changed", client=device.client_id,
-                        payload={"id": device.pk, "changed": ["agent_ref"]})
+            events.emit(ev.DeviceChanged(id=device.pk, changed=["agent_ref"],
+                                         source=SourceKind.AGENT,
+                                         source_ref=agent_ref), client=device.client_id)
 
 
 def touch_last_seen(device_ids: Iterable[int], at: datetime, *,
@@ -303,9 +304,9 @@ def apply_agent_inventory(*, device_id: int, sections: dict[str, object], agent_
             audit.record(actor=f"agent:{agent_ref}", action=AuditAction.UPDATE, obj=device,
                          changes={**col_changes, "sections": [None, sorted(
                              s for s in changed if s in SECTIONS)]})
-            events.emit("device.changed", client=device.client_id,
-                        payload={"id": device.pk, "changed": sorted(set(changed)),
-                                 "source": f"agent:{agent_ref}"})
+            events.emit(ev.DeviceChanged(id=device.pk, changed=sorted(set(changed)),
+                                         source=SourceKind.AGENT, source_ref=agent_ref),
+                        client=device.client_id)
     return sorted(set(changed))
 
 

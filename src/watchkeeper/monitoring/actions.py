@@ -13,10 +13,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from watchkeeper.core import audit, events
+from watchkeeper.core import audit, catalogue, events
 from watchkeeper.core.actions import create_object, delete_object, update_object
 from watchkeeper.core.choices import AuditAction
 
+from . import events as ev
 from .choices import OPEN_STATUSES, SERVER_KINDS, AlertStatus, Scope
 from .models import (
     Alert,
@@ -262,8 +263,8 @@ def set_group_devices(*, actor, group: DeviceGroup, devices) -> DeviceGroup:
         if before != after:
             audit.record(actor=actor, action=AuditAction.UPDATE, obj=group,
                          changes={"devices": [before, after]})
-            events.emit("devicegroup.changed", client=group.client_id,
-                        payload={"id": group.pk, "devices": after})
+            events.emit(catalogue.crud_event(DeviceGroup, "changed", id=group.pk,
+                                             changed=["devices"]), client=group.client_id)
     return group
 
 
@@ -365,8 +366,8 @@ def _set_channel_contacts(*, actor, channel: NotificationChannel, contacts) -> N
         channel.contacts.set(contacts)
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=channel,
                      changes={"contacts": [before, after]})
-        events.emit("notificationchannel.changed", client=channel.client_id,
-                    payload={"id": channel.pk, "changed": ["contacts"]})
+        events.emit(catalogue.crud_event(NotificationChannel, "changed", id=channel.pk,
+                                         changed=["contacts"]), client=channel.client_id)
 
 
 def catch_up_channel(*, actor, channel: NotificationChannel) -> list[int]:
@@ -383,8 +384,8 @@ def catch_up_channel(*, actor, channel: NotificationChannel) -> list[int]:
         if ids:
             audit.record(actor=actor, action=AuditAction.UPDATE, obj=channel,
                          changes={"catch_up_alerts": [[], ids]})
-            events.emit("notificationchannel.caught_up", client=channel.client_id,
-                        payload={"id": channel.pk, "count": len(ids), "alerts": ids})
+            events.emit(ev.NotificationChannelCaughtUp(id=channel.pk, count=len(ids),
+                                                       alerts=ids), client=channel.client_id)
     return ids
 
 
@@ -394,10 +395,19 @@ def delete_channel(*, actor, channel: NotificationChannel) -> None:
 
 # --- Alerts --------------------------------------------------------------------------------
 
-def _alert_payload(alert: Alert) -> dict[str, Any]:
-    return {"alert_id": alert.pk, "id": alert.pk, "device_id": alert.device_id,
-            "client_id": alert.client_id, "check": alert.check_name,
-            "severity": alert.severity, "summary": alert.summary, "status": alert.status}
+def _policies(alerts) -> dict[int | None, tuple[list[str], bool]]:
+    """(ticket severities, resolve on recovery) of the alerts' policies, by check id: one
+    query for a bulk action's events."""
+    ids = {a.check_template_id for a in alerts if a.check_template_id}
+    rows = Check.objects.filter(pk__in=ids).values_list(
+        "id", "policy__ticket_severities", "policy__ticket_resolve_on_recovery")
+    found = {pk: (list(sev or []), bool(res)) for pk, sev, res in rows}
+    return {a.check_template_id: found.get(a.check_template_id, ([], False)) for a in alerts}
+
+
+def _alert_event(cls: type[ev.AlertEvent], alert: Alert, policies=None, **extra):
+    severities, resolve = (policies or _policies([alert]))[alert.check_template_id]
+    return cls.of(alert, ticket_severities=severities, resolve_on_recovery=resolve, **extra)
 
 
 def _alert_ids(alerts) -> list[int]:
@@ -411,7 +421,8 @@ _CHUNK = 1000
 
 
 def _set_alert_status(*, actor, alerts, status: str, extra: dict[str, Any],
-                      event: str) -> list[Alert]:
+                      event: type[ev.AlertEvent], by: str | None = None,
+                      **event_fields: Any) -> list[Alert]:
     """Move every alert of `alerts` (rows or ids) that is still open and not already in
     `status` to `status`, set-based: per chunk of ids one locking read (primary-key order,
     so two bulk actions never deadlock; IMMEDIATE transactions on SQLite), one UPDATE, the
@@ -419,7 +430,7 @@ def _set_alert_status(*, actor, alerts, status: str, extra: dict[str, Any],
     `status` or resolved are left alone. Returns the alerts changed, as they now are."""
     done: list[Alert] = []
     sources = [s for s in OPEN_STATUSES if s != status]
-    by = str(actor or "system")
+    by = by or str(actor or "system")
     ids = _alert_ids(alerts)
     with transaction.atomic():
         for i in range(0, len(ids), _CHUNK):
@@ -436,34 +447,37 @@ def _set_alert_status(*, actor, alerts, status: str, extra: dict[str, Any],
                 for field, value in extra.items():
                     setattr(alert, field, value)
             audit.record_many(actor=actor, action=AuditAction.UPDATE, entries=changes)
-            events.emit_many(event, [(a.client_id, {**_alert_payload(a), "by": by})
-                                     for a in locked])
+            policies = _policies(locked)
+            events.emit_many([(a.client_id, _alert_event(event, a, policies, by=by,
+                                                         **event_fields))
+                              for a in locked])
             done.extend(locked)
     return done
 
 
-def acknowledge_alerts(*, actor, alerts) -> list[Alert]:
+def acknowledge_alerts(*, actor, alerts, by: str | None = None) -> list[Alert]:
     now = timezone.now()
     user = actor if getattr(actor, "is_authenticated", False) else None
     return _set_alert_status(actor=actor, alerts=alerts, status=AlertStatus.ACKNOWLEDGED,
                              extra={"acknowledged_at": now, "acknowledged_by": user,
                                     "escalate_at": None},
-                             event="alert.changed")
+                             event=ev.AlertChanged, change="acknowledged", by=by)
 
 
-def snooze_alerts(*, actor, alerts, minutes: int) -> list[Alert]:
+def snooze_alerts(*, actor, alerts, minutes: int, by: str | None = None) -> list[Alert]:
     if minutes <= 0:
         raise ValidationError("Snooze for at least one minute.")
     until = timezone.now() + timedelta(minutes=minutes)
     return _set_alert_status(actor=actor, alerts=alerts, status=AlertStatus.SNOOZED,
                              extra={"snoozed_until": until, "escalate_at": None},
-                             event="alert.changed")
+                             event=ev.AlertChanged, change="snoozed",
+                             snoozed_until=until.isoformat(), by=by)
 
 
-def resolve_alerts(*, actor, alerts) -> list[Alert]:
+def resolve_alerts(*, actor, alerts, by: str | None = None) -> list[Alert]:
     return _set_alert_status(actor=actor, alerts=alerts, status=AlertStatus.RESOLVED,
                              extra={"resolved_at": timezone.now(), "escalate_at": None},
-                             event="alert.resolved")
+                             event=ev.AlertResolved, recovered=False, by=by)
 
 
 def escalate_alert(*, alert_id: int, now: datetime) -> bool:
@@ -476,8 +490,7 @@ def escalate_alert(*, alert_id: int, now: datetime) -> bool:
             alert = Alert.objects.get(pk=alert_id)
             audit.record(actor="monitoring", action=AuditAction.UPDATE, obj=alert,
                          changes={"escalated_at": [None, now.isoformat()]})
-            events.emit("alert.escalated", client=alert.client_id,
-                        payload=_alert_payload(alert))
+            events.emit(_alert_event(ev.AlertEscalated, alert), client=alert.client_id)
     return bool(claimed)
 
 
@@ -492,7 +505,7 @@ def wake_snoozed_alerts(*, now: datetime) -> int:
             audit.record(actor="monitoring", action=AuditAction.UPDATE, obj=alert,
                          changes={"status": [AlertStatus.SNOOZED, AlertStatus.OPEN]})
             alert.status = AlertStatus.OPEN
-            events.emit("alert.changed", client=alert.client_id,
-                        payload={**_alert_payload(alert), "snooze_ended": True})
+            events.emit(_alert_event(ev.AlertChanged, alert, change="woke"),
+                        client=alert.client_id)
             woken += 1
     return woken

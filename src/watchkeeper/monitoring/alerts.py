@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from watchkeeper.core import events
 
+from . import events as ev
 from .choices import OPEN_STATUSES, STATE_RANK, AlertStatus, State, Suppression
 from .models import Alert, Check, CheckState
 
@@ -234,15 +235,11 @@ def _advance(state: CheckState, readings: list[CheckResult], check: dict,
     return None
 
 
-def _payload(alert: Alert, check: dict, **extra: Any) -> dict[str, Any]:
-    return {"alert_id": alert.pk, "id": alert.pk, "device_id": alert.device_id,
-            "client_id": alert.client_id, "check": alert.check_name,
-            "check_id": alert.check_template_id, "severity": alert.severity,
-            "summary": alert.summary, "status": alert.status, "count": alert.count,
-            "suppressed": alert.suppressed,
-            "ticket": alert.severity in (check.get("policy__ticket_severities") or []),
-            "resolve_ticket": bool(check.get("policy__ticket_resolve_on_recovery")),
-            **extra}
+def _event(cls: type[ev.AlertEvent], alert: Alert, check: dict, **extra: Any):
+    """The alert event of `cls`, with the policy values the batch already read."""
+    return cls.of(alert, ticket_severities=check.get("policy__ticket_severities") or [],
+                  resolve_on_recovery=bool(check.get("policy__ticket_resolve_on_recovery")),
+                  **extra)
 
 
 def _apply_alert_changes(changes: list[_Change], now: datetime,
@@ -322,7 +319,7 @@ def _open(ch: _Change, key: str, alert: Alert | None, now: datetime,
     if related:
         dependencies.adopt_children(alert)
     counters["opened"] += 1
-    events.emit("alert.opened", client=alert.client_id, payload=_payload(alert, ch.check))
+    events.emit(_event(ev.AlertOpened, alert, ch.check), client=alert.client_id)
 
 
 def _change_severity(ch: _Change, key: str, alert: Alert | None, now: datetime,
@@ -340,9 +337,10 @@ def _change_severity(ch: _Change, key: str, alert: Alert | None, now: datetime,
     alert.save(update_fields=["severity", "summary", "count", "last_seen_at", "is_flapping",
                               "suppressed"])
     counters["changed"] += 1
-    events.emit("alert.changed", client=alert.client_id,
-                payload=_payload(alert, ch.check, previous_severity=old,
-                                 worse=STATE_RANK[alert.severity] > STATE_RANK[old]))
+    events.emit(_event(ev.AlertChanged, alert, ch.check, change="severity",
+                       previous_severity=old,
+                       worse=STATE_RANK[alert.severity] > STATE_RANK[old]),
+                client=alert.client_id)
 
 
 def _resolve(ch: _Change, key: str, alert: Alert | None, now: datetime,
@@ -353,8 +351,8 @@ def _resolve(ch: _Change, key: str, alert: Alert | None, now: datetime,
     alert.is_flapping = False
     alert.save(update_fields=["status", "resolved_at", "escalate_at", "is_flapping"])
     counters["resolved"] += 1
-    events.emit("alert.resolved", client=alert.client_id,
-                payload=_payload(alert, ch.check, summary_recovery=_summary(ch)))
+    events.emit(_event(ev.AlertResolved, alert, ch.check, recovered=True,
+                       recovery_summary=_summary(ch)), client=alert.client_id)
 
 
 def _flap(ch: _Change, key: str, alert: Alert | None, now: datetime,
@@ -371,8 +369,8 @@ def _flap(ch: _Change, key: str, alert: Alert | None, now: datetime,
                                              last_seen_at=now, count=F("count") + 1)
     alert.refresh_from_db()
     counters["flapping"] += 1
-    events.emit("alert.changed", client=alert.client_id,
-                payload=_payload(alert, ch.check, flapping=True))
+    events.emit(_event(ev.AlertChanged, alert, ch.check, change="flapping"),
+                client=alert.client_id)
 
 
 def _flapping(ch: _Change, key: str, alert: Alert | None, now: datetime,

@@ -10,16 +10,19 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from watchkeeper.core.catalogue import lookup
 from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client, Contact
 from watchkeeper.core.tenancy import can_see_client, scoped
 
 from .choices import ChannelKind, State, WebhookFormat
-from .notify import DEFAULT_KINDS, SUBSCRIBABLE
+from .notify import DEFAULT_KINDS, subscribable
 
-EVENT_LABELS = {"alert.opened": "Opened", "alert.changed": "Changed (severity, acknowledge, "
-                "snooze)", "alert.resolved": "Resolved", "alert.escalated": "Escalated "
-                "(not acknowledged in time)"}
+
+def _event_choices() -> list[tuple[str, str]]:
+    """(kind, label) of the alert kinds a channel may ask for, from the event catalogue:
+    the label is the kind's short `LABEL`."""
+    return [(k, lookup(k).LABEL or k) for k in subscribable()]
 SEVERITY_CHOICES = [(State.WARNING, "Warning and worse"), (State.CRITICAL, "Critical only"),
                     (State.UNKNOWN, "Unknown and worse")]
 
@@ -48,7 +51,7 @@ class ChannelForm(forms.Form):
     webhook_format = forms.ChoiceField(choices=WebhookFormat.choices, initial="generic",
                                        label="Webhook format")
     event_kinds = forms.MultipleChoiceField(
-        choices=[(k, EVENT_LABELS[k]) for k in SUBSCRIBABLE], initial=list(DEFAULT_KINDS),
+        choices=_event_choices, initial=list(DEFAULT_KINDS),
         widget=forms.CheckboxSelectMultiple, label="Events",
         error_messages={"required": "Choose at least one event."})
     min_severity = forms.ChoiceField(choices=SEVERITY_CHOICES, initial=State.WARNING,
@@ -106,7 +109,7 @@ class ChannelForm(forms.Form):
 def scope_from(params, channel=None, user=None) -> dict | None:
     """The scope a form's current values give (for the catch-up count), or None when the
     client named is not one the user may choose."""
-    kinds = [k for k in params.getlist("event_kinds") if k in SUBSCRIBABLE]
+    kinds = [k for k in params.getlist("event_kinds") if k in subscribable()]
     severity = params.get("min_severity") or State.WARNING
     if channel is not None:
         client_id = channel.client_id

@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from watchkeeper.core import audit, events
+from watchkeeper.core import audit, catalogue, events
 from watchkeeper.core.actions import create_object, delete_object, update_object
 from watchkeeper.core.choices import AuditAction
 
@@ -192,8 +192,8 @@ def regenerate_url(*, actor, job: HeartbeatJob) -> HeartbeatJob:
         HeartbeatJob.objects.filter(pk=job.pk).update(uid=job.uid)
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=job,
                      changes={"uid": ["••••", "••••"]})
-        events.emit("heartbeatjob.changed", client=job.client_id,
-                    payload={"id": job.pk, "changed": ["uid"]})
+        events.emit(catalogue.crud_event(HeartbeatJob, "changed", id=job.pk,
+                                         changed=["uid"]), client=job.client_id)
     return job
 
 

@@ -47,18 +47,22 @@ from .choices import (
     AlertStatus,
     ChannelKind,
     NotificationStatus,
-    State,
     WebhookFormat,
 )
+from .events import AlertCatchup, AlertEvent
 from .models import Alert, Notification, NotificationAttempt, NotificationChannel
 
 log = logging.getLogger(__name__)
 
 HANDLER_PREFIX = "monitoring.notify"
 DEFAULT_KINDS = ("alert.opened", "alert.resolved")
-# The events a channel may ask for; alert.catchup is never broadcast, only directed.
-SUBSCRIBABLE = ("alert.opened", "alert.changed", "alert.resolved", "alert.escalated")
 CATCH_UP = "alert.catchup"
+
+
+def subscribable() -> list[str]:
+    """The events a channel may ask for: the catalogue's broadcast `alert.*` kinds
+    (alert.catchup is directed, never broadcast)."""
+    return catalogue.kinds("alert.*", subscribable=True)
 # What a catch-up reports: alerts someone may still need to act on (snoozed ones are quiet
 # on purpose, suppressed ones were never told to anybody).
 CATCH_UP_STATUSES = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
@@ -138,7 +142,7 @@ def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
         if not fields.get("client_id"):
             errors.append("A contacts channel belongs to a client.")
     for kind_name in fields.get("event_kinds") or []:
-        if kind_name not in SUBSCRIBABLE:
+        if kind_name not in subscribable():
             errors.append(f"Unknown event {kind_name!r}.")
     for source in (fields.get("subject_template") or "", fields.get("body_template") or ""):
         errors.extend(template_problems(source))
@@ -149,7 +153,7 @@ def validate_channel(kind: str, fields: dict[str, Any]) -> list[str]:
 
 def channels_for(kind: str, client_id: int | None) -> list[str]:
     """Provider: one delivery per active channel that wants this alert event."""
-    if kind not in SUBSCRIBABLE:
+    if not kind.startswith("alert.") or kind not in subscribable():
         return []
     rows = NotificationChannel.objects.filter(is_active=True).filter(
         Q(client__isnull=True) | Q(client_id=client_id)).values_list("id", "event_kinds")
@@ -214,13 +218,6 @@ def catch_up_candidates(channel: NotificationChannel):
                             event_kinds=channel.event_kinds, channel=channel)
 
 
-def _alert_payload(alert: Alert, channel: NotificationChannel) -> dict[str, Any]:
-    return {"alert_id": alert.pk, "id": alert.pk, "device_id": alert.device_id,
-            "client_id": alert.client_id, "check": alert.check_name,
-            "severity": alert.severity, "summary": alert.summary, "status": alert.status,
-            "count": alert.count, "channel_id": channel.pk, "catch_up": True}
-
-
 def queue_catch_up(channel: NotificationChannel) -> list[int]:
     """In the caller's transaction: one directed `alert.catchup` event per matching open
     alert (oldest first, at most CATCH_UP_LIMIT), each with its pending `Notification`.
@@ -242,10 +239,10 @@ def queue_catch_up(channel: NotificationChannel) -> list[int]:
         .values_list("alert_id").annotate(n=Count("id")).values_list("alert_id", "n"))
     for alert in alerts:
         event = events.emit_directed(
-            CATCH_UP, handler=handler, client=alert.client_id,
+            AlertCatchup.of(alert, channel_id=channel.pk), handler=handler,
+            client=alert.client_id,
             key=f"{channel.pk}:{channel.created_at.isoformat()}:{alert.pk}:"
-                f"{before.get(alert.pk, 0)}",
-            payload=_alert_payload(alert, channel))
+                f"{before.get(alert.pk, 0)}")
         if event is None:
             continue  # this pair was queued before (by a concurrent request)
         Notification.objects.create(event=event, channel=channel, alert=alert,
@@ -282,10 +279,10 @@ def _suppression(alert: Alert | None, kind: str, channel: NotificationChannel) -
 
 
 def deliver(event: Event, channel: NotificationChannel) -> str:
-    """Handle one alert event for one channel; returns what happened."""
-    payload = event.payload or {}
-    alert = Alert.objects.filter(pk=payload.get("alert_id")).first()
-    severity = payload.get("severity") or (alert.severity if alert else State.WARNING)
+    """Handle one alert event (its stored row) for one channel; returns what happened."""
+    typed: AlertEvent = catalogue.load(event)
+    alert = Alert.objects.filter(pk=typed.alert_id).first()
+    severity = typed.severity
     if STATE_RANK.get(severity, 0) < STATE_RANK.get(channel.min_severity, 0) and \
             event.kind not in ("alert.resolved", CATCH_UP):
         return "below threshold"
@@ -306,7 +303,7 @@ def deliver(event: Event, channel: NotificationChannel) -> str:
             NotificationAttempt.objects.create(notification=note, ok=True,
                                                detail=f"suppressed: {reason}")
         return NotificationStatus.SUPPRESSED
-    context = _context(event, alert, channel)
+    context = _context(event, alert, channel, typed)
     subject, body = render(channel, event, alert, context)
     if channel.digest_minutes:
         Notification.objects.filter(pk=note.pk, status=NotificationStatus.PENDING).update(
@@ -358,22 +355,23 @@ def _first_notice(event: Event, alert: Alert | None, channel: NotificationChanne
 
 
 def _context(event: Event, alert: Alert | None,
-             channel: NotificationChannel | None = None) -> dict[str, Any]:
+             channel: NotificationChannel | None = None,
+             typed: AlertEvent | None = None) -> dict[str, Any]:
     from watchkeeper.core.models import Client
     from watchkeeper.inventory.models import Device
 
-    payload = event.payload or {}
-    device = Device.objects.filter(pk=payload.get("device_id")).values(
+    typed = typed or catalogue.load(event)
+    device = Device.objects.filter(pk=typed.device_id).values(
         "id", "name", "hostname", "primary_ip").first() or {}
     client = Client.objects.filter(pk=event.client_id).values("id", "name").first() or {}
     base = settings.BASE_URL.rstrip("/")
     alert_ctx = {
-        "id": payload.get("alert_id"), "check": payload.get("check", ""),
-        "severity": payload.get("severity", ""), "summary": payload.get("summary", ""),
-        "status": alert.status if alert else payload.get("status", ""),
-        "count": alert.count if alert else payload.get("count", 1),
+        "id": typed.alert_id, "check": typed.check, "severity": typed.severity,
+        "summary": typed.summary,
+        "status": alert.status if alert else typed.status,
+        "count": alert.count if alert else typed.count,
         "opened_at": alert.opened_at.isoformat() if alert else "",
-        "url": f"{base}/monitoring/alerts/{payload.get('alert_id')}/" if base else "",
+        "url": f"{base}/monitoring/alerts/{typed.alert_id}/" if base else "",
     }
     return {"alert": alert_ctx, "device": device, "client": client,
             "event": {"kind": event.kind, "verb": VERBS.get(event.kind, event.kind),

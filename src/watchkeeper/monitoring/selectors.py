@@ -129,3 +129,13 @@ def clients_by_health(user, limit: int = 12) -> list[dict]:
             for c in scoped(Client.objects.filter(is_active=True), user)]
     rows.sort(key=lambda r: (-r["critical"], -r["warning"], r["client"].name))
     return rows[:limit]
+
+
+def alert_is_active(alert_id: int | None) -> bool:
+    """Whether the alert is still open, acknowledged or snoozed (for the helpdesk, which
+    asks what to do with it when its ticket is resolved)."""
+    from .choices import OPEN_STATUSES
+    from .models import Alert
+
+    return bool(alert_id) and Alert.objects.filter(pk=alert_id,
+                                                   status__in=OPEN_STATUSES).exists()

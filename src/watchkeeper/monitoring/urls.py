@@ -6,6 +6,7 @@ urlpatterns = [
     path("monitoring/alerts/", views.alert_console, name="alerts"),
     path("monitoring/alerts/bulk/", views.alert_bulk, name="alerts_bulk"),
     path("monitoring/alerts/<id:pk>/", views.alert_detail, name="alert_detail"),
+    path("monitoring/alerts/<id:pk>/ticket/", views.alert_ticket, name="alert_ticket"),
     path("monitoring/health/", views.health, name="monitoring_health"),
     path("monitoring/policies/", views_policies.policy_list, name="monitoring_policies"),
     path("monitoring/policies/<id:pk>/", views_policies.policy_detail,

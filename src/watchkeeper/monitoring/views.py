@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
@@ -127,19 +128,66 @@ def _bulk_filter(request, verb: str, minutes: int | None, back: str):
 
 @requires("monitoring.view")
 def alert_detail(request, pk: int):
+    from .alert_history import history
+
     alert = get_object_or_404(scoped(Alert.objects.select_related(
         "client", "device", "parent", "check_template__policy"), request.user), pk=pk)
     children = scoped(alert.children.select_related("device"), request.user)[:200]
     notes = alert.notifications.select_related("channel").prefetch_related("attempt_log")
-    ticket = None
-    if has_capability(request.user, "tickets.view"):
-        from watchkeeper.helpdesk.selectors import visible_tickets
+    tickets, linkable = [], []
+    can_ticket = has_capability(request.user, "tickets.view")
+    if can_ticket:
+        from watchkeeper.helpdesk import alert_tickets
 
-        # The helpdesk keys the one ticket of an alert by this origin (its alert.* handler).
-        ticket = visible_tickets(request.user).filter(origin_key=f"alert:{alert.pk}").first()
+        tickets = list(alert_tickets.tickets_of_alert(request.user, alert.pk))
+        if has_capability(request.user, "tickets.change"):
+            linkable = [t for t in alert_tickets.linkable_tickets(request.user, alert.client_id)
+                        if t not in tickets]
     return render(request, "monitoring/alert_detail.html", {
-        "alert": alert, "children": children, "notifications": notes[:100], "ticket": ticket,
+        "alert": alert, "children": children, "notifications": notes[:100],
+        "ticket": tickets[0] if tickets else None, "tickets": tickets, "linkable": linkable,
+        "can_ticket": has_capability(request.user, "tickets.change"),
+        "history": history(alert), "snooze_choices": SNOOZE_CHOICES,
         "can_ack": has_capability(request.user, "alerts.ack")})
+
+
+SNOOZE_CHOICES = [(60, "1 hour"), (240, "4 hours"), (1440, "1 day"), (10080, "1 week")]
+
+
+@requires("tickets.change")
+@require_POST
+def alert_ticket(request, pk: int):
+    """Open a ticket for the alert, or link it to an open ticket of its client."""
+    from watchkeeper.helpdesk import alert_tickets
+
+    alert = get_object_or_404(scoped(Alert.objects.select_related("client", "device"),
+                                     request.user), pk=pk)
+    common = {"alert_id": alert.pk, "check_name": alert.check_name,
+              "severity": alert.severity, "summary": alert.summary}
+    if request.POST.get("verb") == "link":
+        ticket = next((t for t in alert_tickets.linkable_tickets(request.user,
+                                                                 alert.client_id)
+                       if str(t.pk) == request.POST.get("ticket")), None)
+        if ticket is None:
+            messages.error(request, "Choose an open ticket of this client.")
+            return redirect("alert_detail", alert.pk)
+        try:
+            linked = alert_tickets.link_ticket(actor=request.user, ticket=ticket,
+                                               device=alert.device, **common)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            return redirect("alert_detail", alert.pk)
+        messages.success(request, f"Alert linked to ticket {ticket.subject}." if linked
+                         else "The alert was already linked to that ticket.")
+        return redirect("alert_detail", alert.pk)
+    ticket, created = alert_tickets.open_ticket(actor=request.user, client=alert.client,
+                                                device=alert.device, **common)
+    messages.success(request, "Ticket opened for this alert." if created
+                     else "This alert already has a ticket.")
+    return redirect("ticket", ticket.pk)
+
+
+alert_ticket.wk_model = Alert
 
 
 alert_detail.wk_model = Alert

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import updates
 from .base import UNKNOWN, Collector, run
 
 
@@ -54,3 +55,7 @@ class MacCollector(Collector):
                 result.append({"name": parts[0], "uid": int(parts[1]),
                                "admin": parts[0] in admins or parts[1] == "0"})
         return result
+
+    def updates(self) -> list[dict[str, Any]] | None:
+        """macOS softwareupdate (documented, NOT tested here)."""
+        return updates.macos_updates(lambda argv: run(argv, timeout=300))

@@ -8,6 +8,7 @@ import json
 import platform
 from typing import Any
 
+from . import updates
 from .base import UNKNOWN, Collector, run
 
 
@@ -78,3 +79,11 @@ class WindowsCollector(Collector):
         return [{"name": u.get("Name"), "uid": UNKNOWN,
                  "admin": str(u.get("Name", "")).lower() in admin_names}
                 for u in _as_list(users)]
+
+    def updates(self) -> list[dict[str, Any]] | None:
+        """Windows Update, winget and Chocolatey (documented, NOT tested here)."""
+        found = [updates.windows_updates(run), updates.winget_updates(run),
+                 updates.choco_updates(run)]
+        if all(f is None for f in found):
+            return None
+        return [item for f in found if f for item in f]

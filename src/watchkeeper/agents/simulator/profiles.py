@@ -238,7 +238,7 @@ def _profile(i: int, hostname: str, client: ClientInfo, role: str, platform: str
         fill[mount] = 0.955
     if i % 31 == 7:
         faults.append("stopped-service")
-    if i % 7 == 2:
+    if i % 7 == 0:
         faults.append("pending-updates")
     if role == "server" and i % 11 == 0:
         faults.append("busy")
@@ -270,7 +270,7 @@ def _profile(i: int, hostname: str, client: ClientInfo, role: str, platform: str
               "firewall": "enabled", "disk_encryption": "enabled" if role == "laptop"
               else "none", "endpoint_protection": "Microsoft Defender"
               if platform == "windows" else "none",
-              "reboot_required": bool(updates) and platform != "macos",
+              "reboot_required": bool(updates),
               "pending_update_count": len(updates)}
     return Profile(
         hostname=hostname, client_id=client.id,

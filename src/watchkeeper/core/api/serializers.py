@@ -203,7 +203,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ["id", "seq", "kind", "client", "payload", "created_at", "deliveries"]
+        fields = ["id", "seq", "kind", "version", "client", "payload", "created_at", "deliveries"]
         read_only_fields = fields
 
 
@@ -227,7 +227,8 @@ class WebhookSerializer(serializers.ModelSerializer):
     )
     event_kinds = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False,
-        help_text="Event kinds to send (e.g. site.created); empty: all.",
+        help_text="Event kinds to send (e.g. site.created; docs/events.md lists them); "
+                  "empty: all.",
     )
     secret = serializers.CharField(
         write_only=True, required=False, min_length=16, max_length=200,
@@ -241,6 +242,16 @@ class WebhookSerializer(serializers.ModelSerializer):
         fields = ["id", "client", "name", "url", "event_kinds", "is_active", "created_at",
                   "secret"]
         read_only_fields = ["id", "created_at"]
+
+    def validate_event_kinds(self, kinds):
+        from watchkeeper.core import catalogue
+
+        known = set(catalogue.kinds(subscribable=True))
+        unknown = sorted(set(kinds) - known)
+        if unknown:
+            raise serializers.ValidationError(
+                f"Not an event kind: {', '.join(unknown)} (docs/events.md lists them).")
+        return sorted(set(kinds))
 
     def validate_client(self, client):
         request = self.context.get("request")

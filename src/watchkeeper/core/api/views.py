@@ -343,10 +343,3 @@ def bad_request(request, exception=None):
         return _problem_json(request, 400, "The request could not be read: too many form "
                                            "fields, too large, or malformed.")
     return defaults.bad_request(request, exception)
-
-
-@public
-def permission_denied(request, exception=None):
-    if _is_api(request):
-        return _problem_json(request, 403, "You do not have permission to perform this action.")
-    return defaults.permission_denied(request, exception)

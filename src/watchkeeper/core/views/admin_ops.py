@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import actions
+from .. import actions, catalogue
 from ..choices import AuditAction, DeliveryStatus
 from ..converters import parse_id
 from ..models import (
@@ -226,17 +226,9 @@ event_replay.wk_model = EventDelivery
 
 # --- webhooks -----------------------------------------------------------------------------
 
-# Kinds worth offering before the outbox has seen them; everything the outbox has seen is
-# offered too. Internal bookkeeping rows (nonces, provenance) are left out on purpose.
-BASE_EVENT_KINDS = tuple(
-    f"{name}.{verb}" for name in ("client", "site", "contact", "webhookendpoint")
-    for verb in ("created", "changed", "deleted")
-) + ("webhook.test",)
-
-
 def known_event_kinds() -> list[str]:
-    seen = Event.objects.order_by().values_list("kind", flat=True).distinct()[:200]
-    return sorted(set(BASE_EVENT_KINDS) | set(seen))
+    """What a webhook may ask for: every broadcast kind of the event catalogue."""
+    return catalogue.kinds(subscribable=True)
 
 
 class WebhookForm(forms.Form):
@@ -247,18 +239,31 @@ class WebhookForm(forms.Form):
                                     empty_label="All clients")
     event_kinds = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
                                             label="Event kinds")
-    other_kinds = forms.CharField(required=False, max_length=2000, label="Other event kinds",
-                                  help_text="Comma or space separated, e.g. ticket.created.")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["client"].queryset = _scoped_clients(user)
-        known = known_event_kinds()
+        # Kinds an older endpoint asked for that are no longer declared stay visible (under
+        # "other"): the form refuses them until they are unticked.
         current = self.initial.get("event_kinds") or []
-        self.fields["event_kinds"].choices = [(k, k) for k in sorted(set(known) | set(current))]
-        self.fields["event_kinds"].help_text = "None chosen: every event is sent."
+        self.fields["event_kinds"].choices = [(k, k) for k in known_event_kinds()] + [
+            (k, k) for k in current if not catalogue.is_declared(k)]
+        self.fields["event_kinds"].help_text = ("None chosen: every event is sent. "
+                                                "Each kind is described in docs/events.md.")
+
+    def kind_groups(self):
+        """(app, [(checkbox, one-line meaning)], open): the checkboxes by app; a group with
+        a ticked kind starts open."""
+        boxes = {cb.data["value"]: cb for cb in self["event_kinds"]}
+        groups = [(app, [(boxes[d.KIND], d.MEANING) for d in defs if d.KIND in boxes])
+                  for app, defs in catalogue.kinds_by_app()]
+        other = [(cb, "No longer an event kind: untick it to save.")
+                 for k, cb in boxes.items() if not catalogue.is_declared(k)]
+        groups += [("other", other)] if other else []
+        return [(app, items, any(cb.data["selected"] for cb, _ in items))
+                for app, items in groups]
 
     def clean_url(self):
         url = self.cleaned_data["url"]
@@ -272,17 +277,15 @@ class WebhookForm(forms.Form):
             raise forms.ValidationError("Choose one of your clients.")
         return client
 
-    def clean_other_kinds(self):
-        raw = self.cleaned_data.get("other_kinds", "")
-        kinds = [k for k in raw.replace(",", " ").split() if k]
-        bad = [k for k in kinds if len(k) > 100 or not all(c.isalnum() or c in "._-" for c in k)]
-        if bad:
-            raise forms.ValidationError(f"Not an event kind: {', '.join(bad)}")
+    def clean_event_kinds(self):
+        kinds = self.cleaned_data.get("event_kinds") or []
+        unknown = [k for k in kinds if k not in known_event_kinds()]
+        if unknown:
+            raise forms.ValidationError(f"Not an event kind (untick it): {', '.join(unknown)}")
         return kinds
 
     def kinds(self) -> list[str]:
-        return sorted(set(self.cleaned_data.get("event_kinds") or [])
-                      | set(self.cleaned_data.get("other_kinds") or []))
+        return sorted(set(self.cleaned_data.get("event_kinds") or []))
 
 
 @requires("webhooks.view")

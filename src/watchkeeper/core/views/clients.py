@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError
-from django.http import HttpResponse, HttpResponseForbidden
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from .. import actions, selectors
 from ..csvsafe import safe_cell
+from ..forbidden import forbidden
 from ..models import Client, Contact, Site
 from ..permissions import has_capability, requires
 from ..tenancy import scoped, visible_client_ids
@@ -172,7 +173,7 @@ client_detail.wk_model = Client
 @require_http_methods(["GET", "POST"])
 def client_create(request):
     if not selectors.can_add_clients(request.user):
-        return HttpResponseForbidden("Only roles that see every client can add clients.")
+        return forbidden(request, "Only roles that see every client can add clients.")
     form = ClientForm(request.POST or None, initial=ClientForm.initial_for(None),
                       networks_editable=has_capability(request.user, "clients.manage"))
     if request.method == "POST" and form.is_valid():
@@ -218,7 +219,7 @@ client_edit.wk_model = Client
 def client_delete(request, pk: int):
     client = get_object_or_404(_visible_clients(request.user), pk=pk)
     if not selectors.can_add_clients(request.user):
-        return HttpResponseForbidden("Only roles that see every client can delete clients.")
+        return forbidden(request, "Only roles that see every client can delete clients.")
     form = DeleteForm(request.POST or None, expected=client.name)
     blockers = {
         "sites": client.sites.count(), "contacts": client.contacts.count(),

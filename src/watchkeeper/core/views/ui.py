@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseForbidden
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from .. import selectors
 from ..choices import Role
+from ..forbidden import forbidden
 from ..models import Client
 from ..permissions import AUTHENTICATED, has_capability, requires
 from ..tenancy import scoped
@@ -25,7 +26,7 @@ def dashboard(request):
     if user.role == Role.CLIENT_USER:
         return redirect("portal")
     if not has_capability(user, "dashboard.view"):
-        return HttpResponseForbidden("You do not have permission to see this page.")
+        return forbidden(request)
     from watchkeeper.core import home
 
     stats = selectors.dashboard_stats(user)
@@ -53,8 +54,21 @@ def portal(request):
             sites=list(scoped(client.sites.all(), request.user).order_by("name")),
             contacts=list(scoped(client.contacts.all(), request.user).order_by("name")[:20]),
             clock=client_clock(client, request.user),
+            **_portal_work(request.user),
         )
     return render(request, "core/ui/portal.html", context)
+
+
+def _portal_work(user) -> dict:
+    """The client's open requests and their devices' health (from the helpdesk and the
+    inventory, read through their selectors)."""
+    from watchkeeper.helpdesk.choices import OPEN_STATUSES
+    from watchkeeper.helpdesk.portal.views import device_health
+    from watchkeeper.helpdesk.selectors import visible_tickets
+
+    open_tickets = visible_tickets(user).filter(status__in=OPEN_STATUSES)
+    return {"open_tickets": list(open_tickets.order_by("-updated_at", "-id")[:10]),
+            "open_count": open_tickets.count(), "health": device_health(user)}
 
 
 @requires("clients.view")

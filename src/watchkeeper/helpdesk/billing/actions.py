@@ -38,6 +38,7 @@ from watchkeeper.core.models import Client
 
 from ..time.models import TimeEntry
 from . import contracts
+from . import events as ev
 from .choices import ContractKind, LineKind, RunStatus
 from .models import BillingLine, BillingRun, Contract
 
@@ -200,11 +201,6 @@ def _time_and_materials(add, contract, entries, label) -> None:
 
 # --- Actions ----------------------------------------------------------------------------------
 
-def _run_payload(run: BillingRun) -> dict[str, Any]:
-    return {"id": run.pk, "period": f"{run.period_start:%Y-%m}", "status": run.status,
-            "total": str(run.total)}
-
-
 def _check_actor(actor) -> None:
     """Counts come from scoped reads: an actor who does not see every client would bill
     fewer devices and users than exist, so only such an actor may compute a run."""
@@ -250,7 +246,7 @@ def create_run(*, actor, period: str | date) -> BillingRun:
         audit.record(actor=actor, action=AuditAction.CREATE, obj=run,
                      changes={"period": [None, f"{start:%Y-%m}"], "total": [None, str(run.total)],
                               "lines": [None, run.lines.count()]})
-        events.emit("billing_run.created", payload=_run_payload(run))
+        events.emit(ev.BillingRunCreated.of(run))
     return run
 
 
@@ -269,7 +265,7 @@ def recompute_run(*, actor, run: BillingRun) -> BillingRun:
         _fill(actor, run)
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=run,
                      changes={"total": [before, str(run.total)]})
-        events.emit("billing_run.changed", payload=_run_payload(run))
+        events.emit(ev.BillingRunChanged.of(run))
     return run
 
 
@@ -303,7 +299,7 @@ def approve_run(*, actor, run: BillingRun) -> BillingRun:
         audit.record(actor=actor, action=AuditAction.UPDATE, obj=run,
                      changes={"status": [RunStatus.DRAFT, RunStatus.APPROVED],
                               "time_entries_locked": [None, len(entry_ids)]})
-        events.emit("billing_run.approved", payload=_run_payload(run))
+        events.emit(ev.BillingRunApproved.of(run))
     return run
 
 
@@ -314,7 +310,7 @@ def delete_run(*, actor, run: BillingRun) -> None:
                      changes={"period": [f"{run.period_start:%Y-%m}", None]})
         pk = run.pk
         run.delete()
-        events.emit("billing_run.deleted", payload={"id": pk})
+        events.emit(ev.BillingRunDeleted(id=pk))
 
 
 # --- Export -----------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from django.utils import timezone
 from watchkeeper.core import audit, events
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Contact
+from watchkeeper.helpdesk.events import HelpdeskInbound
 
 from .. import actions, attachments
 from ..choices import EntryKind, InboundState, NotificationKind, Source
@@ -278,7 +279,7 @@ def _keep(raw: bytes, digest: str, *, existing: InboundMessage | None, state: st
             audit.record(actor=f"mail-in ({channel})", action=AuditAction.CREATE, obj=row,
                          object_repr=f"{row.get_state_display()}: {subject or reason}"[:254],
                          changes={"reason": [None, reason[:500]]})
-            events.emit("helpdesk.inbound", payload={"id": row.pk, "state": state})
+            events.emit(HelpdeskInbound(id=row.pk, state=state))
     return row
 
 
@@ -429,6 +430,11 @@ def _attach(ticket: Ticket, entry: TicketEntry | None, files: list) -> list[str]
 def reprocess(*, actor, inbound: InboundMessage, force: bool = False) -> Outcome:
     """Run a kept message through again (after a fix, or `force` past the auto-reply and
     list checks for an ignored one). The row stays, with its new state and result."""
+    if inbound.ticket_id and inbound.state in (InboundState.ACCEPTED,
+                                               InboundState.REPROCESSED):
+        # Already on a ticket: running it again would only make a second one.
+        return Outcome("duplicate", ticket=inbound.ticket, inbound=inbound,
+                       reason=f"already on {inbound.ticket.reference}")
     raw = inbound.raw_bytes()
     if not raw:
         raise Unprocessable("the message's bytes were dropped after the retention period")

@@ -32,6 +32,7 @@ from ..billing.models import Contract
 from ..choices import PAUSED_STATUSES, Priority, Status
 from ..models import Ticket
 from . import calendars
+from . import events as ev
 from .choices import ClockState, Metric
 from .models import SlaClock, SlaPolicy
 
@@ -108,8 +109,7 @@ def save_policy(*, actor, name: str, targets: dict, client=None, contract=None,
                               "targets": [previous.targets if previous else None, targets],
                               "warning_percent": [previous.warning_percent if previous
                                                   else None, warning_percent]})
-        events.emit("sla_policy.saved", client=policy.client_id,
-                    payload={"id": policy.pk, "scope": scope, "version": policy.version})
+        events.emit(ev.SlaPolicySaved.of(policy), client=policy.client_id)
     return policy
 
 
@@ -317,9 +317,7 @@ def _record(clock: SlaClock, fields: dict | None, how: str) -> None:
     audit.record(actor=None, action=action, obj=clock, client_id=client_id,
                  object_repr=f"{clock.ticket.reference} {clock.get_metric_display()}",
                  changes=changes)
-    events.emit("sla.changed", client=client_id,
-                payload={"ticket": clock.ticket_id, "metric": clock.metric,
-                         "state": clock.state, "due_at": audit._plain(clock.due_at)})
+    events.emit(ev.SlaChanged.of(clock), client=client_id)
 
 
 # --- Sweeps: warnings and breaches ------------------------------------------------------
@@ -342,15 +340,6 @@ def due_breaches(now: datetime | None = None) -> list[int]:
                 .order_by("due_at", "id").values_list("id", flat=True)[:SWEEP_LIMIT])
 
 
-def _clock_payload(clock: SlaClock) -> dict[str, Any]:
-    ticket = clock.ticket
-    return {"ticket": ticket.pk, "reference": ticket.reference, "metric": clock.metric,
-            "priority": clock.priority, "policy": clock.policy_id,
-            "policy_version": clock.policy.version, "due_at": audit._plain(clock.due_at),
-            "target_seconds": clock.target_seconds, "assignee": ticket.assignee_id,
-            "queue": ticket.queue_id}
-
-
 def claim_warning(clock_id: int, now: datetime | None = None) -> bool:
     """Compare-and-set on warned_at; the winner records and announces sla.warning."""
     now = now or timezone.now()
@@ -365,9 +354,8 @@ def claim_warning(clock_id: int, now: datetime | None = None) -> bool:
                      client_id=clock.ticket.client_id,
                      object_repr=f"{clock.ticket.reference} {clock.get_metric_display()}",
                      changes={"warned_at": [None, audit._plain(now)]})
-        events.emit("sla.warning", client=clock.ticket.client_id,
-                    payload={**_clock_payload(clock),
-                             "warning_at": audit._plain(clock.warning_at)})
+        events.emit(ev.SlaWarning.of(clock, warning_at=audit._plain(clock.warning_at)),
+                    client=clock.ticket.client_id)
     return True
 
 
@@ -392,11 +380,10 @@ def claim_breach(clock_id: int, now: datetime | None = None) -> bool:
                      object_repr=f"{ticket.reference} {clock.get_metric_display()}",
                      changes={"breached_at": [None, audit._plain(clock.breached_at)],
                               **({"escalated_to": [None, escalated.pk]} if escalated else {})})
-        events.emit("sla.breached", client=ticket.client_id,
-                    payload={**_clock_payload(clock),
-                             "breached_at": audit._plain(clock.breached_at),
-                             "escalated_to": escalated.pk if escalated else None,
-                             "late": clock.state == ClockState.MET})
+        events.emit(ev.SlaBreached.of(clock, breached_at=audit._plain(clock.breached_at),
+                                      escalated_to_id=escalated.pk if escalated else None,
+                                      late=clock.state == ClockState.MET),
+                    client=ticket.client_id)
         if escalated is not None:
             from .. import actions
 
@@ -446,8 +433,8 @@ def record_breach_reason(*, actor, clock: SlaClock, reason: str) -> SlaClock:
                      client_id=clock.ticket.client_id,
                      object_repr=f"{clock.ticket.reference} {clock.get_metric_display()}",
                      changes={"breach_reason": [before, clock.breach_reason]})
-        events.emit("sla.breach_reason", client=clock.ticket.client_id,
-                    payload={"ticket": clock.ticket_id, "metric": clock.metric})
+        events.emit(ev.SlaBreachReason(ticket_id=clock.ticket_id, metric=clock.metric),
+                    client=clock.ticket.client_id)
     return clock
 
 

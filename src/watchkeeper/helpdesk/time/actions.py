@@ -21,6 +21,7 @@ from watchkeeper.core import events
 from watchkeeper.core.actions import create_object, delete_object, update_object
 
 from ..models import Ticket
+from . import events as ev
 from .models import TimeEntry, Timer, WorkType
 
 EDITABLE = {"work_type", "date", "minutes", "billable", "rate", "note"}
@@ -77,9 +78,7 @@ def log_time(*, actor, ticket: Ticket, minutes: int, work_type: WorkType,
                               date=date or client_today(ticket), minutes=int(minutes),
                               billable=billable, rate=rate, note=note.strip(),
                               started_at=started_at)
-        events.emit("time_entry.created", client=ticket.client_id,
-                    payload={"id": entry.pk, "ticket": ticket.pk, "minutes": entry.minutes,
-                             "billable": entry.billable, "technician": technician.pk})
+        events.emit(ev.TimeEntryCreated.of(entry), client=ticket.client_id)
     return entry
 
 
