@@ -156,6 +156,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
     filter_backends: list = []
     http_method_names = ["get", "post", "patch", "head", "options"]
     permissions = {"GET": VIEW, "POST": CHANGE, "PATCH": CHANGE}
+    paginated_actions = ("entries",)  # its GET pages like a list (core/api/schema.py)
 
     def get_queryset(self):
         if self.action == "list":

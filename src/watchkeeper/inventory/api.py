@@ -110,6 +110,7 @@ class DeviceViewSet(ScopedMixin, viewsets.ModelViewSet):
     serializer_class = DeviceSerializer
     filter_backends: list = []
     permissions = CRUD
+    paginated_actions = ("history", "software")  # they page like lists (core/api/schema.py)
 
     def get_queryset(self):
         if self.action == "list":

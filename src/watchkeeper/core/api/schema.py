@@ -78,25 +78,32 @@ class ProblemAutoSchema(AutoSchema):
         return self._get_paginator() is not None
 
     def _get_paginator(self):
-        # A detail action (`/tickets/{id}/attachments/`) answers a plain list: only the
-        # collection's own list is paginated.
-        if getattr(self.view, "detail", False):
+        # A detail action (`/tickets/{id}/attachments/`) answers a plain list unless the
+        # viewset names it in `paginated_actions`; the collection's own list is paginated.
+        if getattr(self.view, "detail", False) and getattr(self.view, "action", None) not in \
+                getattr(self.view, "paginated_actions", ()):
             return None
         return super()._get_paginator()
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         # An email field that may be blank ("" when unknown) is not format: email.
-        if isinstance(field, serializers.EmailField) and isinstance(schema, dict) and (
+        if isinstance(schema, dict) and schema.get("format") == "email" and (
                 field.read_only or getattr(field, "allow_blank", False)):
             schema.pop("format", None)
         return schema
 
 
 def add_links(result, generator, request, public):
-    """Postprocessing hook: OpenAPI links from each create (POST on a collection, 201 with an
-    `id`) to every operation on that collection's `{id}` paths, so a stateful client (and
-    Schemathesis' stateful phase) can chain create -> read/update/act/delete."""
+    """Postprocessing hook: read-only emails without `format`, and OpenAPI links from each
+    create (POST on a collection, 201 with an `id`) to every operation on that collection's
+    `{id}` paths, so a stateful client (and Schemathesis' stateful phase) can chain
+    create -> read/update/act/delete."""
+    # A read-only email ("" when unknown, e.g. a ticket's requester) is not format: email.
+    for component in result.get("components", {}).get("schemas", {}).values():
+        for prop in (component.get("properties") or {}).values():
+            if prop.get("format") == "email" and prop.get("readOnly"):
+                prop.pop("format")
     paths = result.get("paths", {})
     for path, item in paths.items():
         create = item.get("post")
