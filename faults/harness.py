@@ -140,13 +140,16 @@ class Receiver:
     def __init__(self, delay: float = 0.0):
         self.received: list[dict] = []
         self.delay = delay
+        self.in_flight = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.in_flight += 1
                 if outer.delay:
                     time.sleep(outer.delay)
+                outer.in_flight -= 1
                 outer.received.append({"event": self.headers.get("X-Watchkeeper-Delivery"),
                                        "body": json.loads(body)})
                 self.send_response(204)
@@ -211,7 +214,7 @@ class Platform:
         return subprocess.run([sys.executable, "-m", "watchkeeper.cli", *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
-    def start(self, limit: float = 240) -> float:
+    def start(self, limit: float = 600) -> float:
         self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "watchkeeper.cli", "up", "--port", str(self.port),

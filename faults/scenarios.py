@@ -107,8 +107,7 @@ def worker_kill(ctx) -> dict:
                     pause=0.2).start()
     time.sleep(3)
     worker = platform.role("worker")
-    first = len(receiver.received)
-    wait_until(lambda: len(receiver.received) > first, 20, 0.1)
+    wait_until(lambda: receiver.in_flight > 0, 20, 0.02)  # a webhook request is on its way
     worker.kill()
     killed_at = time.monotonic()
     restarted = wait_until(lambda: platform.role("worker") is not None
@@ -221,6 +220,20 @@ def redis_outage(ctx) -> dict:
     acked = load.acked()
     stored, dup_rows = _stored(ctx.pg, acked)
     missing, dup_events = _delivered(receiver, [a["site"] for a in acked], 120)
+    try:
+        readyz = httpx.get(f"{redis_platform.base}/readyz", timeout=10).text
+    except httpx.HTTPError as exc:
+        readyz = type(exc).__name__
+    missing_sites = sorted(set(a["site"] for a in acked) - set(receiver.site_ids()))
+    if missing_sites:
+        ids = ",".join(str(i) for i in missing_sites[:20])
+        rows = ctx.pg.psql(
+            "SELECT d.status, d.attempts, d.next_attempt_at > now(), d.locked_until, "
+            "left(d.last_error, 120) FROM core_eventdelivery d JOIN core_event e ON "
+            "e.id = d.event_id WHERE d.handler LIKE 'webhook:%' AND e.kind = 'site.created' "
+            f"AND (e.payload->>'id')::int IN ({ids})")
+        print(f"faults: redis_outage: undelivered {missing_sites}: {rows}", flush=True)
+    print(f"faults: redis_outage: /readyz now: {readyz}", flush=True)
     worker_after = redis_platform.role("worker")
     same_worker = bool(worker_before and worker_after and worker_before.pid == worker_after.pid)
     failed = Counter(str(a["status"]) for a in load.answers if a["status"] != 201)
@@ -240,6 +253,8 @@ def backup_restore(ctx) -> dict:
     dropped and the data directory's stored files deleted; `watchkeeper restore`; every site
     acknowledged before the backup, and the attachment, are back."""
     platform, pg = ctx.platform, ctx.pg
+    if getattr(ctx, "redis_platform", None) is not None:
+        ctx.redis_platform.stop()  # it shares the database: a restore needs it stopped
     out = platform.cli("shell", "-c", (
         "from watchkeeper.core.models import Client\n"
         "from watchkeeper.helpdesk import actions\n"

@@ -205,3 +205,15 @@ def test_no_emit_site_passes_a_kind_string_or_a_payload():
                     k.arg == "payload" for k in node.keywords):
                 problems.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not problems, problems
+
+
+def test_the_default_builder_reads_the_instance(probe_kind):
+    from types import SimpleNamespace
+
+    device = SimpleNamespace(pk=3, name="srv", device_id=None, tags=["a"], state="failed")
+    assert probe_kind.of(device) == probe_kind(id=3, name="srv", device_id=None, tags=["a"],
+                                               state="failed")
+    assert probe_kind.of(SimpleNamespace(pk=4, name="x", device_id=1, tags=[])).state == "ok"
+    assert probe_kind.of(device, name="other").name == "other"
+    with pytest.raises(AttributeError, match="tags"):
+        probe_kind.of(SimpleNamespace(pk=5, name="x", device_id=None))

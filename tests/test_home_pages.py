@@ -117,3 +117,42 @@ def test_the_contact_picker_follows_the_chosen_client(as_user, owner, client_a, 
                                          "impact": "medium", "urgency": "medium",
                                          "source": "phone"})
     assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+
+
+def test_staff_link_devices_and_attach_files_on_a_ticket(as_user, tech_a, client_a, client_b,
+                                                        work):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    ticket = work["calm"]
+    mine, other = make_device(client_a, "acme-ws7"), make_device(client_b, "beta-ws1")
+    api = as_user(tech_a)
+    page = api.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "acme-ws7" in page and "beta-ws1" not in page
+    api.post(f"/tickets/{ticket.pk}/devices", {"device": other.pk})
+    api.post(f"/tickets/{ticket.pk}/devices", {"device": mine.pk})
+    assert list(ticket.devices.values_list("name", flat=True)) == ["acme-ws7"]
+    api.post(f"/tickets/{ticket.pk}/devices", {"device": mine.pk, "verb": "remove"})
+    assert not ticket.devices.exists()
+    api.post(f"/tickets/{ticket.pk}/attach",
+             {"file": SimpleUploadedFile("event-log.txt", b"disk error on sector 7\n")})
+    attachment = ticket.attachments.get()
+    assert attachment.filename == "event-log.txt" and attachment.size == 23
+    assert "event-log.txt" in api.get(f"/tickets/{ticket.pk}/").content.decode()
+
+
+def test_a_portal_request_carries_an_attachment(as_user, portal_b):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from watchkeeper.helpdesk.models import Ticket
+
+    api = as_user(portal_b)
+    assert 'enctype="multipart/form-data"' in api.get("/portal/tickets/new").content.decode()
+    response = api.post("/portal/tickets/new", {
+        "subject": "Printer shows an error", "description": "See the photo.",
+        "urgency": "medium",
+        "attachment": SimpleUploadedFile("error.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64)})
+    assert response.status_code == 302
+    ticket = Ticket.objects.get(subject="Printer shows an error")
+    assert ticket.attachments.get().filename == "error.png"
+    page = api.get(f"/portal/tickets/{ticket.pk}/").content.decode()
+    assert "error.png" in page

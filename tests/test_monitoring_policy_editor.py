@@ -42,6 +42,14 @@ def test_check_added_through_its_kinds_fields_with_units(as_user, tech_a, acme):
     page = api.get(f"/monitoring/policies/{acme.pk}/").content.decode()
     # The form asks per kind, with units; no JSON field
     assert "Warning at (% used)" in page and "Also warn below (GiB free)" in page
+    # The metric picker offers names a person reads
+    from watchkeeper.agents.models import MetricName
+    from watchkeeper.monitoring.check_forms import metric_label
+
+    MetricName.objects.create(name="disk.used_percent:C:")
+    assert metric_label("disk.used_percent:C:") == "Disk used (%) of C:"
+    page = api.get(f"/monitoring/policies/{acme.pk}/").content.decode()
+    assert '<option value="disk.used_percent:C:">Disk used (%) of C:</option>' in page
     assert "check-config" not in page
     response = _add(api, acme, name="Data disk", kind="disk", **{
         "disk__mount": "/srv", "disk__warning": "80", "disk__critical": "92",

@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-STARTUP_LIMIT = 180  # seconds: a fresh SQLite migrate plus six interpreters, on a busy machine
+STARTUP_LIMIT = 300  # seconds: a fresh SQLite migrate plus six interpreters, on a busy machine
 
 
 def free_port() -> int:

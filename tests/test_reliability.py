@@ -346,32 +346,34 @@ def test_a_client_that_stops_sending_its_body_gets_408(db, settings):
 # --- 4. outbox: lease per delivery, attempt logged before it is sent ----------------------
 
 @pytest.fixture
-def lease_handlers():
+def lease_handler():
     yield
-    for name in ("tests.reliability.slow", "tests.reliability.second"):
-        events._handlers.pop(name, None)
+    events._handlers.pop("tests.reliability.lease", None)
 
 
-def test_each_delivery_gets_a_full_lease_from_its_own_claim(db, lease_handlers):
+def test_each_delivery_gets_a_full_lease_from_its_own_claim(db, lease_handler):
+    from tests.event_kinds import TestHappened
+
     # given two due deliveries, the first taking longer than a whole lease
     clock = {"now": timezone.now()}
     seen = []
 
-    @events.subscribe("test.slow", name="tests.reliability.slow")
-    def slow(event, name):
-        clock["now"] += events.LEASE + timedelta(minutes=1)
+    @events.subscribe("test.happened", name="tests.reliability.lease")
+    def handle(event, name):
+        if event.note == "slow":
+            clock["now"] += events.LEASE + timedelta(minutes=1)
+        else:
+            seen.append(EventDelivery.objects.get(event__payload__note="second").locked_until)
 
-    @events.subscribe("test.second", name="tests.reliability.second")
-    def second(event, name):
-        seen.append(EventDelivery.objects.get(event=event).locked_until)
-
-    events.emit("test.slow", payload={})
-    events.emit("test.second", payload={})
+    events.emit(TestHappened(note="slow"))
+    events.emit(TestHappened(note="second"))
     EventDelivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=5))
 
     # when one sweep delivers both, the clock moving on during the first
     with mock.patch("watchkeeper.core.events.timezone.now", lambda: clock["now"]):
-        assert events.dispatch_due()["delivered"] == 2
+        result = events.dispatch_due()
+    errors = list(EventDelivery.objects.values_list("last_error", flat=True))
+    assert result["delivered"] == 2, (result, errors)
 
     # then the second delivery's lease runs from its own claim, not from the sweep's start
     assert len(seen) == 1 and seen[0] > clock["now"]
@@ -409,3 +411,19 @@ def test_up_writes_one_time_passwords_to_a_private_file(tmp_path, settings):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert "owner@localhost  s3cret" in open(path).read()
     assert json.dumps(path)  # a plain path the console line can show
+
+
+def test_readyz_reports_an_unreachable_redis_queue(db, client, settings):
+    import socket
+
+    from watchkeeper.core.processes import beat
+
+    beat("worker", "host:1")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    settings.TASKS_URL = f"redis://127.0.0.1:{port}/0"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["queue"] == {"ok": False, "error": "ConnectionError"}

@@ -9,6 +9,8 @@ django_application = get_asgi_application()
 # every check-in the lean path hands back, is Django's.
 from watchkeeper.agents.fastpath import AgentIngestApp  # noqa: E402
 from watchkeeper.core.limits import RequestLimits  # noqa: E402
+from watchkeeper.monitoring.heartbeat_lean import HeartbeatApp  # noqa: E402
 
-# Outermost: body size and time limits, checked before anything reads a body.
-application = RequestLimits(AgentIngestApp(django_application))
+# Outermost: body size and time limits, checked before anything reads a body. Heartbeat
+# pings take their lean path too (monitoring/heartbeat_lean.py).
+application = RequestLimits(HeartbeatApp(AgentIngestApp(django_application)))

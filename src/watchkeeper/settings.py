@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "watchkeeper.agents",
     "watchkeeper.helpdesk",
     "watchkeeper.monitoring",
+    "watchkeeper.patching",
 ]
 
 MIDDLEWARE = [
@@ -371,6 +372,8 @@ AGENT_MAX_BODY_BYTES = env_int("WATCHKEEPER_AGENT_MAX_BODY_BYTES", 8 * 1024 * 10
 # writer: check-ins of many agents written in one transaction. false: every check-in goes
 # through the Django view (the benchmark's baseline).
 AGENT_LEAN_CHECKIN = env_bool("WATCHKEEPER_AGENT_LEAN_CHECKIN", True)
+# Heartbeat pings (/hb/<uid>) answered by the lean ASGI front (monitoring/heartbeat_lean.py).
+HEARTBEAT_LEAN = env_bool("WATCHKEEPER_HEARTBEAT_LEAN", True)
 AGENT_BATCH_MAX = env_int("WATCHKEEPER_AGENT_BATCH_MAX", 500)  # check-ins per transaction
 AGENT_BATCH_WAIT_MS = env_int("WATCHKEEPER_AGENT_BATCH_WAIT_MS", 2)  # wait for more, once one came
 AGENT_BATCH_WRITER = env_str("WATCHKEEPER_AGENT_BATCH_WRITER", "thread")  # tests: "inline"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("watchkeeper.monitoring.urls")),
     path("", include("watchkeeper.monitoring.urls_poller")),
     path("", include("watchkeeper.monitoring.urls_channels")),
+    path("", include("watchkeeper.patching.urls")),
     path("api/v1/", include("watchkeeper.core.api.urls")),
     path("agent/v1/", include("watchkeeper.agents.urls_agent")),
 ]

@@ -110,20 +110,12 @@ class EnrollmentTokenCreated(EventData):
     site_id: int
     auto_approve: bool
 
-    @classmethod
-    def of(cls, token) -> EnrollmentTokenCreated:
-        return cls(id=token.pk, site_id=token.site_id, auto_approve=token.auto_approve)
-
 
 @declare("enrollment_token.revoked")
 class EnrollmentTokenRevoked(EventData):
     """An enrollment token was revoked: no more agents enroll with it."""
 
     id: int
-
-    @classmethod
-    def of(cls, token) -> EnrollmentTokenRevoked:
-        return cls(id=token.pk)
 
 
 @declare("script.created")
@@ -132,10 +124,6 @@ class ScriptCreated(EventData):
 
     id: int
     name: str
-
-    @classmethod
-    def of(cls, script) -> ScriptCreated:
-        return cls(id=script.pk, name=script.name)
 
 
 @declare("script.changed")
@@ -195,10 +183,6 @@ class ScriptRunFinished(EventData):
     """Every command of a script run has finished."""
 
     id: int
-
-    @classmethod
-    def of(cls, run) -> ScriptRunFinished:
-        return cls(id=run.pk)
 
 
 @declare("command.finished")

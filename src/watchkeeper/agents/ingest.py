@@ -62,6 +62,7 @@ def _store_inventory(agent: Agent, sections: dict[str, Any], now: datetime) -> d
     known = {k: v for k, v in sections.items() if k in inventory_services.SECTIONS}
     inventory_services.apply_agent_inventory(device_id=agent.device_id, sections=known,
                                              agent_ref=str(agent.uid), observed_at=now)
+    _store_patch_state(agent, known, now)
     # Hash what we stored (the agent hashes the same canonical JSON) so the next delta is
     # computed against what the server really holds.
     current = Agent.objects.select_for_update().values_list(
@@ -69,6 +70,22 @@ def _store_inventory(agent: Agent, sections: dict[str, Any], now: datetime) -> d
     current.update({name: canonical_hash(data) for name, data in known.items()})
     Agent.objects.filter(pk=agent.pk).update(inventory_hashes=current)
     return current
+
+
+def _store_patch_state(agent: Agent, known: dict[str, Any], now: datetime) -> None:
+    """The updates section (and the reboot flag) to the patching app, the patch state's
+    source of truth, in this transaction: a value it refuses (ValueError) is quarantined."""
+    reboot = (known.get("system") or {}).get("reboot_required")
+    if "updates" not in known and not isinstance(reboot, bool):
+        return
+    from watchkeeper.inventory import services as inventory_services
+    from watchkeeper.patching import services as patching_services
+
+    device = inventory_services.device_status_summary([agent.device_id])[agent.device_id]
+    patching_services.apply_agent_updates(
+        device_id=agent.device_id, client_id=device["client_id"], agent_ref=str(agent.uid),
+        observed_at=now, items=known.get("updates"),
+        reboot_pending=reboot if isinstance(reboot, bool) else None)
 
 
 _RESULT_STATUS = {"timeout": CommandStatus.TIMED_OUT, "refused": CommandStatus.REFUSED,

@@ -81,7 +81,11 @@ SECTION_FIELDS: dict[str, dict[str, Any]] = {
     "users": {"name": STR, "uid": INT, "admin": BOOL},
     "logged_in": {"name": STR, "terminal": STR, "since": STR},
     "ports": {"proto": STR, "address": STR, "port": INT, "process": STR},
-    "updates": {"name": STR, "version": STR},
+    "updates": {"name": STR, "version": STR, "installed_version": STR, "arch": STR,
+                "classification": _one_of("security", "bugfix", "feature", "other"),
+                "source": _one_of("os", "third_party", "application"), "origin": STR,
+                "label": STR, "archive": STR, "site": STR, "severity": STR,
+                "references": STRLIST, "size": COUNT, "reboot": BOOL, "release_date": STR},
     "drives": DRIVE_FIELDS,
 }
 SYSTEM_FIELDS = {

@@ -90,6 +90,23 @@ class EventData:
         return dataclasses.asdict(self)
 
     @classmethod
+    def of(cls, instance, **values: Any):
+        """The builder from a model instance. This default reads each declared field from
+        the instance's attribute of the same name (`id`: its primary key; a field with a
+        default keeps it when the instance has no such attribute); `values` give or
+        override the rest. A kind whose fields do not map one to one writes its own."""
+        for f in dataclasses.fields(cls):
+            if f.name in values:
+                continue
+            if f.name == "id":
+                values["id"] = instance.pk
+            elif f.default is dataclasses.MISSING:
+                values[f.name] = getattr(instance, f.name)
+            elif hasattr(instance, f.name):
+                values[f.name] = getattr(instance, f.name)
+        return cls(**values)
+
+    @classmethod
     def field_types(cls) -> dict[str, Any]:
         hints = _hints(cls)
         return {f.name: hints[f.name] for f in dataclasses.fields(cls)}

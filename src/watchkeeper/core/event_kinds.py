@@ -51,10 +51,6 @@ WebhookCreated, WebhookChanged, WebhookDeleted = declare_crud("core.WebhookEndpo
 class _UserRef(EventData):
     id: int
 
-    @classmethod
-    def of(cls, user):
-        return cls(id=user.pk)
-
 
 @declare("user.created")
 class UserCreated(EventData):
@@ -63,10 +59,6 @@ class UserCreated(EventData):
     id: int
     email: str
     role: str
-
-    @classmethod
-    def of(cls, user) -> UserCreated:
-        return cls(id=user.pk, email=user.email, role=user.role)
 
 
 @declare("user.changed")
@@ -169,10 +161,6 @@ class TokenCreated(EventData):
     id: int
     user_id: int
     scope: str
-
-    @classmethod
-    def of(cls, token) -> TokenCreated:
-        return cls(id=token.pk, user_id=token.user_id, scope=token.scope)
 
 
 @declare("token.revoked")

@@ -185,9 +185,11 @@ def _kick_dispatcher() -> None:
 
     try:
         dispatch_outbox.enqueue()
-    except Exception:  # the scheduler's periodic sweep delivers it anyway
-        log.warning("could not enqueue outbox dispatch; the periodic sweep will deliver",
-                    exc_info=True)
+    except Exception as exc:  # the scheduler's periodic sweep delivers it anyway
+        from .processes import is_dependency_error
+
+        log.warning("could not enqueue outbox dispatch (%s); the periodic sweep will deliver",
+                    type(exc).__name__, exc_info=not is_dependency_error(exc))
 
 
 def _resolve(name: str) -> Handler | None:

@@ -147,9 +147,12 @@ def enqueue_claimed(rows: list[ScheduledJob], now=None) -> list[str]:
             if job.when is not None and not job.when():
                 continue  # nothing to do this time; the claim moved the next run on
             job.task.enqueue()
-        except Exception:
-            log.exception("could not enqueue %s; retrying in %ss", job.name,
-                          int(ENQUEUE_RETRY.total_seconds()))
+        except Exception as exc:
+            from .processes import is_dependency_error
+
+            log.warning("could not enqueue %s (%s); retrying in %ss", job.name,
+                        type(exc).__name__, int(ENQUEUE_RETRY.total_seconds()),
+                        exc_info=not is_dependency_error(exc))
             ScheduledJob.objects.filter(pk=row.pk, next_run_at=now + job.interval).update(
                 next_run_at=now + min(job.interval, ENQUEUE_RETRY))
             continue

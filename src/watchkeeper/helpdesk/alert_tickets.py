@@ -12,13 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
 from .choices import OPEN_STATUSES, EntryKind, Level, Source
+from .events import alert_origin_key
 from .handlers import SEVERITY_IMPACT
 from .models import Ticket, TicketEntry
 from .selectors import can_work_on, visible_tickets
 
-
-def origin_key(alert_id: int) -> str:
-    return f"alert:{alert_id}"
+origin_key = alert_origin_key  # the one spelling of "alert:<id>" (helpdesk/events.py)
 
 
 def _link_key(alert_id: int, ticket_id: int) -> str:

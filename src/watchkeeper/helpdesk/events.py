@@ -12,6 +12,10 @@ AlertAction = Literal["keep", "snooze", "resolve"]
 ALERT_ACTIONS = ("keep", "snooze", "resolve")
 
 
+def alert_origin_key(alert_id: int) -> str:
+    return f"{ALERT_ORIGIN}{alert_id}"
+
+
 def alert_id_of(ticket) -> int | None:
     key = ticket.origin_key or ""
     return int(key[len(ALERT_ORIGIN):]) if key.startswith(ALERT_ORIGIN) else None
@@ -69,11 +73,6 @@ class TicketCsat(EventData):
     ticket_id: int
     score: int | None
     technician_id: int | None
-
-    @classmethod
-    def of(cls, survey) -> TicketCsat:
-        return cls(ticket_id=survey.ticket_id, score=survey.score,
-                   technician_id=survey.technician_id)
 
 
 @declare("helpdesk.mail")

@@ -64,6 +64,18 @@ class PortalTicketForm(forms.Form):
                                   label="What happened?")
     urgency = forms.ChoiceField(choices=Level.choices, initial=Level.MEDIUM,
                                 label="How urgent is it for you?")
+    attachment = forms.FileField(required=False, label="Attach a file",
+                                 help_text="A screenshot or a log helps (optional).")
+
+    def clean_attachment(self):
+        from django.conf import settings
+
+        upload = self.cleaned_data.get("attachment")
+        limit = settings.ATTACHMENT_MAX_BYTES
+        if upload is not None and upload.size > limit:
+            raise forms.ValidationError(f"The file is larger than the {limit // 2**20} MB "
+                                        "limit.")
+        return upload
 
 
 class SurveyForm(forms.Form):

@@ -15,7 +15,7 @@ from watchkeeper.core.models import Client
 
 from . import actions, notify
 from .choices import EntryKind, Level, Source, Status
-from .events import ALERT_ORIGIN, HelpdeskMail
+from .events import HelpdeskMail, alert_origin_key
 from .mailin import imap  # noqa: F401  (imap registers its poll job)
 from .models import Ticket, TicketEntry
 
@@ -47,7 +47,7 @@ def _device(device_id: int | None, client_id: int | None):
 
 
 def _alert_ticket(event: AlertEvent) -> Ticket | None:
-    return Ticket.objects.filter(origin_key=f"{ALERT_ORIGIN}{event.alert_id}").first()
+    return Ticket.objects.filter(origin_key=alert_origin_key(event.alert_id)).first()
 
 
 def _summary(event: AlertEvent) -> str:
@@ -152,7 +152,7 @@ def _open_alert_ticket(event: AlertEvent) -> Ticket | None:
                 actor=None, subject=subject[:300], client=client, source=Source.ALERT,
                 description="", impact=impact, urgency=impact,
                 devices=[device] if device else [],
-                origin_key=f"{ALERT_ORIGIN}{event.alert_id}", notify=False,
+                origin_key=alert_origin_key(event.alert_id), notify=False,
                 tags=["alert", f"severity:{severity}"],
                 first_entry={"kind": EntryKind.SYSTEM, "is_public": False,
                              "author_label": "monitoring",

@@ -14,6 +14,8 @@ urlpatterns = [
     path("tickets/<id:pk>/update", views.ticket_update, name="ticket_update"),
     path("tickets/<id:pk>/watch", views.ticket_watch, name="ticket_watch"),
     path("tickets/<id:pk>/merge", views.ticket_merge, name="ticket_merge"),
+    path("tickets/<id:pk>/devices", views.ticket_devices, name="ticket_devices"),
+    path("tickets/<id:pk>/attach", views.ticket_attach, name="ticket_attach"),
     path("tickets/<id:pk>/assign", views.dispatch_assign, name="ticket_assign"),
     path("tickets/attachments/<id:pk>", views.attachment_download, name="ticket_attachment"),
     path("tickets/<id:pk>/original-mail/<id:inbound>", views.ticket_original_mail,

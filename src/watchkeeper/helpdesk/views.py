@@ -6,6 +6,7 @@ Reads go through scoped(); writes call actions."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -111,7 +112,15 @@ def ticket_detail(request, pk: int):
         recent = list(selectors.visible_tickets(user).filter(client_id=ticket.client_id)
                       .exclude(pk=ticket.pk).order_by("-created_at")[:5])
     devices = scoped(ticket.devices.all(), user)
+    linkable = []
+    if ticket.client_id and has_capability(user, "tickets.change"):
+        from watchkeeper.inventory.models import Device
+
+        linkable = list(scoped(Device.objects.filter(client_id=ticket.client_id), user)
+                        .exclude(pk__in=[d.pk for d in devices]).order_by("name")
+                        .only("id", "name")[:1000])
     return render(request, "helpdesk/ticket_detail.html", {
+        "linkable_devices": linkable,
         "ticket": ticket, "alert_active": _alert_active(ticket),
         "entries": selectors.timeline(ticket),
         "attachments": ticket.attachments.all(), "recent": recent, "devices": devices,
@@ -241,6 +250,60 @@ def ticket_watch(request, pk: int):
     else:
         actions.set_watchers(actor=request.user, ticket=ticket, remove=[request.user])
     return redirect("ticket", ticket.pk)
+
+
+@requires("tickets.change")
+@require_POST
+def ticket_devices(request, pk: int):
+    """Link a device of the ticket's client to the ticket, or unlink one (picker by name)."""
+    from watchkeeper.inventory.models import Device
+
+    ticket = _ticket(request, pk)
+    linked = list(ticket.devices.all())
+    device = scoped(Device.objects.filter(client_id=ticket.client_id), request.user).filter(
+        pk=request.POST.get("device") or 0).first() if ticket.client_id else None
+    if device is None:
+        messages.error(request, "Choose a device of this ticket's client.")
+    elif request.POST.get("verb") == "remove":
+        actions.set_devices(actor=request.user, ticket=ticket,
+                            devices=[d for d in linked if d.pk != device.pk])
+        messages.success(request, f"Device {device.name} unlinked.")
+    else:
+        actions.set_devices(actor=request.user, ticket=ticket,
+                            devices=[*[d for d in linked if d.pk != device.pk], device])
+        messages.success(request, f"Device {device.name} linked.")
+    return redirect("ticket", ticket.pk)
+
+
+ticket_devices.wk_model = Ticket
+
+
+@requires("tickets.change")
+@require_POST
+def ticket_attach(request, pk: int):
+    """Attach a file to the ticket (size limit and type sniffing in attachments.store)."""
+    ticket = _ticket(request, pk)
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a file to attach.")
+        return redirect("ticket", ticket.pk)
+    limit = settings.ATTACHMENT_MAX_BYTES
+    if upload.size > limit:  # refused before reading it into memory
+        messages.error(request, f"{upload.name} is larger than the {limit // 2**20} MB limit.")
+        return redirect("ticket", ticket.pk)
+    try:
+        actions.attach_file(actor=request.user, ticket=ticket, filename=upload.name,
+                            data=upload.read(), declared_type=upload.content_type or "")
+    except attachments.AttachmentRefused as exc:
+        messages.error(request, f"{upload.name} not attached: {exc}")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    else:
+        messages.success(request, f"{upload.name} attached.")
+    return redirect("ticket", ticket.pk)
+
+
+ticket_attach.wk_model = Ticket
 
 
 @requires("tickets.change")

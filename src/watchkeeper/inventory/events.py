@@ -16,10 +16,6 @@ class DeviceCreated(EventData):
     source: str
     source_ref: str
 
-    @classmethod
-    def of(cls, device, *, source: str, source_ref: str = "") -> DeviceCreated:
-        return cls(id=device.pk, name=device.name, source=source, source_ref=source_ref)
-
 
 @declare("device.changed")
 class DeviceChanged(EventData):

@@ -28,7 +28,9 @@ def _metric_of(alert) -> tuple[str, str] | None:
                                      or [None, None])[1]
         return (f"disk.used_percent:{mount}", f"{mount} used %") if mount else None
     if kind == CheckKind.METRIC and cfg.get("metric"):
-        return cfg["metric"], cfg["metric"]
+        from .check_forms import metric_label
+
+        return cfg["metric"], metric_label(cfg["metric"])
     return None
 
 

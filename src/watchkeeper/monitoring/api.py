@@ -643,6 +643,9 @@ class EffectiveChecksView(APIView):
 
 
 def register(router) -> None:
+    from .ingest import api as ingest_api
+
+    ingest_api.register(router)
     router.register("alerts", AlertViewSet, basename="alert")
     router.register("monitoring/policies", PolicyViewSet, basename="monitoring-policy")
     router.register("monitoring/checks", CheckViewSet, basename="monitoring-check")
@@ -662,6 +665,9 @@ def register(router) -> None:
 
 
 def extra_urls() -> list:
+    from .ingest import api as ingest_api
+
     return [path("monitoring/devices/<id:device_pk>/effective-checks/",
-                 EffectiveChecksView.as_view(), name="monitoring-effective-checks")]
+                 EffectiveChecksView.as_view(), name="monitoring-effective-checks"),
+            *ingest_api.extra_urls()]
 

@@ -378,3 +378,26 @@ def summary(kind: str, config: dict) -> str:
         else:
             parts.append(f"{spec.label.lower()} {value}")
     return ", ".join(parts) or "defaults"
+
+
+METRIC_LABELS = {
+    "cpu.percent": "CPU used (%)", "mem.percent": "Memory used (%)",
+    "mem.used_bytes": "Memory used (bytes)", "swap.percent": "Swap used (%)",
+    "load.1": "Load average, 1 minute", "load.5": "Load average, 5 minutes",
+    "load.15": "Load average, 15 minutes", "net.rx_bps": "Network received (bytes/s)",
+    "net.tx_bps": "Network sent (bytes/s)", "uptime.seconds": "Uptime (seconds)",
+    "proc.count": "Processes running",
+}
+METRIC_PREFIXES = {"disk.used_percent:": "Disk used (%) of {}",
+                   "disk.free_bytes:": "Disk free (bytes) of {}",
+                   "disk.used_bytes:": "Disk used (bytes) of {}"}
+
+
+def metric_label(name: str) -> str:
+    """A person's name for a metric the agents report ("Disk used (%) of C:")."""
+    if name in METRIC_LABELS:
+        return METRIC_LABELS[name]
+    for prefix, label in METRIC_PREFIXES.items():
+        if name.startswith(prefix):
+            return label.format(name[len(prefix):])
+    return name

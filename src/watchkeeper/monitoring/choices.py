@@ -26,6 +26,8 @@ class CheckKind(models.TextChoices):
     DISK_FORECAST = "disk_forecast", "Disk full forecast"
     CERT_EXPIRY = "cert_expiry", "Certificate expiry ahead"
     SMART = "smart", "SMART pre-failure"
+    # Alerts posted by another monitoring tool (ingest/).
+    EXTERNAL = "external", "Alerts from another tool"
 
 
 AGENT_KINDS = frozenset({CheckKind.DISK, CheckKind.CPU, CheckKind.MEMORY, CheckKind.SERVICE,

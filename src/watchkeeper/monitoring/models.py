@@ -252,6 +252,11 @@ class Alert(models.Model):
     # Escalation sweep: unacknowledged past this -> alert.escalated (then cleared).
     escalate_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # Alerts posted by another tool (ingest/): the source, what it is about, its labels.
+    source = models.ForeignKey("monitoring.IngestSource", on_delete=models.SET_NULL,
+                               null=True, blank=True, related_name="+")
+    resource = models.CharField(max_length=200, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-opened_at", "-id"]
@@ -413,3 +418,4 @@ class EvalCursor(models.Model):
 
 # The poller side's tables (network check history, heartbeats, metric rollups).
 from .models_poller import CheckRollup, HeartbeatJob, HeartbeatPing, MetricRollup, PollSample, PollTransition, RollupCursor  # noqa: E402,F401,I001,E501
+from .ingest.models import IngestSource  # noqa: E402,F401,I001  (ingest)

@@ -312,6 +312,9 @@ class Poller:
         finish the checks in flight and flush once more."""
         sem = asyncio.Semaphore(self.concurrency)
         last_flush = time.monotonic()
+        from watchkeeper.core.processes import is_dependency_error
+
+        database_away = False
         async with PollerContext(**self.ctx_options) as ctx:
             while not stop.is_set():
                 try:
@@ -319,13 +322,16 @@ class Poller:
                     self.stats.swept += swept
                     self.stats.claimed += len(claimed)
                     self._start(sem, ctx, claimed)
+                    if database_away:
+                        log.warning("poller: the database is back")
+                    database_away = False
                 except Exception as exc:  # database away: keep looping, retry next tick
-                    from watchkeeper.core.processes import is_dependency_error
-
-                    if is_dependency_error(exc):
-                        log.warning("poller sweep failed: %s", type(exc).__name__)
-                    else:
+                    if not is_dependency_error(exc):
                         log.exception("poller sweep failed")
+                    elif not database_away:  # one line per outage
+                        log.warning("poller sweep failed: %s; retrying every tick",
+                                    type(exc).__name__)
+                        database_away = True
                 if time.monotonic() - last_flush >= self.flush_every or \
                         len(self._buffer) >= self.batch:
                     await self._flush()

@@ -305,10 +305,13 @@ def _message(exc: Exception) -> str:
     return str(exc)
 
 
-def _metric_names() -> list[str]:
+def _metric_names() -> list[tuple[str, str]]:
     from watchkeeper.agents.models import MetricName
 
-    return list(MetricName.objects.order_by("name").values_list("name", flat=True)[:500])
+    from .check_forms import metric_label
+
+    return [(n, metric_label(n)) for n in
+            MetricName.objects.order_by("name").values_list("name", flat=True)[:500]]
 
 
 @requires("monitoring.change")

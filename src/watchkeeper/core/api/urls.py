@@ -70,6 +70,10 @@ class DocsView(SpectacularSwaggerSplitView):
     permissions = {"GET": PUBLIC}
 
 
+from watchkeeper.patching.api import register as register_patching  # noqa: E402
+
+register_patching(router)
+
 urlpatterns = [
     path("schema", SchemaView.as_view(), name="api-schema"),
     path("docs", DocsView.as_view(url_name="api-schema"), name="api-docs"),

@@ -47,10 +47,29 @@ def disk_check() -> dict:
             "min_free_mb": settings.DISK_MIN_FREE_MB}
 
 
+def queue_check() -> dict | None:
+    """The Redis task queue answers a PING within 2 s (None with the database queue)."""
+    if settings.TASKS["default"]["BACKEND"] != "django_tasks_rq.RQBackend":
+        return None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.TASKS_URL, socket_timeout=2,
+                                      socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True}
+
+
 @public
 def readyz(request):
     """Ready to serve: database reachable, migrations applied, a worker alive (heartbeat
-    within WORKER_STALE_SECONDS, a few heartbeats), free disk space on the data directory.
+    within WORKER_STALE_SECONDS, a few heartbeats), free disk space on the data directory,
+    and the Redis task queue answering when it is configured.
 
     Bounded in time: the database check waits at most the connect timeout (settings)."""
     checks: dict[str, dict] = {}
@@ -74,7 +93,11 @@ def readyz(request):
         except Exception as exc:  # e.g. the table does not exist yet
             checks["worker"] = {"ok": False, "error": type(exc).__name__}
     checks["disk"] = disk_check()
-    ready = all(c.get("ok") for c in checks.values()) and len(checks) == 4
+    queue = queue_check()
+    if queue is not None:
+        checks["queue"] = queue
+    ready = all(c.get("ok") for c in checks.values()) and len(checks) == 4 + (
+        queue is not None)
     response = JsonResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status=200 if ready else 503)
     if not ready:

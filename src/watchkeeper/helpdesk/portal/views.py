@@ -59,18 +59,32 @@ def portal_tickets(request):
 
 @requires("portal.view")
 def portal_ticket_new(request):
-    form = PortalTicketForm(request.POST or None)
+    form = PortalTicketForm(request.POST or None, request.FILES or None)
     user = request.user
     if request.method == "POST" and form.is_valid():
+        from django.db import transaction
+
+        from .. import attachments
+
         contact = user.client.contacts.filter(email__iexact=user.email).first() \
             if user.client_id else None
+        upload = form.cleaned_data.get("attachment")
         try:
-            ticket = actions.create_ticket(
-                actor=user, subject=form.cleaned_data["subject"], client=user.client,
-                contact=contact, requester_email=user.email,
-                requester_name=user.display_name,
-                description=form.cleaned_data["description"],
-                urgency=form.cleaned_data["urgency"], source=Source.PORTAL)
+            with transaction.atomic():  # the request and its file, or neither
+                ticket = actions.create_ticket(
+                    actor=user, subject=form.cleaned_data["subject"], client=user.client,
+                    contact=contact, requester_email=user.email,
+                    requester_name=user.display_name,
+                    description=form.cleaned_data["description"],
+                    urgency=form.cleaned_data["urgency"], source=Source.PORTAL)
+                if upload is not None:
+                    # On the request's first message, so the client sees it there too.
+                    first = ticket.entries.filter(is_public=True).order_by("id").first()
+                    actions.attach_file(actor=user, ticket=ticket, filename=upload.name,
+                                        data=upload.read(), entry=first,
+                                        declared_type=upload.content_type or "")
+        except attachments.AttachmentRefused as exc:
+            form.add_error("attachment", str(exc))
         except ValidationError as exc:
             form.add_error(None, "; ".join(exc.messages))
         else:

@@ -17,10 +17,6 @@ class SlaPolicySaved(EventData):
     scope: str
     version: int
 
-    @classmethod
-    def of(cls, policy) -> SlaPolicySaved:
-        return cls(id=policy.pk, scope=policy.scope, version=policy.version)
-
 
 @declare("sla.changed")
 class SlaChanged(EventData):

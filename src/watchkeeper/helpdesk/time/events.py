@@ -15,11 +15,6 @@ class TimeEntryCreated(EventData):
     billable: bool
     technician_id: int
 
-    @classmethod
-    def of(cls, entry) -> TimeEntryCreated:
-        return cls(id=entry.pk, ticket_id=entry.ticket_id, minutes=entry.minutes,
-                   billable=entry.billable, technician_id=entry.technician_id)
-
 
 # Created above with its own fields; changed and deleted through core.actions.
 declare_crud("helpdesk.TimeEntry", module=__name__, prefix="time_entry",

@@ -72,18 +72,14 @@ class Command(BaseCommand):
                     if recovered:
                         log.warning("worker %s: put %s interrupted task(s) back in the "
                                     "queue", name, recovered)
-                if down_since is not None:
-                    log.warning("worker %s: recovered after %.1f s", name,
-                                time.monotonic() - down_since)
-                    down_since = None
-                    backoff.reset()
                 run()
                 return
             except Exception as exc:
                 if not is_dependency_error(exc) or once:
                     raise
                 connection.close()
-                if down_since is None:
+                if down_since is None or time.monotonic() - down_since > 60:
+                    # One line per outage (and one a minute while it lasts).
                     down_since = time.monotonic()
                     first = (str(exc).strip().splitlines() or [""])[0][:200]
                     log.warning("worker %s: %s: %s; retrying with backoff", name,
