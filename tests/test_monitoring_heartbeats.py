@@ -10,14 +10,56 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from watchkeeper.monitoring import heartbeats
+from watchkeeper.asgi import application
 from watchkeeper.monitoring.choices import AlertStatus
+from watchkeeper.monitoring.heartbeats import actions as heartbeats
+from watchkeeper.monitoring.heartbeats.models import HeartbeatStatus
 from watchkeeper.monitoring.models import Alert, Check, HeartbeatJob, HeartbeatPing
-from watchkeeper.monitoring.models_poller import HeartbeatStatus
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+
+class LeanPinger:
+    """Pings through watchkeeper.asgi.application, where the lean heartbeat path answers
+    them (monitoring/heartbeat_lean.py), in this test's database transaction."""
+
+    def _request(self, method: str, path: str, data: bytes = b"",
+                 content_type: str = "text/plain", HTTP_USER_AGENT: str = "curl/8"):
+        from tests.agent_harness import run_asgi
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+            "root_path": "", "query_string": b"", "server": ("testserver", 80),
+            "client": ("127.0.0.1", 50000),
+            "headers": [(b"host", b"testserver"), (b"content-type", content_type.encode()),
+                        (b"content-length", str(len(data)).encode()),
+                        (b"user-agent", HTTP_USER_AGENT.encode())]}
+        return run_asgi(application, scope,
+                        [{"type": "http.request", "body": data, "more_body": False}])
+
+    def get(self, path, **kwargs):
+        return self._request("GET", path, **kwargs)
+
+    def head(self, path, **kwargs):
+        return self._request("HEAD", path, **kwargs)
+
+    def post(self, path, data=b"", **kwargs):
+        return self._request("POST", path, data, **kwargs)
+
+
+@pytest.fixture(params=["django", "lean"])
+def client(request, settings):
+    """Every ping test runs against the Django view and against the lean ASGI path."""
+    settings.AGENT_BATCH_WRITER = "inline"
+    settings.HEARTBEAT_LEAN = request.param == "lean"
+    if request.param == "django":
+        from django.test import Client
+
+        return Client()
+    return LeanPinger()
 
 
 @pytest.fixture
@@ -145,7 +187,11 @@ def test_unknown_url_is_404_and_logs_nothing(job, client):
 
 
 def test_get_and_head_also_count(job, client):
-    assert client.get(f"/hb/{job.uid}").status_code == 200
+    response = client.get(f"/hb/{job.uid}")
+    assert response.status_code == 200 and response.content == b"OK\n"
+    assert response["Content-Type"].startswith("text/plain")
+    assert response["Cache-Control"] == "no-store"
+    assert response["X-Content-Type-Options"] == "nosniff"
     assert client.head(f"/hb/{job.uid}/start").status_code == 200
     assert list(HeartbeatPing.objects.order_by("id").values_list("kind", flat=True)) == [
         "success", "start"]

@@ -42,6 +42,7 @@ CAPABILITIES = {
     "monitoring.view": "See checks, policies, alerts, maintenance windows and notifications",
     "monitoring.change": "Edit policies, checks, maintenance windows, dependencies, channels",
     "alerts.ack": "Acknowledge, snooze and resolve alerts",
+    "monitoring.ingest": "Create and revoke alert ingestion sources (their tokens)",
 }
 
 _STAFF_READ = {"dashboard.view", "clients.view", "profile", "devices.view",

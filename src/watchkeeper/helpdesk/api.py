@@ -20,9 +20,10 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact
-from watchkeeper.core.tenancy import scoped, visible_client_ids
+from watchkeeper.core.tenancy import visible_client_ids
 
 from . import actions, attachments, routing, selectors
 from .choices import Priority, Source, Status
@@ -49,9 +50,6 @@ def _django_errors(exc: DjangoValidationError):
         exc.message_dict if hasattr(exc, "message_dict") else {"detail": exc.messages})
 
 
-class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
-    def get_queryset(self):
-        return scoped(self.queryset, self.context["request"].user)
 
 
 class StaffField(serializers.PrimaryKeyRelatedField):

@@ -26,6 +26,8 @@ class CheckKind(models.TextChoices):
     DISK_FORECAST = "disk_forecast", "Disk full forecast"
     CERT_EXPIRY = "cert_expiry", "Certificate expiry ahead"
     SMART = "smart", "SMART pre-failure"
+    # Alerts posted by another monitoring tool (ingest/).
+    EXTERNAL = "external", "Alerts from another tool"
 
 
 AGENT_KINDS = frozenset({CheckKind.DISK, CheckKind.CPU, CheckKind.MEMORY, CheckKind.SERVICE,
@@ -78,10 +80,6 @@ class Scope(models.TextChoices):
 SCOPE_ORDER = [Scope.GLOBAL, Scope.CLIENT, Scope.SITE, Scope.GROUP, Scope.DEVICE]
 
 
-class RelationKind(models.TextChoices):
-    GATEWAY = "gateway", "Gateway of the device"
-    HOST = "host", "Host of the VM"
-    UPLINK = "uplink", "Uplink of the site"
 
 
 class ChannelKind(models.TextChoices):

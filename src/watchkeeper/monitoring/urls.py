@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views, views_policies
 
@@ -21,4 +21,8 @@ urlpatterns = [
          name="monitoring_maintenance_delete"),
     path("monitoring/devices/<int:pk>/checks/", views.device_checks,
          name="monitoring_device_checks"),
+    path("", include("watchkeeper.monitoring.poller.urls")),
+    path("", include("watchkeeper.monitoring.heartbeats.urls")),
+    path("", include("watchkeeper.monitoring.channels.urls")),
+    path("", include("watchkeeper.monitoring.ingest.urls")),
 ]

@@ -6,15 +6,16 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from watchkeeper.core.actions import create_object, delete_object
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, User
-from watchkeeper.core.tenancy import scoped
 
+from ..api import _django_errors
 from ..billing.models import Contract
 from . import actions as sla
 from .choices import ClockState
@@ -23,14 +24,8 @@ from .models import Holiday, HolidayCalendar, SlaClock, SlaPolicy
 VIEW, CHANGE, ADMIN = "tickets.view", "tickets.change", "tickets.admin"
 
 
-class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
-    def get_queryset(self):
-        return scoped(self.queryset, self.context["request"].user)
 
 
-def _django_errors(exc: DjangoValidationError):
-    return exceptions.ValidationError(
-        exc.message_dict if hasattr(exc, "message_dict") else exc.messages)
 
 
 class SlaPolicySerializer(serializers.ModelSerializer):
