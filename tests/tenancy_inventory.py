@@ -85,7 +85,7 @@ def _licence(client: Client, tag: str) -> SoftwareLicence:
 
 @factory(ImportRun)
 def _import(client: Client, tag: str) -> ImportRun:
-    from watchkeeper.inventory import importers
+    from watchkeeper.inventory.imports import importers
 
     return importers.upload(actor=None, client=client, filename=f"{tag}.csv",
                             raw=f"name,serial\n{tag} Imported,{tag}-IMP\n".encode())

@@ -10,16 +10,18 @@ from tests.tenancy_fixtures import factory
 from watchkeeper.core import events
 from watchkeeper.core.models import Client, Contact, Site
 from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.relations import actions as relation_actions
+from watchkeeper.inventory.relations.choices import RelationKind
+from watchkeeper.inventory.relations.models import DeviceRelation
 from watchkeeper.monitoring import actions
 from watchkeeper.monitoring.alerts import CheckResult, record_results
-from watchkeeper.monitoring.choices import ChannelKind, CheckKind, RelationKind, Scope, State
+from watchkeeper.monitoring.choices import ChannelKind, CheckKind, Scope, State
 from watchkeeper.monitoring.models import (
     Alert,
     Check,
     CheckOverride,
     CheckState,
     DeviceGroup,
-    DeviceRelation,
     MaintenanceWindow,
     Notification,
     NotificationAttempt,
@@ -106,8 +108,8 @@ def _window(client: Client, tag: str) -> MaintenanceWindow:
 @factory(DeviceRelation)
 def _relation(client: Client, tag: str) -> DeviceRelation:
     site, _ = Site.objects.get_or_create(client=client, name=f"{tag} Monitored Site")
-    return actions.add_relation(actor=None, kind=RelationKind.UPLINK,
-                                parent=_device(client, tag, " Router"), site=site)
+    return relation_actions.add_relation(actor=None, kind=RelationKind.UPLINK,
+                                         parent=_device(client, tag, " Router"), site=site)
 
 
 @factory(NotificationChannel)
@@ -124,7 +126,7 @@ def _channel(client: Client, tag: str) -> NotificationChannel:
 
 @factory(Notification)
 def _notification(client: Client, tag: str) -> Notification:
-    from watchkeeper.monitoring import notify
+    from watchkeeper.monitoring.channels import notify
 
     channel, alert = _channel(client, tag), _alerting(client, tag)
     from watchkeeper.monitoring.events import AlertOpened

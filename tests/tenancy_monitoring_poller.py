@@ -11,13 +11,13 @@ from watchkeeper.agents.models import MetricName
 from watchkeeper.core.models import Client
 from watchkeeper.inventory import actions as inventory_actions
 from watchkeeper.monitoring import actions as monitoring_actions
-from watchkeeper.monitoring import heartbeats
-from watchkeeper.monitoring.models import Policy
-from watchkeeper.monitoring.models_poller import (
+from watchkeeper.monitoring.heartbeats import actions as heartbeats
+from watchkeeper.monitoring.models import (
     CheckRollup,
     HeartbeatJob,
     HeartbeatPing,
     MetricRollup,
+    Policy,
     PollSample,
     PollTransition,
 )

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from tests.agent_harness import AgentCLI, LoopbackServer
 from tests.factories import make_client
-from watchkeeper.agents import actions, signer
+from watchkeeper.agents import actions
 from watchkeeper.agents.choices import AgentStatus, CommandStatus, RunStatus, TargetKind
+from watchkeeper.agents.commands import signer
 from watchkeeper.agents.models import Agent, Command, MetricName, MetricSample
 from watchkeeper.core.models import Event, Site
 

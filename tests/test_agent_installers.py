@@ -37,7 +37,8 @@ from django.test import override_settings
 from tests.agent_harness import LoopbackServer
 from tests.conftest import sign_in
 from tests.factories import make_user
-from watchkeeper.agents import actions, signer
+from watchkeeper.agents import actions
+from watchkeeper.agents.commands import signer
 from watchkeeper.agents.installers import dist
 from watchkeeper.agents.models import Agent
 from watchkeeper.core.choices import Role

@@ -71,9 +71,9 @@ def test_a_command_cut_by_an_agent_kill_is_reported_interrupted_with_its_output(
 
 
 def test_the_server_stores_an_interrupted_result_as_interrupted():
+    from watchkeeper.agents.checkin.ingest import _RESULT_STATUS
+    from watchkeeper.agents.checkin.validation import validate_checkin
     from watchkeeper.agents.choices import FINISHED_COMMAND_STATES, CommandStatus
-    from watchkeeper.agents.ingest import _RESULT_STATUS
-    from watchkeeper.agents.validation import validate_checkin
 
     batch = validate_checkin({"seq": 1, "results": [
         {"id": COMMAND_ID, "status": "interrupted", "exit_code": None,

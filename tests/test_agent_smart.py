@@ -15,7 +15,7 @@ from watchkeeper_agent.collectors.base import Collector
 from watchkeeper_agent.collectors.smart import describe_exit_status, read_drives
 
 from tests.smartctl_fake import FLEET, make_fake_smartctl, path_with
-from watchkeeper.agents.validation import validate_section
+from watchkeeper.agents.checkin.validation import validate_section
 
 
 def by_device(drives):

@@ -11,8 +11,8 @@ from tests.smartctl_fake import make_fake_smartctl, path_with
 from tests.test_agent_e2e import make_agent, server, signer_key, site  # noqa: F401 (fixtures)
 from watchkeeper.inventory.models import DeviceChange, DeviceSection
 from watchkeeper.monitoring import actions as mon_actions
+from watchkeeper.monitoring.history.predictive import run_predictive
 from watchkeeper.monitoring.models import Alert, CheckState
-from watchkeeper.monitoring.predictive import run_predictive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,4 @@
-"""The batch writer of the lean check-in path (agents/batch.py): many agents' check-ins in
+"""The batch writer of the lean check-in path (agents/checkin/batch.py): many agents' check-ins in
 one transaction, replays inside a batch, revocation between verify and write, a failed
 transaction, and the events the check-in path emits."""
 
@@ -16,7 +16,8 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.factories import make_client
-from watchkeeper.agents import actions, auth, batch
+from watchkeeper.agents import actions
+from watchkeeper.agents.checkin import auth, batch
 from watchkeeper.agents.choices import Connectivity
 from watchkeeper.agents.models import Agent, AgentNonce, MetricSample
 from watchkeeper.agents.protocol import (

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from tests.test_agents_ingest import metrics_batch, signed  # noqa: F401 (fixture)
+from watchkeeper.agents.checkin.validation import Invalid, validate_checkin
 from watchkeeper.agents.models import MetricSample, QuarantinedPayload
-from watchkeeper.agents.validation import Invalid, validate_checkin
 from watchkeeper.inventory.models import DeviceSection
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
-"""Security review of the lean check-in path (agents/fastpath.py + agents/batch.py): each
-test is a way a check-in could be treated differently by the lean path than by the Django
-view, or a way the batch writer could fail its waiters."""
+"""Security review of the lean check-in path (agents/checkin/fastpath.py +
+agents/checkin/batch.py): each test is a way a check-in could be treated differently by the
+lean path than by the Django view, or a way the batch writer could fail its waiters."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from django.test import Client
 
 from tests.agent_harness import LeanResponse, run_asgi
 from tests.test_agents_ingest import make_signed, metrics_batch
-from watchkeeper.agents import auth, batch
+from watchkeeper.agents.checkin import auth, batch
 from watchkeeper.agents.models import AgentNonce, MetricName, MetricSample
 from watchkeeper.agents.protocol import (
     HEADER_AGENT,
@@ -80,7 +80,7 @@ def test_plain_http_when_tls_is_required_is_not_stored_on_either_path(mode, clie
     # check-in that came in clear is not stored. The lean path must not store it either.
     from django.core.handlers.asgi import ASGIHandler
 
-    from watchkeeper.agents.fastpath import AgentIngestApp
+    from watchkeeper.agents.checkin.fastpath import AgentIngestApp
 
     settings.SECURE_SSL_REDIRECT = True
     secure_app = AgentIngestApp(ASGIHandler())  # middleware reads the setting when built
@@ -199,7 +199,7 @@ SECURITY_HEADERS = ("x-content-type-options", "x-frame-options", "referrer-polic
 def test_the_lean_answers_carry_django_security_headers(client, db, settings):
     from django.core.handlers.asgi import ASGIHandler
 
-    from watchkeeper.agents.fastpath import AgentIngestApp
+    from watchkeeper.agents.checkin.fastpath import AgentIngestApp
 
     settings.AGENT_BATCH_WRITER = "inline"
     settings.SECURE_HSTS_SECONDS = 3600

@@ -182,7 +182,7 @@ def test_a_body_over_the_size_limit_is_refused(signed, settings):
 
 
 def test_both_paths_store_through_the_one_check_in_writer(client, db, settings, monkeypatch):
-    from watchkeeper.agents import writer
+    from watchkeeper.agents.checkin import writer
 
     # Given the same agent state behind the Django view and the lean path
     settings.AGENT_BATCH_WRITER = "inline"

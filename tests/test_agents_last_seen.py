@@ -17,7 +17,7 @@ from freezegun import freeze_time
 from tests.conftest import sign_in
 from tests.factories import make_user
 from tests.test_agents_ingest import make_signed, metrics_batch
-from watchkeeper.agents.writer import DEVICE_TOUCH_SECONDS
+from watchkeeper.agents.checkin.writer import DEVICE_TOUCH_SECONDS
 from watchkeeper.core.choices import Role
 from watchkeeper.inventory.models import Device
 from watchkeeper.inventory.selectors import ONLINE_WINDOW

@@ -9,8 +9,10 @@ import json
 
 import pytest
 
-from watchkeeper.agents import actions, ingest, signer
+from watchkeeper.agents import actions
+from watchkeeper.agents.checkin import ingest
 from watchkeeper.agents.choices import CommandStatus, RunStatus
+from watchkeeper.agents.commands import signer
 from watchkeeper.agents.models import Agent, Command, Script, ScriptRun
 from watchkeeper.core.models import AuditEntry, Site
 

@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.management import call_command
 from django.utils import timezone
 
-from watchkeeper.agents import actions, signer
+from watchkeeper.agents import actions
 from watchkeeper.agents.choices import CommandStatus
+from watchkeeper.agents.commands import signer
 from watchkeeper.agents.models import Command, SignerKey
 from watchkeeper.core.models import Site
 
@@ -75,7 +76,7 @@ def test_signer_signs_queued_commands_and_expires_stale_ones(key_file, agent):
 
 
 def test_check_in_clears_the_waiting_flag_only_if_nothing_was_signed_meanwhile(key_file, agent):
-    from watchkeeper.agents import ingest
+    from watchkeeper.agents.checkin import ingest
     from watchkeeper.agents.models import Agent
 
     # Given an agent flagged as having commands, read by a check-in at version 1
@@ -101,7 +102,7 @@ def test_web_code_never_reads_the_signer_key(key_file):
     root = Path(app.__file__).parent
     readers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                      if "SIGNER_KEY_FILE" in p.read_text())
-    assert readers == ["management/commands/signer.py", "signer.py"]
+    assert readers == ["commands/signer.py", "management/commands/signer.py"]
 
 
 def test_migration_seals_payloads_signed_before_payloads_were_sealed(agent):

@@ -26,9 +26,9 @@ from watchkeeper.helpdesk.time.models import TimeEntry, Timer
 from watchkeeper.inventory.models import Device, DeviceSection
 from watchkeeper.monitoring.alerts import record_results
 from watchkeeper.monitoring.evaluate import run_evaluation
+from watchkeeper.monitoring.heartbeats.models import HeartbeatJob
+from watchkeeper.monitoring.history.predictive import predictive_results
 from watchkeeper.monitoring.models import Alert
-from watchkeeper.monitoring.models_poller import HeartbeatJob
-from watchkeeper.monitoring.predictive import predictive_results
 
 DEVICES = 10
 

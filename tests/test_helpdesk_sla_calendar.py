@@ -1,4 +1,4 @@
-"""The business-hours engine (helpdesk/calendars.py), property-tested across time zones and
+"""The business-hours engine (helpdesk/sla/calendars.py), property-tested across time zones and
 DST changes: adding then measuring round-trips, monotonicity, additivity, zero outside
 hours, and agreement with a brute-force minute walk."""
 

@@ -12,8 +12,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from watchkeeper.inventory import discovery
 from watchkeeper.inventory.choices import ProposalState, RunStatus, SourceKind
+from watchkeeper.inventory.discovery import engine as discovery
 from watchkeeper.inventory.models import Device, DiscoveredHost, DiscoveryRun, FieldProvenance
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_probes")]
@@ -36,16 +36,16 @@ def open_port():
     server.close()
 
 
-@pytest.fixture
-def snmp_agent(tmp_path):
-    """A real snmpd on a free UDP port of 127.0.0.1 with its own config."""
+def start_snmpd(tmp_path, extra_conf: str = ""):
+    """A real snmpd on a free UDP port of 127.0.0.1 with its own config (plus `extra_conf`
+    lines, e.g. `override` of neighbour tables); yields the port, stops it after."""
     if not os.path.exists(SNMPD):
         pytest.skip("snmpd is not installed")
     port = free_port(socket.SOCK_DGRAM)
     conf = tmp_path / "snmpd.conf"
     conf.write_text("rocommunity wk-test-community 127.0.0.1\n"
                     "sysName lab-switch-01\n"
-                    "sysDescr Watchkeeper lab switch, firmware 1.2\n")
+                    "sysDescr Watchkeeper lab switch, firmware 1.2\n" + extra_conf)
     proc = subprocess.Popen(
         [SNMPD, "-f", "-Lo", "-C", "-r", "-c", str(conf), f"udp:127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,6 +59,11 @@ def snmp_agent(tmp_path):
     yield port
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def snmp_agent(tmp_path):
+    yield from start_snmpd(tmp_path)
 
 
 def test_subnet_size_is_bounded():
@@ -171,7 +176,7 @@ def test_recovery_fails_stuck_runs_and_requeues_lost_ones(owner, client_a):
     assert fresh.status == RunStatus.RUNNING
     from watchkeeper.core import scheduler
 
-    queued = [r for r in enqueued if r.task.module_path.endswith("discovery.run_discovery")]
+    queued = [r for r in enqueued if r.task.module_path.endswith("discovery.engine.run_discovery")]
     assert [list(r.args) for r in queued] == [[lost.pk]]
     scheduler.discover()
     assert "inventory.recover_discoveries" in scheduler.registered()

@@ -14,8 +14,9 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from watchkeeper.core.models import Contact, Site
-from watchkeeper.inventory import importers, services
+from watchkeeper.inventory import services
 from watchkeeper.inventory.choices import ImportStatus
+from watchkeeper.inventory.imports import importers
 from watchkeeper.inventory.models import Device, FieldConflict, FieldProvenance, ImportRun
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,8 @@ from openpyxl import Workbook
 
 from tests.factories import make_user
 from watchkeeper.core.choices import Role
-from watchkeeper.inventory import importers
 from watchkeeper.inventory.choices import ImportStatus
+from watchkeeper.inventory.imports import importers
 from watchkeeper.inventory.models import Device, ImportRun
 
 pytestmark = pytest.mark.django_db

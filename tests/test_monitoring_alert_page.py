@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from tests.monitoring_helpers import disk_policy, make_device
-from watchkeeper.agents.writer import insert_samples
+from watchkeeper.agents.checkin.writer import insert_samples
 from watchkeeper.helpdesk import actions as helpdesk
 from watchkeeper.helpdesk.models import Ticket
 from watchkeeper.monitoring.alerts import CheckResult, record_results

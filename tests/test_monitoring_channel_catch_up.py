@@ -16,8 +16,9 @@ from tests import test_monitoring_notify as notify_tests
 from tests.monitoring_helpers import disk_policy, make_device
 from watchkeeper.core import events
 from watchkeeper.core.models import AuditEntry, Event, EventDelivery
-from watchkeeper.monitoring import actions, notify, tasks
+from watchkeeper.monitoring import actions, tasks
 from watchkeeper.monitoring.alerts import CheckResult, record_results
+from watchkeeper.monitoring.channels import notify
 from watchkeeper.monitoring.choices import (
     AlertStatus,
     ChannelKind,

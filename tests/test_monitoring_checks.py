@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from tests.monitoring_helpers import make_device
 from watchkeeper.agents import actions as agent_actions
+from watchkeeper.agents.checkin.writer import insert_samples
 from watchkeeper.agents.choices import CommandStatus
 from watchkeeper.agents.events import AgentOffline, AgentOnline, CommandFinished
-from watchkeeper.agents.writer import insert_samples
 from watchkeeper.core import events
 from watchkeeper.inventory.models import DeviceSection
 from watchkeeper.monitoring import actions, evaluate

@@ -11,10 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from watchkeeper.asgi import application
-from watchkeeper.monitoring import heartbeats
 from watchkeeper.monitoring.choices import AlertStatus
+from watchkeeper.monitoring.heartbeats import actions as heartbeats
+from watchkeeper.monitoring.heartbeats.models import HeartbeatStatus
 from watchkeeper.monitoring.models import Alert, Check, HeartbeatJob, HeartbeatPing
-from watchkeeper.monitoring.models_poller import HeartbeatStatus
 
 pytestmark = pytest.mark.django_db
 

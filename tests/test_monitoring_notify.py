@@ -15,15 +15,17 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from tests.monitoring_helpers import disk_policy, make_device
-from watchkeeper.agents.writer import insert_samples
+from watchkeeper.agents.checkin.writer import insert_samples
 from watchkeeper.core import events
-from watchkeeper.monitoring import actions, evaluate, notify, tasks
+from watchkeeper.inventory.relations import actions as relation_actions
+from watchkeeper.inventory.relations.choices import RelationKind
+from watchkeeper.monitoring import actions, evaluate, tasks
 from watchkeeper.monitoring.alerts import CheckResult, record_results
+from watchkeeper.monitoring.channels import notify
 from watchkeeper.monitoring.choices import (
     AlertStatus,
     ChannelKind,
     NotificationStatus,
-    RelationKind,
     State,
     Suppression,
     WebhookFormat,
@@ -197,7 +199,8 @@ def test_router_down_suppresses_the_devices_behind_it(owner, client_a, smtp):
     site = Site.objects.create(client=client_a, name="Main office")
     router = make_device(client_a, "rtr-01", site=site)
     pcs = [make_device(client_a, f"pc-{i}", site=site) for i in range(3)]
-    actions.add_relation(actor=owner, kind=RelationKind.UPLINK, parent=router, site=site)
+    relation_actions.add_relation(actor=owner, kind=RelationKind.UPLINK, parent=router,
+                                  site=site)
     # When the router goes critical, then every PC behind it
     record_results([CheckResult(check.pk, router.pk, client_a.pk, State.CRITICAL)])
     record_results([CheckResult(check.pk, pc.pk, client_a.pk, State.CRITICAL) for pc in pcs])

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from tests.monitoring_helpers import make_device
-from watchkeeper.agents.writer import insert_samples
+from watchkeeper.agents.checkin.writer import insert_samples
 from watchkeeper.core.models import Site
 from watchkeeper.monitoring import actions
 from watchkeeper.monitoring.choices import CheckKind, Scope

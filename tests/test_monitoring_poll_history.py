@@ -23,7 +23,7 @@ from tests.factories import make_user
 from tests.monitoring_targets import HttpTarget
 from watchkeeper.core.choices import Role
 from watchkeeper.monitoring import actions as mon_actions
-from watchkeeper.monitoring import rollups
+from watchkeeper.monitoring.history import actions as rollups
 from watchkeeper.monitoring.models import (
     Check,
     CheckRollup,
@@ -32,7 +32,7 @@ from watchkeeper.monitoring.models import (
     PollTransition,
     RollupCursor,
 )
-from watchkeeper.monitoring.poller import Poller
+from watchkeeper.monitoring.poller.engine import Poller
 
 pytestmark = pytest.mark.django_db
 

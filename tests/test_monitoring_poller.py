@@ -18,7 +18,7 @@ from tests.monitoring_targets import HttpTarget, free_port
 from watchkeeper.monitoring import actions as mon_actions
 from watchkeeper.monitoring.choices import AlertStatus
 from watchkeeper.monitoring.models import Alert, Check, CheckState, PollSample
-from watchkeeper.monitoring.poller import (
+from watchkeeper.monitoring.poller.engine import (
     Poller,
     claim,
     masked,

@@ -17,7 +17,7 @@ from watchkeeper.core.models import Event
 from watchkeeper.inventory.actions import create_device
 from watchkeeper.monitoring import actions as mon_actions
 from watchkeeper.monitoring.models import Check, HeartbeatJob
-from watchkeeper.monitoring.poller import Poller
+from watchkeeper.monitoring.poller.engine import Poller
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("msp_probes")]
 API = "/api/v1/monitoring"
@@ -94,7 +94,7 @@ def test_snmp_community_is_sealed_at_rest_and_masked(as_user, tech_a, policy_a):
     api.patch(f"{API}/network-checks/{body['id']}/", {"config": {**body["config"],
                                                                  "if_index": 4}},
               content_type="application/json")
-    from watchkeeper.monitoring.poller import open_secrets
+    from watchkeeper.monitoring.poller.engine import open_secrets
 
     config = open_secrets("snmp", Check.objects.get(pk=body["id"]).config)
     assert config["community"] == "n0t-public" and config["if_index"] == 4

@@ -27,13 +27,13 @@ from tests.monitoring_targets import (
     free_port,
 )
 from watchkeeper.core.probes.icmp import Pinger
-from watchkeeper.monitoring.poller_checks import (
+from watchkeeper.monitoring.poller.checks import (
     ConfigError,
     PollerContext,
     run_check,
     validate,
 )
-from watchkeeper.monitoring.poller_checks.tls import hostname_matches
+from watchkeeper.monitoring.poller.checks.tls import hostname_matches
 
 pytestmark = pytest.mark.usefixtures("loopback_probes")
 

@@ -11,9 +11,9 @@ import pytest
 
 from tests.monitoring_targets import HttpTarget
 from watchkeeper.monitoring import actions as mon_actions
-from watchkeeper.monitoring import heartbeats
+from watchkeeper.monitoring.heartbeats import actions as heartbeats
 from watchkeeper.monitoring.models import Check, HeartbeatJob, PollSample
-from watchkeeper.monitoring.poller import Poller
+from watchkeeper.monitoring.poller.engine import Poller
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from watchkeeper.agents.models import MetricName
 from watchkeeper.inventory.actions import create_device
 from watchkeeper.inventory.models import DeviceSection
 from watchkeeper.monitoring import actions as mon_actions
-from watchkeeper.monitoring import predictive
+from watchkeeper.monitoring.history import predictive
 from watchkeeper.monitoring.models import Alert, CheckState, MetricRollup
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from watchkeeper.agents.models import MetricName, MetricSample
 from watchkeeper.inventory.actions import create_device
-from watchkeeper.monitoring import rollups
+from watchkeeper.monitoring.history import actions as rollups
 from watchkeeper.monitoring.models import MetricRollup, RollupCursor
 
 pytestmark = pytest.mark.django_db

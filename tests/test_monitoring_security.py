@@ -10,8 +10,8 @@ import pytest
 
 from watchkeeper.core.models import AuditEntry
 from watchkeeper.monitoring import actions as mon_actions
-from watchkeeper.monitoring import poller
 from watchkeeper.monitoring.models import Check, PolicyVersion
+from watchkeeper.monitoring.poller import engine as poller
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/monitoring"
@@ -138,7 +138,7 @@ def test_channel_template_outside_the_allowlist_is_refused(owner, body):
 
 
 def test_channel_template_with_allowed_filters_is_accepted_and_renders(owner):
-    from watchkeeper.monitoring import notify
+    from watchkeeper.monitoring.channels import notify
 
     channel = mon_actions.create_channel(
         actor=owner, name="Ops", kind="email", recipients=["ops@msp.test"],
@@ -164,7 +164,7 @@ def _event(summary: str):
 
 def test_rendered_length_is_capped(owner):
     # Given an allowed template whose single loop repeats a long text per character
-    from watchkeeper.monitoring import notify
+    from watchkeeper.monitoring.channels import notify
 
     channel = mon_actions.create_channel(
         actor=owner, name="Ops", kind="email", recipients=["ops@msp.test"],
@@ -177,7 +177,7 @@ def test_rendered_length_is_capped(owner):
 
 def test_stored_unsafe_template_falls_back_to_the_default(owner):
     # Given a channel row saved before templates were checked
-    from watchkeeper.monitoring import notify
+    from watchkeeper.monitoring.channels import notify
     from watchkeeper.monitoring.models import NotificationChannel
 
     channel = NotificationChannel.objects.create(
@@ -231,7 +231,7 @@ def test_channel_url_is_stored_encrypted_and_shown_masked(as_user, owner, tech_a
                                                            "name": "Ops chat"},
                          content_type="application/json")
     assert response.status_code == 200, response.content
-    from watchkeeper.monitoring import notify
+    from watchkeeper.monitoring.channels import notify
 
     assert notify.channel_url(NotificationChannel.objects.get(pk=channel_id)) == SLACK
     # And a new URL replaces it

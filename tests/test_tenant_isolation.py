@@ -35,8 +35,8 @@ EXEMPT: dict[str, str] = {
     "heartbeat-ping": "Public by design: the job's unguessable uuid is the credential.",
     "heartbeat-ping-start": "Public by design: the job's unguessable uuid is the credential.",
     "heartbeat-ping-fail": "Public by design: the job's unguessable uuid is the credential.",
-    "agent-dist-file": "Public by design: the agent's installer files, named by the server; "
-                       "no tenant data.",
+    "agent-dist-file": "Public by design: the agent's wheels and .deb, the same for every "
+                       "client (no tenant data; names checked against the built manifest).",
 }
 
 REFUSED = {403, 404, 405}

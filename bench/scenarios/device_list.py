@@ -36,7 +36,8 @@ def _seed_inventory(owner) -> int:
     from django.utils import timezone
 
     from watchkeeper.core import actions
-    from watchkeeper.inventory import importers, services
+    from watchkeeper.inventory import services
+    from watchkeeper.inventory.imports import importers
 
     sample_device = 0
     for i in range(1, CLIENTS + 1):

@@ -108,7 +108,7 @@ def _measure(db: str, args, port: int, inbox: Inbox) -> dict:
     call_command("migrate", verbosity=0)
     from django.utils import timezone
 
-    from watchkeeper.agents.writer import insert_samples
+    from watchkeeper.agents.checkin.writer import insert_samples
     from watchkeeper.core import actions as core_actions
     from watchkeeper.core import events
     from watchkeeper.inventory.models import Device

@@ -75,7 +75,7 @@ def write_slice(at: datetime, disk_for) -> int:
     """One check-in per device at `at`, through the agents app's own multi-row writer."""
     from django.db import transaction
 
-    from watchkeeper.agents.writer import insert_samples
+    from watchkeeper.agents.checkin.writer import insert_samples
     from watchkeeper.inventory.models import Device
 
     ids = list(Device.objects.order_by("id").values_list("id", flat=True))

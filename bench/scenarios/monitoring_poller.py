@@ -124,7 +124,7 @@ async def baseline(ports: list[int], n: int, concurrency: int):
 
 
 async def check_functions(kind: str, ports: list[int], n: int, concurrency: int):
-    from watchkeeper.monitoring.poller_checks import PollerContext, run_check, validate
+    from watchkeeper.monitoring.poller.checks import PollerContext, run_check, validate
 
     configs = [validate(kind, {"host": "127.0.0.1", "port": p} if kind == "tcp" else
                         {"url": f"http://127.0.0.1:{p}/", "keyword": "good"}) for p in ports]
@@ -165,7 +165,7 @@ def full_poller(n: int, concurrency: int) -> dict:
     from django.utils import timezone
 
     from watchkeeper.monitoring.models import Check, CheckState, PollSample
-    from watchkeeper.monitoring.poller import Poller
+    from watchkeeper.monitoring.poller.engine import Poller
 
     rounds = []
     for _ in range(2):

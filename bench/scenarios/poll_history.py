@@ -132,7 +132,7 @@ def _timed(func, *args, **kwargs):
 
 def storage_and_charts(chart_checks: int, now: datetime) -> tuple[list[dict], list[dict],
                                                                    dict]:
-    from watchkeeper.monitoring import rollups
+    from watchkeeper.monitoring.history import actions as rollups
     from watchkeeper.monitoring.models import CheckRollup, PollSample, PollTransition
 
     days = 7
@@ -196,7 +196,7 @@ def storage_and_charts(chart_checks: int, now: datetime) -> tuple[list[dict], li
 def prune(checks: int, now: datetime) -> list[dict]:
     from django.db import connection
 
-    from watchkeeper.monitoring import rollups
+    from watchkeeper.monitoring.history import actions as rollups
     from watchkeeper.monitoring.models import PollSample, RollupCursor
 
     client_id, ids = _seed_checks(checks, "day")

@@ -334,7 +334,8 @@ SPECTACULAR_SETTINGS = {
         "AlertStatusEnum": "watchkeeper.monitoring.choices.AlertStatus",
         "AlertSuppressionEnum": "watchkeeper.monitoring.choices.Suppression",
         "PolicyScopeEnum": "watchkeeper.monitoring.choices.Scope",
-        "DependencyKindEnum": "watchkeeper.monitoring.choices.RelationKind",
+        "DependencyKindEnum": "watchkeeper.inventory.relations.choices.RelationKind",
+        "RelationSourceEnum": "watchkeeper.inventory.relations.choices.RelationSource",
         "ChannelKindEnum": "watchkeeper.monitoring.choices.ChannelKind",
         "WebhookFormatEnum": "watchkeeper.monitoring.choices.WebhookFormat",
         "NotificationStatusEnum": "watchkeeper.monitoring.choices.NotificationStatus",
@@ -368,7 +369,7 @@ AGENT_INVENTORY_INTERVAL = env_int("WATCHKEEPER_AGENT_INVENTORY_INTERVAL", 3600)
 AGENT_CLOCK_SKEW = env_int("WATCHKEEPER_AGENT_CLOCK_SKEW", 300)  # accepted timestamp drift
 AGENT_OFFLINE_AFTER = env_int("WATCHKEEPER_AGENT_OFFLINE_AFTER", 0)  # 0: 2 intervals + 30 s
 AGENT_MAX_BODY_BYTES = env_int("WATCHKEEPER_AGENT_MAX_BODY_BYTES", 8 * 1024 * 1024)
-# The lean check-in path (agents/fastpath.py in front of Django in asgi.py) and its batch
+# The lean check-in path (agents/checkin/fastpath.py in front of Django in asgi.py) and its batch
 # writer: check-ins of many agents written in one transaction. false: every check-in goes
 # through the Django view (the benchmark's baseline).
 AGENT_LEAN_CHECKIN = env_bool("WATCHKEEPER_AGENT_LEAN_CHECKIN", True)
@@ -391,7 +392,7 @@ METRIC_RETENTION_DAYS = env_int("WATCHKEEPER_METRIC_RETENTION_DAYS", 30)
 METRIC_ROLLUP_5M_DAYS = env_int("WATCHKEEPER_METRIC_ROLLUP_5M_DAYS", 90)
 METRIC_ROLLUP_1H_DAYS = env_int("WATCHKEEPER_METRIC_ROLLUP_1H_DAYS", 730)
 # Network check history: raw runs briefly, then 5-minute / hourly rollups of their values and
-# states, and the state transitions (monitoring/rollups.py).
+# states, and the state transitions (monitoring/history/actions.py).
 POLL_SAMPLE_DAYS = env_int("WATCHKEEPER_POLL_SAMPLE_DAYS", 2)
 POLL_ROLLUP_5M_DAYS = env_int("WATCHKEEPER_POLL_ROLLUP_5M_DAYS", 14)
 POLL_ROLLUP_1H_DAYS = env_int("WATCHKEEPER_POLL_ROLLUP_1H_DAYS", 400)

@@ -9,11 +9,9 @@ urlpatterns = [
     path("", include("watchkeeper.agents.urls")),
     path("", include("watchkeeper.helpdesk.urls")),
     path("", include("watchkeeper.monitoring.urls")),
-    path("", include("watchkeeper.monitoring.urls_poller")),
-    path("", include("watchkeeper.monitoring.urls_channels")),
     path("", include("watchkeeper.patching.urls")),
-    path("api/v1/", include("watchkeeper.core.api.urls")),
-    path("agent/v1/", include("watchkeeper.agents.urls_agent")),
+    path("api/v1/", include("watchkeeper.api_urls")),
+    path("agent/v1/", include("watchkeeper.agents.checkin.urls")),
 ]
 
 # problem+json under /api/, an HTML page elsewhere (core/api/views.py)

@@ -62,7 +62,7 @@ def living_demo(live_server, transactional_db):
     from watchkeeper.inventory.models import Device
     from watchkeeper.monitoring.alerts import record_results
     from watchkeeper.monitoring.evaluate import run_evaluation
-    from watchkeeper.monitoring.predictive import predictive_results
+    from watchkeeper.monitoring.history.predictive import predictive_results
 
     call_command("signer", "--init")
     demo.load(out=lambda _line: None)

@@ -13,9 +13,10 @@ from playwright.sync_api import expect
 
 from tests.monitoring_targets import HttpTarget
 from watchkeeper.monitoring import actions as mon_actions
-from watchkeeper.monitoring import heartbeats, rollups
+from watchkeeper.monitoring.heartbeats import actions as heartbeats
+from watchkeeper.monitoring.history import actions as rollups
 from watchkeeper.monitoring.models import Check
-from watchkeeper.monitoring.poller import Poller
+from watchkeeper.monitoring.poller.engine import Poller
 
 from .conftest import axe_check
 

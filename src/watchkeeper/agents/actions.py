@@ -24,7 +24,6 @@ from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.models import Client, Site
 
 from . import events as ev
-from . import templating
 from .choices import (
     PENDING_COMMAND_STATES,
     AgentStatus,
@@ -35,6 +34,7 @@ from .choices import (
     TargetKind,
 )
 from .models import Agent, Command, EnrollmentToken, Script, ScriptRun, ScriptVersion, SignerKey
+from .scripts import templating
 
 TOKEN_PREFIX = "wke"
 SECRET_PURPOSE = "agents.script-parameter"

@@ -102,3 +102,24 @@ def offline_agent_count(user) -> int:
 
     return scoped(Agent.objects.filter(status=AgentStatus.APPROVED,
                                        connectivity=Connectivity.OFFLINE), user).count()
+
+
+# --- Querysets for other apps ---------------------------------------------------------------
+# Other apps never import the agents' models: they start from these.
+
+def all_metric_names():
+    return MetricName.objects.all()
+
+
+def all_metric_samples():
+    return MetricSample.objects.all()
+
+
+def all_commands():
+    return Command.objects.all()
+
+
+def all_scripts():
+    from .scripts.models import Script
+
+    return Script.objects.all()

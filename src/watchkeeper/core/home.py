@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import hooks
 from .choices import Role
 from .permissions import has_capability
 
@@ -29,10 +30,14 @@ def view_of(user) -> str:
 def panels(user) -> dict[str, Any]:
     view = view_of(user)
     data: dict[str, Any] = {"home_view": view}
-    tickets = has_capability(user, "tickets.view")
-    monitoring = has_capability(user, "monitoring.view")
+    # The apps' selectors come through core.hooks (core imports no app).
+    helpdesk = hooks.first("helpdesk.selectors")
+    agents = hooks.first("agents.selectors")
+    monitoring_selectors = hooks.first("monitoring.selectors")
+    tickets = has_capability(user, "tickets.view") and helpdesk is not None
+    monitoring = has_capability(user, "monitoring.view") and None not in (
+        agents, monitoring_selectors)
     if tickets:
-        from watchkeeper.helpdesk import selectors as helpdesk
 
         if view == TECH:
             data["my_tickets"] = helpdesk.my_open_tickets(user)
@@ -47,8 +52,6 @@ def panels(user) -> dict[str, Any]:
             if has_capability(user, "billing.view"):
                 data["billing_run"] = helpdesk.latest_billing_run()
     if monitoring:
-        from watchkeeper.agents import selectors as agents
-        from watchkeeper.monitoring import selectors as monitoring_selectors
 
         data["alerts"] = monitoring_selectors.active_alerts(user)
         data["alert_counts"] = monitoring_selectors.alert_counts(user)

@@ -52,6 +52,8 @@ def _django_errors(exc: DjangoValidationError):
         exc.message_dict if hasattr(exc, "message_dict") else {"detail": exc.messages})
 
 
+
+
 class StaffField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         return selectors.technicians(self.context["request"].user)

@@ -39,7 +39,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 OPEN_STATUSES = frozenset({Status.NEW, Status.OPEN, Status.IN_PROGRESS, Status.WAITING_CLIENT,
                            Status.WAITING_THIRD_PARTY})
-# SLA clocks (helpdesk/sla.py) stop while a ticket is in one of these.
+# SLA clocks (helpdesk/sla/actions.py) stop while a ticket is in one of these.
 PAUSED_STATUSES = frozenset({Status.WAITING_CLIENT})
 
 

@@ -153,3 +153,23 @@ def ticket_data(ctx: DemoContext) -> None:
                                     work_type=work_types["Remote support"])
             timer_started = True
         ctx.count("tickets")
+
+
+def billing_run(server: str = "") -> bool:
+    """This month's draft billing run, once the fleet's devices exist (per-device
+    contracts count them), computed by the demo's first admin."""
+    from django.utils import timezone
+
+    from watchkeeper.core.choices import Role
+    from watchkeeper.core.models import User
+
+    from .billing import actions as billing
+    from .billing.models import BillingRun
+
+    start, _ = billing.month_bounds(timezone.localdate())
+    admin = User.objects.filter(role__in=[Role.ADMIN, Role.OWNER], is_active=True).order_by(
+        "id").first()
+    if admin is None or BillingRun.objects.filter(period_start=start).exists():
+        return False
+    billing.create_run(actor=admin, period=start)
+    return True

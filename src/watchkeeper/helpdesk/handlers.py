@@ -39,11 +39,11 @@ def send_mail(event: HelpdeskMail, handler_name) -> None:
 
 
 def _device(device_id: int | None, client_id: int | None):
-    from watchkeeper.inventory.models import Device
+    from watchkeeper.inventory.selectors import all_devices
 
     if not device_id:
         return None
-    return Device.objects.filter(pk=device_id, client_id=client_id).first()
+    return all_devices().filter(pk=device_id, client_id=client_id).first()
 
 
 def _alert_ticket(event: AlertEvent) -> Ticket | None:

@@ -4,7 +4,7 @@ inbound mail that could not become a ticket entry, outgoing mail, and CSAT surve
 
 Tenant-owned rows declare `tenant_path` and are read through core.tenancy.scoped(). A ticket
 from an unknown sender has no client yet (triage): only roles that see every client see it.
-SLA clocks (helpdesk/sla.py) are computed from Ticket.created_at / first_responded_at /
+SLA clocks (helpdesk/sla/actions.py) are computed from Ticket.created_at / first_responded_at /
 resolved_at and the TicketStatusChange rows.
 """
 

@@ -114,9 +114,9 @@ def ticket_detail(request, pk: int):
     devices = scoped(ticket.devices.all(), user)
     linkable = []
     if ticket.client_id and has_capability(user, "tickets.change"):
-        from watchkeeper.inventory.models import Device
+        from watchkeeper.inventory.selectors import all_devices
 
-        linkable = list(scoped(Device.objects.filter(client_id=ticket.client_id), user)
+        linkable = list(scoped(all_devices().filter(client_id=ticket.client_id), user)
                         .exclude(pk__in=[d.pk for d in devices]).order_by("name")
                         .only("id", "name")[:1000])
     return render(request, "helpdesk/ticket_detail.html", {
@@ -256,11 +256,11 @@ def ticket_watch(request, pk: int):
 @require_POST
 def ticket_devices(request, pk: int):
     """Link a device of the ticket's client to the ticket, or unlink one (picker by name)."""
-    from watchkeeper.inventory.models import Device
+    from watchkeeper.inventory.selectors import all_devices
 
     ticket = _ticket(request, pk)
     linked = list(ticket.devices.all())
-    device = scoped(Device.objects.filter(client_id=ticket.client_id), request.user).filter(
+    device = scoped(all_devices().filter(client_id=ticket.client_id), request.user).filter(
         pk=request.POST.get("device") or 0).first() if ticket.client_id else None
     if device is None:
         messages.error(request, "Choose a device of this ticket's client.")

@@ -8,34 +8,30 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework import exceptions, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from watchkeeper.core.api.serializers import IdInputField
 from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.converters import filter_by_id
 from watchkeeper.core.models import Client, Contact, Site
-from watchkeeper.core.tenancy import scoped
 
-from . import actions, discovery, importers, selectors
+from . import actions, selectors
 from .choices import ConflictStatus
 from .models import (
     Device,
     DeviceChange,
-    DiscoveredHost,
-    DiscoveryRun,
     FieldConflict,
     FieldProvenance,
-    ImportRun,
     SoftwareInstall,
     SoftwareLicence,
 )
 
 VIEW, CHANGE = "devices.view", "devices.change"
 CRUD = {"GET": VIEW, "POST": CHANGE, "PUT": CHANGE, "PATCH": CHANGE, "DELETE": CHANGE}
+
+
 
 
 class DeviceSerializer(serializers.ModelSerializer):
@@ -260,116 +256,6 @@ class LicenceViewSet(ScopedMixin, viewsets.ModelViewSet):
         actions.delete_licence(actor=self.request.user, licence=instance)
 
 
-class ImportRunSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ImportRun
-        fields = ["id", "client", "filename", "status", "headers", "mapping", "date_order",
-                  "resolutions", "report", "created_at", "applied_at"]
-        read_only_fields = fields
-
-
-class ImportUploadSerializer(serializers.Serializer):
-    client = IdInputField()
-    file = serializers.FileField()
-
-
-RESOLUTIONS_HELP = (
-    "A person's decisions from the preview: 'value:<line>:<field>' -> a reading named in "
-    "report.ambiguous[].options (or its value, or '' to leave the value empty); "
-    "'order:<date field>' -> dmy|mdy for a column's ambiguous dates; 'mark:cost' -> ',' or "
-    "'.' (the decimal separator); 'dup:<line>' (report.duplicates[].key) -> the line that "
-    "wins, or 'skip'.")
-
-
-class MappingSerializer(serializers.Serializer):
-    mapping = serializers.DictField(child=serializers.CharField(allow_blank=True))
-    date_order = serializers.ChoiceField(
-        choices=["dmy", "mdy", ""], default="", help_text=(
-            "How every date column reads slash dates that stay ambiguous after the column's "
-            "own evidence; empty: each such value waits for a decision."))
-    resolutions = serializers.DictField(child=serializers.CharField(allow_blank=True),
-                                        required=False, help_text=RESOLUTIONS_HELP)
-
-
-class DecideSerializer(serializers.Serializer):
-    resolutions = serializers.DictField(child=serializers.CharField(allow_blank=True),
-                                        help_text=RESOLUTIONS_HELP)
-
-
-class ApplySerializer(serializers.Serializer):
-    decisions = serializers.DictField(child=serializers.ChoiceField(choices=["keep", "take"]),
-                                      required=False)
-    resolutions = serializers.DictField(child=serializers.CharField(allow_blank=True),
-                                        required=False, help_text=RESOLUTIONS_HELP)
-    skip_undecided = serializers.BooleanField(
-        default=False, help_text="Apply although decisions are open: undecided ambiguous "
-                                 "values are left empty, undecided duplicate rows skipped.")
-
-
-class ImportViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
-    """Spreadsheet imports: POST a file, POST its mapping (returns the preview), POST apply."""
-
-    queryset = ImportRun.objects.all()
-    serializer_class = ImportRunSerializer
-    filter_backends: list = []
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
-    permissions = {"GET": VIEW, "POST": CHANGE}
-
-    @extend_schema(request=ImportUploadSerializer, responses={201: ImportRunSerializer},
-                   summary="Upload a CSV or XLSX file")
-    def create(self, request):
-        body = ImportUploadSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        client = scoped(Client.objects.all(), request.user).filter(
-            pk=body.validated_data["client"]).first()
-        if client is None:
-            raise exceptions.ValidationError({"client": ["Unknown client."]})
-        upload = body.validated_data["file"]
-        try:
-            run = importers.upload(actor=request.user, client=client, filename=upload.name,
-                                   raw=upload.read())
-        except importers.ImportError_ as exc:
-            raise exceptions.ValidationError({"file": [str(exc)]}) from exc
-        return Response(ImportRunSerializer(run).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=MappingSerializer, responses={200: ImportRunSerializer},
-                   summary="Set the column mapping; the response holds the preview")
-    @action(detail=True, methods=["post"])
-    def mapping(self, request, pk=None):
-        run = self.get_object()
-        body = MappingSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        run = _django_errors(importers.set_mapping, actor=request.user, run=run,
-                             mapping=body.validated_data["mapping"],
-                             date_order=body.validated_data["date_order"],
-                             resolutions=body.validated_data.get("resolutions"))
-        return Response(ImportRunSerializer(run).data)
-
-    @extend_schema(request=DecideSerializer, responses={200: ImportRunSerializer},
-                   summary="Decide ambiguous values and duplicate rows; refreshes the preview")
-    @action(detail=True, methods=["post"])
-    def decide(self, request, pk=None):
-        run = self.get_object()
-        body = DecideSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        run = _django_errors(importers.decide, actor=request.user, run=run,
-                             resolutions=body.validated_data["resolutions"])
-        return Response(ImportRunSerializer(run).data)
-
-    @extend_schema(request=ApplySerializer, responses={200: ImportRunSerializer},
-                   summary="Apply the import; decisions: {'<device>:<field>': keep|take}")
-    @action(detail=True, methods=["post"])
-    def apply(self, request, pk=None):
-        run = self.get_object()
-        body = ApplySerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        run = _django_errors(importers.apply, actor=request.user, run=run,
-                             decisions=body.validated_data.get("decisions") or {},
-                             resolutions=body.validated_data.get("resolutions") or {},
-                             skip_undecided=body.validated_data["skip_undecided"])
-        return Response(ImportRunSerializer(run).data)
-
-
 class ReconciliationViewSet(viewsets.ViewSet):
     """Devices with no agent, duplicates, devices not seen for `days`, open conflicts and
     fields where sources disagree."""
@@ -405,83 +291,8 @@ class ReconciliationViewSet(viewsets.ViewSet):
         })
 
 
-class DiscoveredHostSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = DiscoveredHost
-        fields = ["id", "address", "alive", "open_ports", "snmp_name", "snmp_descr",
-                  "state", "device"]
-        read_only_fields = fields
-
-
-class DiscoveryRunSerializer(serializers.ModelSerializer):
-    hosts = DiscoveredHostSerializer(many=True, read_only=True)
-    client = ScopedRelatedField(queryset=Client.objects.all())
-    site = ScopedRelatedField(queryset=Site.objects.all(), allow_null=True, required=False)
-    ports = serializers.ListField(child=serializers.IntegerField(min_value=1,
-                                                                 max_value=65535),
-                                  required=False, max_length=100)
-    snmp_community = serializers.CharField(write_only=True, required=False, allow_blank=True)
-
-    class Meta:
-        model = DiscoveryRun
-        fields = ["id", "client", "site", "subnet", "ports", "snmp_community", "snmp_port",
-                  "status", "error", "created_at", "started_at", "finished_at", "hosts"]
-        read_only_fields = ["status", "error", "created_at", "started_at", "finished_at"]
-
-
-class AcceptSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=[c for c, _ in Device._meta.get_field(
-        "kind").choices], default="other")
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-
-
-class DiscoveryViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = DiscoveryRun.objects.prefetch_related("hosts")
-    serializer_class = DiscoveryRunSerializer
-    filter_backends: list = []
-    permissions = {"GET": VIEW, "POST": CHANGE}
-
-    @extend_schema(request=DiscoveryRunSerializer, responses={201: DiscoveryRunSerializer},
-                   summary="Start a discovery run on a subnet (at most a /22)")
-    def create(self, request):
-        body = DiscoveryRunSerializer(data=request.data, context={"request": request})
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        try:
-            run = discovery.start_discovery(
-                actor=request.user, client=data["client"], site=data.get("site"),
-                subnet=data["subnet"], ports=data.get("ports"),
-                snmp_community=data.get("snmp_community", ""),
-                snmp_port=data.get("snmp_port", 161))
-        except ValueError as exc:
-            raise exceptions.ValidationError({"subnet": [str(exc)]}) from exc
-        return Response(DiscoveryRunSerializer(run, context={"request": request}).data,
-                        status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=AcceptSerializer, responses={201: DeviceSerializer},
-                   summary="Accept a found host into the inventory")
-    @action(detail=True, methods=["post"], url_path="hosts/<id:host_id>/accept")
-    def accept(self, request, pk=None, host_id=None):
-        run = self.get_object()
-        host = run.hosts.filter(pk=host_id).first()
-        if host is None:
-            raise exceptions.NotFound()
-        body = AcceptSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            device = discovery.accept_host(actor=request.user, host=host,
-                                           kind=body.validated_data["kind"],
-                                           name=body.validated_data.get("name", ""))
-        except ValueError as exc:
-            raise exceptions.ValidationError({"host": [str(exc)]}) from exc
-        return Response(DeviceSerializer(device, context={"request": request}).data,
-                        status=status.HTTP_201_CREATED)
-
-
 def register(router) -> None:
     router.register("devices", DeviceViewSet, basename="device")
     router.register("device-conflicts", ConflictViewSet, basename="device-conflict")
     router.register("licences", LicenceViewSet, basename="licence")
-    router.register("device-imports", ImportViewSet, basename="device-import")
     router.register("reconciliation", ReconciliationViewSet, basename="reconciliation")
-    router.register("discoveries", DiscoveryViewSet, basename="discovery")

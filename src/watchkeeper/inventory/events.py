@@ -1,5 +1,5 @@
-"""The events of the inventory: devices, conflicts, imports, discovery (see
-core.catalogue)."""
+"""The events of the inventory: devices, conflicts, imports, discovery, device relations
+(see core.catalogue)."""
 
 from __future__ import annotations
 
@@ -107,3 +107,17 @@ class DiscoveryHostIgnored(EventData):
 # Devices are deleted through core.actions.delete_object (created and changed above).
 declare_crud("inventory.Device", module=__name__, verbs=("deleted",))
 declare_crud("inventory.SoftwareLicence", module=__name__)
+# Manual relations are created and deleted through core.actions (relations/actions.py).
+declare_crud("inventory.DeviceRelation", module=__name__, verbs=("created", "deleted"))
+
+
+@declare("devicerelation.observed")
+class DeviceRelationObserved(EventData):
+    """What an observing source (agent, discovery) sees a device depend on changed: its
+    relations of `kind` from `source` now name the devices in `parents`."""
+
+    device_id: int
+    kind: str
+    source: str
+    parents: list[int]
+

@@ -27,10 +27,7 @@ from .choices import (
     ChangeKind,
     ConflictStatus,
     DeviceKind,
-    ImportStatus,
     LifecycleStatus,
-    ProposalState,
-    RunStatus,
     SourceKind,
 )
 
@@ -275,84 +272,7 @@ class SavedView(models.Model):
         return self.name
 
 
-class ImportRun(models.Model):
-    """One spreadsheet import: the parsed rows, the column mapping, and the report."""
+from .imports.models import ImportRun  # noqa: E402,F401,I001  (imports)
+from .discovery.models import DiscoveredHost, DiscoveryRun  # noqa: E402,F401,I001  (discovery)
 
-    tenant_path = "client"
-
-    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="imports")
-    filename = models.CharField(max_length=255)
-    status = models.CharField(max_length=10, choices=ImportStatus.choices,
-                              default=ImportStatus.UPLOADED)
-    headers = models.JSONField(default=list)
-    rows = models.JSONField(default=list)
-    mapping = models.JSONField(default=dict, blank=True)
-    # A person's reading of ambiguous slash dates for every date column ("dmy"/"mdy"),
-    # "" = undecided (a column's own unambiguous values decide first).
-    date_order = models.CharField(max_length=3, default="", blank=True)
-    # A person's decisions from the preview: "order:<field>" -> dmy|mdy, "mark:cost" -> ,|.,
-    # "value:<line>:<field>" -> the chosen reading or "" (leave empty),
-    # "dup:<group>" -> the line that wins, or "skip".
-    resolutions = models.JSONField(default=dict, blank=True)
-    report = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                   null=True, related_name="+")
-    created_at = models.DateTimeField(default=now)
-    applied_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return self.filename
-
-
-class DiscoveryRun(models.Model):
-    """A network discovery sweep of one subnet on behalf of a client."""
-
-    tenant_path = "client"
-
-    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="discoveries")
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, blank=True,
-                             related_name="+")
-    subnet = models.CharField(max_length=50)
-    ports = models.JSONField(default=list)
-    snmp_community_enc = models.TextField(blank=True)
-    snmp_port = models.PositiveIntegerField(default=161)
-    status = models.CharField(max_length=10, choices=RunStatus.choices,
-                              default=RunStatus.QUEUED)
-    error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                     null=True, related_name="+")
-    created_at = models.DateTimeField(default=now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return self.subnet
-
-
-class DiscoveredHost(models.Model):
-    """A host a discovery run found, proposed for inventory."""
-
-    tenant_path = "run__client"
-
-    run = models.ForeignKey(DiscoveryRun, on_delete=models.CASCADE, related_name="hosts")
-    address = models.GenericIPAddressField()
-    alive = models.BooleanField(default=False)
-    open_ports = models.JSONField(default=list)
-    snmp_name = models.CharField(max_length=255, blank=True)
-    snmp_descr = models.TextField(blank=True)
-    state = models.CharField(max_length=10, choices=ProposalState.choices,
-                             default=ProposalState.PROPOSED)
-    device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, blank=True,
-                               related_name="+")
-
-    class Meta:
-        ordering = ["address"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "address"], name="discovered_unique")
-        ]
+from .relations.models import DeviceRelation  # noqa: E402,F401,I001  (relations)

@@ -2,6 +2,6 @@
 
 from watchkeeper.core.scheduler import register
 
-from . import discovery
+from .discovery import engine as discovery
 
 register("inventory.recover_discoveries", 600, discovery.recover_discoveries)

@@ -17,6 +17,7 @@ from watchkeeper.core.tenancy import scoped
 from .choices import ConflictStatus
 from .models import (
     Device,
+    DeviceSection,
     FieldConflict,
     FieldProvenance,
     NetworkAddress,
@@ -254,9 +255,20 @@ def disagreeing_fields(user, limit: int = 500) -> list[dict[str, Any]]:
 def agents_without_device(user) -> list[Any]:
     """Agents the agents app knows that have no inventory record (if it exposes them):
     e.g. enrolled and waiting in quarantine."""
-    try:
-        from watchkeeper.agents import selectors as agent_selectors
-    except ImportError:
-        return []
+    from watchkeeper.core import hooks
+
+    agent_selectors = hooks.first("agents.selectors")
     func = getattr(agent_selectors, "agents_without_device", None)
     return list(func(user)) if func else []
+
+
+# --- Querysets for other apps ---------------------------------------------------------------
+# Other apps never import inventory's models: they start from these (and filter, scope or
+# use `.model` for a form field or a route's wk_model).
+
+def all_devices() -> QuerySet:
+    return Device.objects.all()
+
+
+def all_device_sections() -> QuerySet:
+    return DeviceSection.objects.all()

@@ -456,7 +456,28 @@ def _apply_interfaces(device, data, old, agent_ref, at) -> list[str]:
                                      history_kinds={"primary_ip": ChangeKind.IP_CHANGED})
     record_provenance(device, values, source_kind=SourceKind.AGENT, source_ref=agent_ref,
                       observed_at=at)
+    if any(isinstance(i, dict) and "gateway" in i for i in data):
+        _observe_gateways(device, data, at)
     return changed
+
+
+def _observe_gateways(device, data, at) -> None:
+    """The agent's default gateways as the device's "gateway" relations (source agent):
+    each gateway address that is a known device of the same client becomes its parent.
+    Only sent by agents that read their routes; what a person set is never touched."""
+    from .relations import actions as relation_actions
+    from .relations.choices import RelationKind, RelationSource
+
+    gateways = sorted({ip for ip in (_valid_ip(i.get("gateway")) for i in data
+                                     if isinstance(i, dict)) if ip})
+    parents = []
+    for ip in gateways:
+        parent = (Device.objects.filter(client_id=device.client_id, addresses__address=ip)
+                  .exclude(pk=device.pk).order_by("id").first())
+        if parent is not None:
+            parents.append((parent, f"default gateway {ip}"))
+    relation_actions.record_observed(device=device, kind=RelationKind.GATEWAY,
+                                     source=RelationSource.AGENT, parents=parents, at=at)
 
 
 def _primary_address(rows: list[NetworkAddress]) -> tuple[str | None, str]:

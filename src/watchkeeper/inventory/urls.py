@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
-from . import views, views_ops
+from . import views
 
 urlpatterns = [
     path("devices/", views.device_list, name="devices"),
@@ -18,14 +18,8 @@ urlpatterns = [
     path("inventory/licences/new", views.licence_edit, name="inventory_licence_create"),
     path("inventory/licences/<id:pk>/edit", views.licence_edit,
          name="inventory_licence_edit"),
-    path("inventory/import/", views_ops.import_start, name="inventory_import_start"),
-    path("inventory/import/<id:pk>/", views_ops.import_detail, name="inventory_import"),
-    path("inventory/import/<id:pk>/apply", views_ops.import_apply,
-         name="inventory_import_apply"),
-    path("inventory/reconcile/", views_ops.reconcile, name="inventory_reconcile"),
-    path("inventory/discovery/", views_ops.discovery_list, name="inventory_discovery"),
-    path("inventory/discovery/<id:pk>/", views_ops.discovery_run,
-         name="inventory_discovery_run"),
-    path("inventory/discovery/hosts/<id:pk>", views_ops.discovery_host,
-         name="inventory_discovery_host"),
+    path("inventory/reconcile/", views.reconcile, name="inventory_reconcile"),
+    path("", include("watchkeeper.inventory.imports.urls")),
+    path("", include("watchkeeper.inventory.discovery.urls")),
+    path("", include("watchkeeper.inventory.relations.urls")),
 ]

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from watchkeeper.core import hooks
 from watchkeeper.core.converters import parse_id
 from watchkeeper.core.csvsafe import safe_cell
 from watchkeeper.core.models import Client, Site
@@ -29,7 +30,7 @@ from watchkeeper.core.tenancy import scoped
 from . import actions, selectors
 from .choices import DeviceKind, LifecycleStatus, SourceKind
 from .forms import DeviceForm, LicenceForm
-from .importers import EXPORT_COLUMNS, export_row
+from .imports.importers import EXPORT_COLUMNS, export_row
 from .models import (
     Device,
     DeviceChange,
@@ -40,20 +41,18 @@ from .models import (
     SoftwareInstall,
     SoftwareLicence,
 )
+from .relations import views as relation_views
 
 PAGE_SIZES = (25, 50, 100, 200)
-TABS = ("summary", "inventory", "software", "history", "scripts", "metrics")
+TABS = ("summary", "inventory", "software", "relations", "history", "scripts", "metrics")
 # Offered when the agents app names none yet for the device; it names them (cpu.percent...).
 METRICS = ("cpu.percent", "mem.percent", "swap.percent", "load.1", "processes")
 METRIC_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
 
 
 def _agents_selectors():
-    try:
-        from watchkeeper.agents import selectors as agent_selectors
-    except ImportError:
-        return None
-    return agent_selectors
+    """The agents app's device selectors (core.hooks), or None without that app."""
+    return hooks.first("agents.selectors")
 
 
 def _query(request) -> selectors.DeviceQuery:
@@ -242,12 +241,9 @@ device_detail.wk_model = Device
 
 def _drive_findings():
     """The SMART reading of monitoring's smart check, so the page highlights exactly what
-    alerts; imported lazily like the agents selectors (inventory does not need monitoring)."""
-    try:
-        from watchkeeper.monitoring.predictive import assess_drive
-    except ImportError:
-        return None
-    return assess_drive
+    alerts; provided through core.hooks like the agents selectors (inventory imports
+    neither app)."""
+    return hooks.first("inventory.drive_assessment")
 
 
 def _drives(section: DeviceSection | None) -> list[dict]:
@@ -309,6 +305,8 @@ def device_tab(request, pk: int, tab: str):
             software = software.filter(name__icontains=search)
         context["software"] = software[:2000]
         context["search"] = search
+    elif tab == "relations":
+        context.update(relation_views.context(request, device))
     elif tab == "history":
         from watchkeeper.core.selectors import object_history
 
@@ -461,3 +459,23 @@ licence_edit.wk_model = SoftwareLicence
 
 def list_url_with(params: dict) -> str:
     return f"{_list_url()}?{urlencode(params)}"
+
+
+@requires("devices.view")
+def reconcile(request):
+    try:
+        days = max(1, min(int(request.GET.get("days", 30)), 3650))
+    except ValueError:
+        days = 30
+    user = request.user
+    return render(request, "inventory/reconcile.html", {
+        "days": days,
+        "no_agent": selectors.devices_without_agent(user)[:200],
+        "no_agent_count": selectors.devices_without_agent(user).count(),
+        "agents_without_device": selectors.agents_without_device(user),
+        "duplicates": selectors.duplicates(user),
+        "stale": selectors.not_seen_since(user, days)[:200],
+        "conflicts": selectors.open_conflicts(user)[:200],
+        "disagreements": selectors.disagreeing_fields(user, 200),
+        "can_change": has_capability(user, "devices.change"),
+    })

@@ -24,7 +24,6 @@ from .models import (
     Check,
     CheckOverride,
     DeviceGroup,
-    DeviceRelation,
     MaintenanceWindow,
     NotificationChannel,
     Policy,
@@ -52,7 +51,7 @@ def _references(policy: Policy) -> list[str]:
 
 
 def masked_config(kind: str, config: dict | None) -> dict:
-    from .poller import masked
+    from .poller.engine import masked
 
     return masked(kind, config or {})
 
@@ -136,8 +135,8 @@ def _server_config(kind: str, config: dict, check: Check | None = None,
                    device=None) -> dict:
     """A server-side check's config as stored: a secret sent back masked is kept only for
     the same target, the config is validated as the poller will run it, secrets sealed."""
-    from .poller import keep_secrets, seal_secrets, validate_for_storage
-    from .poller_checks import ConfigError
+    from .poller.checks import ConfigError
+    from .poller.engine import keep_secrets, seal_secrets, validate_for_storage
 
     if check is not None:
         config = keep_secrets(kind, config, check.kind, check.config or {},
@@ -220,7 +219,7 @@ def set_override(*, actor, check: Check, scope: str, target=None,
                  is_enabled: bool | None = None, config: dict | None = None) -> CheckOverride:
     fields = _scope_fields(scope, target)
     if config and check.kind in SERVER_KINDS:
-        from .poller_checks import SECRET_FIELDS
+        from .poller.checks import SECRET_FIELDS
 
         if set(config) & set(SECRET_FIELDS.get(check.kind, ())):
             raise ActionError("Secrets (community, keys) are set on the check itself.")
@@ -243,7 +242,7 @@ def delete_override(*, actor, override: CheckOverride) -> None:
     delete_object(actor=actor, obj=override)
 
 
-# --- Groups, relations, maintenance, channels ----------------------------------------------
+# --- Groups, maintenance, channels ----------------------------------------------
 
 def create_group(*, actor, client, name: str, devices=()) -> DeviceGroup:
     with transaction.atomic():
@@ -268,18 +267,6 @@ def set_group_devices(*, actor, group: DeviceGroup, devices) -> DeviceGroup:
     return group
 
 
-def add_relation(*, actor, kind: str, parent, device=None, site=None) -> DeviceRelation:
-    child_client = (device or site).client_id if (device or site) else None
-    if child_client != parent.client_id:
-        raise ActionError("A dependency links devices of one client.")
-    if device is not None and device.pk == parent.pk:
-        raise ActionError("A device cannot depend on itself.")
-    return create_object(actor=actor, model=DeviceRelation, client_id=parent.client_id,
-                         kind=kind, parent=parent, device=device, site=site)
-
-
-def delete_relation(*, actor, relation: DeviceRelation) -> None:
-    delete_object(actor=actor, obj=relation)
 
 
 def create_maintenance(*, actor, client, name: str, starts_at: datetime,
@@ -308,7 +295,7 @@ def create_channel(*, actor, name: str, kind: str, client=None, contacts=(),
                    catch_up: bool = False, **fields: Any) -> NotificationChannel:
     """Create a channel; with `catch_up`, also tell it once of the alerts open now that it
     matches (catch_up_channel). The ids queued are left on `channel.caught_up`."""
-    from .notify import seal_url, validate_channel
+    from .channels.notify import seal_url, validate_channel
 
     errors = validate_channel(kind, {**fields, "client": client})
     if errors:
@@ -334,7 +321,7 @@ def update_channel(*, actor, channel: NotificationChannel, catch_up: bool = Fals
     """Change a channel (and its contacts, when given); with `catch_up`, then tell it once
     of the open alerts it matches and was not told of (what a switch-on or a wider scope
     lets in), in one transaction."""
-    from .notify import channel_url, mask_url, seal_url, validate_channel
+    from .channels.notify import channel_url, mask_url, seal_url, validate_channel
 
     if "url" in fields:  # the URL shown (masked) sent back unchanged keeps the stored one
         url = fields.pop("url") or ""
@@ -374,7 +361,7 @@ def catch_up_channel(*, actor, channel: NotificationChannel) -> list[int]:
     """Tell `channel`, once each, of the open alerts it would have been told of had it
     existed, been on, or been this wide when they opened (notify.queue_catch_up). One audit
     row and one `notificationchannel.caught_up` event name the alerts; returns their ids."""
-    from .notify import queue_catch_up
+    from .channels.notify import queue_catch_up
 
     with transaction.atomic():
         # Two requests for one channel wait for each other (PostgreSQL; SQLite's

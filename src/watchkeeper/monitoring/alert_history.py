@@ -35,7 +35,7 @@ def _metric_of(alert) -> tuple[str, str] | None:
 
 
 def history(alert, hours: int = 24) -> dict[str, Any] | None:
-    from . import rollups
+    from .history import actions as rollups
 
     if alert.check_template is None:
         return None

@@ -259,13 +259,14 @@ def _apply_alert_changes(changes: list[_Change], now: datetime,
     others = [ch for ch in changes if ch.kind != "repeat"]
     if not others:
         return
-    from .models import DeviceRelation, MaintenanceWindow
+    from watchkeeper.inventory.relations.selectors import clients_with_relations
+
+    from .models import MaintenanceWindow
 
     clients = {ch.state.client_id for ch in others if ch.kind in ("open", "flap")}
     hints = {"relations": set(), "windows": set()}
     if clients:
-        hints["relations"] = set(DeviceRelation.objects.filter(client_id__in=clients)
-                                 .values_list("client_id", flat=True).distinct())
+        hints["relations"] = clients_with_relations(clients)
         hints["windows"] = set(MaintenanceWindow.objects.filter(client_id__in=clients)
                                .values_list("client_id", flat=True).distinct())
     for ch in others:

@@ -17,10 +17,11 @@ from rest_framework.views import APIView
 
 from watchkeeper.core.api.problems import Conflict
 from watchkeeper.core.api.serializers import IdInputField
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as VisibleField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact, Site
 from watchkeeper.core.tenancy import can_see_client, scoped
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from . import actions, bulk, policies
 from .choices import Scope
@@ -30,7 +31,6 @@ from .models import (
     CheckOverride,
     CheckState,
     DeviceGroup,
-    DeviceRelation,
     MaintenanceWindow,
     Notification,
     NotificationChannel,
@@ -49,11 +49,6 @@ def _action(func, *args, **kwargs):
         raise Conflict(str(exc)) from exc
 
 
-class VisibleField(serializers.PrimaryKeyRelatedField):
-    """A reference the requesting user may see (another tenant's id reads as unknown)."""
-
-    def get_queryset(self):
-        return scoped(self.queryset.all(), self.context["request"].user)
 
 
 def _check_client(user, client: Client | None) -> None:
@@ -83,7 +78,7 @@ class AlertFilterSerializer(serializers.Serializer):
     may see (monitoring/bulk.py)."""
 
     client = VisibleField(queryset=Client.objects.all(), required=False, allow_null=True)
-    device = VisibleField(queryset=Device.objects.all(), required=False, allow_null=True)
+    device = VisibleField(queryset=all_devices(), required=False, allow_null=True)
     check_template = IdInputField(required=False, allow_null=True)
     severity = serializers.ChoiceField(choices=bulk.SEVERITIES, required=False,
                                        allow_blank=True)
@@ -252,7 +247,7 @@ class PolicyViewSet(ScopedMixin, viewsets.ModelViewSet):
         body = WhatIfSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         policy = self.get_object()
-        visible = set(scoped(Device.objects.all(), request.user).values_list("id", flat=True)
+        visible = set(scoped(all_devices(), request.user).values_list("id", flat=True)
                       .filter(pk__in=policies.devices_of_policy(policy)))
         result = policies.what_if(policy, days=body.validated_data["days"],
                                   device_ids=sorted(visible))
@@ -269,7 +264,7 @@ class PolicyViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 class CheckSerializer(serializers.ModelSerializer):
     policy = VisibleField(queryset=Policy.objects.all())
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = VisibleField(queryset=all_devices(), allow_null=True, required=False)
 
     class Meta:
         model = Check
@@ -311,7 +306,7 @@ class CheckViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 
 _TARGETS: dict[str, type[Model]] = {Scope.CLIENT: Client, Scope.SITE: Site,
-                                    Scope.GROUP: DeviceGroup, Scope.DEVICE: Device}
+                                    Scope.GROUP: DeviceGroup, Scope.DEVICE: all_devices().model}
 
 
 def _target(request, scope: str, target_id):
@@ -394,7 +389,7 @@ class OverrideViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 class GroupSerializer(serializers.ModelSerializer):
     client = VisibleField(queryset=Client.objects.all())
-    devices = VisibleField(queryset=Device.objects.all(), many=True, required=False)
+    devices = VisibleField(queryset=all_devices(), many=True, required=False)
 
     class Meta:
         model = DeviceGroup
@@ -438,41 +433,12 @@ class GroupViewSet(ScopedMixin, viewsets.ModelViewSet):
         delete_object(actor=self.request.user, obj=instance)
 
 
-class RelationSerializer(serializers.ModelSerializer):
-    parent = VisibleField(queryset=Device.objects.all())
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
-    site = VisibleField(queryset=Site.objects.all(), allow_null=True, required=False)
-
-    class Meta:
-        model = DeviceRelation
-        fields = ["id", "client", "kind", "parent", "device", "site"]
-        read_only_fields = ["client"]
-
-
-class RelationViewSet(ScopedMixin, viewsets.ModelViewSet):
-    queryset = DeviceRelation.objects.all()
-    serializer_class = RelationSerializer
-    filterset_fields = ["client", "kind", "parent", "device", "site"]
-    ordering = ["id"]
-    ordering_fields = ["id"]
-    http_method_names = ["get", "post", "delete", "head", "options"]
-    permissions = {"GET": VIEW, "POST": CHANGE, "DELETE": CHANGE}
-
-    def perform_create(self, serializer):
-        data = serializer.validated_data
-        if not data.get("device") and not data.get("site"):
-            raise serializers.ValidationError({"device": "Name a device or a site."})
-        serializer.instance = _action(actions.add_relation, actor=self.request.user,
-                                      **data)
-
-    def perform_destroy(self, instance):
-        actions.delete_relation(actor=self.request.user, relation=instance)
 
 
 class MaintenanceSerializer(serializers.ModelSerializer):
     client = VisibleField(queryset=Client.objects.all())
     site = VisibleField(queryset=Site.objects.all(), allow_null=True, required=False)
-    device = VisibleField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = VisibleField(queryset=all_devices(), allow_null=True, required=False)
 
     class Meta:
         model = MaintenanceWindow
@@ -525,7 +491,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         read_only_fields = ["next_digest_at", "created_at"]
 
     def get_catch_up_available(self, obj) -> int | None:
-        from .notify import catch_up_candidates
+        from .channels.notify import catch_up_candidates
 
         view = self.context.get("view")
         if getattr(view, "action", None) == "list":
@@ -536,7 +502,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         return list(getattr(obj, "caught_up", []))
 
     def to_representation(self, instance):
-        from .notify import channel_url, mask_url
+        from .channels.notify import channel_url, mask_url
 
         data = super().to_representation(instance)
         data["url"] = mask_url(channel_url(instance))
@@ -632,11 +598,11 @@ class EffectiveChecksView(APIView):
     """The checks a device runs, each with the policy and level it came from."""
 
     permissions = {"GET": VIEW}
-    wk_model = Device
+    wk_model = all_devices().model
 
     @extend_schema(responses={200: dict})
     def get(self, request, device_pk: int):
-        device = get_object_or_404(scoped(Device.objects.all(), request.user), pk=device_pk)
+        device = get_object_or_404(scoped(all_devices(), request.user), pk=device_pk)
         checks = policies.effective_checks_for([device.pk], include_disabled=True)
         return Response({"device": device.pk, "checks": checks.get(device.pk, [])},
                         status=status.HTTP_200_OK)
@@ -653,8 +619,6 @@ def register(router) -> None:
                     basename="monitoring-assignment")
     router.register("monitoring/overrides", OverrideViewSet, basename="monitoring-override")
     router.register("monitoring/device-groups", GroupViewSet, basename="monitoring-group")
-    router.register("monitoring/dependencies", RelationViewSet,
-                    basename="monitoring-dependency")
     router.register("monitoring/maintenance-windows", MaintenanceViewSet,
                     basename="monitoring-maintenance")
     router.register("monitoring/channels", ChannelViewSet, basename="monitoring-channel")

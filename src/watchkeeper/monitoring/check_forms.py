@@ -193,9 +193,9 @@ def _django_field(spec: Field, *, for_override: bool = False) -> forms.Field:
 
 
 def _script_choices() -> list[tuple[Any, str]]:
-    from watchkeeper.agents.models import Script
+    from watchkeeper.agents.selectors import all_scripts
 
-    return [("", "Choose a script")] + list(Script.objects.values_list("id", "name"))
+    return [("", "Choose a script")] + list(all_scripts().values_list("id", "name"))
 
 
 def config_from(kind: str, data: dict[str, Any], *, add_error=None,
@@ -362,9 +362,9 @@ def summary(kind: str, config: dict) -> str:
         elif spec.type == "choice":
             parts.append(f"{spec.label.lower()}: {dict(spec.choices).get(value, value)}")
         elif spec.type == "script":
-            from watchkeeper.agents.models import Script
+            from watchkeeper.agents.selectors import all_scripts
 
-            name = Script.objects.filter(pk=value).values_list("name", flat=True).first()
+            name = all_scripts().filter(pk=value).values_list("name", flat=True).first()
             parts.append(f"script {name or value}")
         elif spec.type in ("number", "int"):
             try:

@@ -80,10 +80,6 @@ class Scope(models.TextChoices):
 SCOPE_ORDER = [Scope.GLOBAL, Scope.CLIENT, Scope.SITE, Scope.GROUP, Scope.DEVICE]
 
 
-class RelationKind(models.TextChoices):
-    GATEWAY = "gateway", "Gateway of the device"
-    HOST = "host", "Host of the VM"
-    UPLINK = "uplink", "Uplink of the site"
 
 
 class ChannelKind(models.TextChoices):

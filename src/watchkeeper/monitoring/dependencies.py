@@ -1,37 +1,15 @@
-"""Dependencies from relations (a device's gateway, a VM's host, a site's uplink): while a
-parent has an open critical alert, the alerts of the devices behind it hang under that one
-parent alert, suppressed, so the team gets one notification instead of one per device."""
+"""Dependencies from the inventory's device relations (a device's gateway, its upstream
+switch, a VM's host, what it depends on or is powered by, a site's uplink): while a parent
+has an open critical alert, the alerts of the devices behind it hang under that one parent
+alert, suppressed, so the team gets one notification instead of one per device. The
+relations are read through the inventory's selectors (inventory/relations/selectors.py)."""
 
 from __future__ import annotations
 
-from django.db.models import Q
+from watchkeeper.inventory.relations.selectors import child_device_ids, parent_device_ids
 
 from .choices import OPEN_STATUSES, State, Suppression
-from .models import Alert, DeviceRelation
-
-
-def parent_device_ids(device_id: int) -> list[int]:
-    from watchkeeper.inventory.models import Device
-
-    site_id = Device.objects.filter(pk=device_id).values_list("site_id", flat=True).first()
-    cond = Q(device_id=device_id)
-    if site_id:
-        cond |= Q(site_id=site_id, device__isnull=True)
-    return [p for p in DeviceRelation.objects.filter(cond).values_list("parent_id", flat=True)
-            if p != device_id]
-
-
-def child_device_ids(parent_id: int) -> list[int]:
-    from watchkeeper.inventory.models import Device
-
-    rows = DeviceRelation.objects.filter(parent_id=parent_id).values_list("device_id",
-                                                                          "site_id")
-    devices = {d for d, _ in rows if d}
-    sites = {s for d, s in rows if s and not d}
-    if sites:
-        devices |= set(Device.objects.filter(site_id__in=sites).values_list("id", flat=True))
-    devices.discard(parent_id)
-    return sorted(devices)
+from .models import Alert
 
 
 def parent_alert(client_id: int | None, device_id: int | None) -> Alert | None:

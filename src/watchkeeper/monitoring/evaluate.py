@@ -229,8 +229,8 @@ INVENTORY_KINDS = {CheckKind.SERVICE, CheckKind.PROCESS, CheckKind.REBOOT}
 def evaluate_devices(device_ids: list[int], at: datetime | None = None) -> list[CheckResult]:
     """Evaluate every agent-side metric and inventory check of these devices from their
     newest data (bulk queries: samples, averages, sections, effective checks)."""
-    from watchkeeper.agents.models import MetricName, MetricSample
-    from watchkeeper.inventory.models import Device, DeviceSection
+    from watchkeeper.agents.selectors import all_metric_names, all_metric_samples
+    from watchkeeper.inventory.selectors import all_device_sections, all_devices
 
     from .policies import effective_checks_for
 
@@ -238,13 +238,13 @@ def evaluate_devices(device_ids: list[int], at: datetime | None = None) -> list[
     if not device_ids:
         return []
     effective = effective_checks_for(device_ids)
-    devices = dict(Device.objects.filter(pk__in=device_ids).values_list("id", "client_id"))
-    reboot = dict(Device.objects.filter(pk__in=device_ids).values_list("id",
+    devices = dict(all_devices().filter(pk__in=device_ids).values_list("id", "client_id"))
+    reboot = dict(all_devices().filter(pk__in=device_ids).values_list("id",
                                                                        "reboot_required"))
-    names = dict(MetricName.objects.values_list("id", "name"))
+    names = dict(all_metric_names().values_list("id", "name"))
     since = at - timedelta(minutes=30)
     latest: dict[int, dict[str, tuple[datetime, float]]] = defaultdict(dict)
-    for dev, metric, ts, value in (MetricSample.objects
+    for dev, metric, ts, value in (all_metric_samples()
                                    .filter(device_id__in=device_ids, ts__gte=since, ts__lte=at)
                                    .values_list("device_id", "metric_id", "ts", "value")):
         name = names.get(metric)
@@ -264,7 +264,7 @@ def evaluate_devices(device_ids: list[int], at: datetime | None = None) -> list[
     for metric, window in windows:
         if metric not in ids_by_name:
             continue
-        for row in (MetricSample.objects.filter(device_id__in=device_ids,
+        for row in (all_metric_samples().filter(device_id__in=device_ids,
                                                 metric_id=ids_by_name[metric],
                                                 ts__gte=at - timedelta(minutes=window),
                                                 ts__lte=at)
@@ -274,7 +274,7 @@ def evaluate_devices(device_ids: list[int], at: datetime | None = None) -> list[
                       if any(c["kind"] in INVENTORY_KINDS for c in cs)]
     sections: dict[int, dict[str, Any]] = defaultdict(dict)
     if need_inventory:
-        for dev, name, data in DeviceSection.objects.filter(
+        for dev, name, data in all_device_sections().filter(
                 device_id__in=need_inventory, section__in=["services", "processes", "ports"]
         ).values_list("device_id", "section", "data"):
             sections[dev][name] = data
@@ -295,9 +295,9 @@ def evaluate_devices(device_ids: list[int], at: datetime | None = None) -> list[
 
 
 def devices_with_new_samples(since: datetime, until: datetime) -> list[int]:
-    from watchkeeper.agents.models import MetricSample
+    from watchkeeper.agents.selectors import all_metric_samples
 
-    return sorted(set(MetricSample.objects.filter(ts__gt=since, ts__lte=until)
+    return sorted(set(all_metric_samples().filter(ts__gt=since, ts__lte=until)
                       .values_list("device_id", flat=True).distinct()))
 
 

@@ -116,7 +116,7 @@ class NotificationChannelCaughtUp(EventData):
 
 for _model in ("monitoring.Policy", "monitoring.Check", "monitoring.PolicyAssignment",
                "monitoring.CheckOverride", "monitoring.DeviceGroup",
-               "monitoring.DeviceRelation", "monitoring.MaintenanceWindow",
+               "monitoring.MaintenanceWindow",
                "monitoring.NotificationChannel", "monitoring.HeartbeatJob",
                "monitoring.IngestSource"):
     declare_crud(_model, module=__name__)

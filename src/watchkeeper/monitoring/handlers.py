@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from watchkeeper.core.events import subscribe
 
-from . import notify  # noqa: F401  (registers the notification provider and resolver)
 from .alerts import record_results
+from .channels import notify  # noqa: F401  (registers the notification provider and resolver)
 from .evaluate import offline_results, script_results
 
 if TYPE_CHECKING:  # the other apps' event contracts, for the handlers' signatures
@@ -35,11 +35,11 @@ def on_agent_online(event: AgentOnline, handler_name) -> None:
 
 @subscribe("command.finished", name="monitoring.script_check")
 def on_command_finished(event: CommandFinished, handler_name) -> None:
-    from watchkeeper.agents.models import Command
+    from watchkeeper.agents.selectors import all_commands
 
     if not event.run_id or not event.device_id:
         return
-    command = (Command.objects.filter(pk=event.id)
+    command = (all_commands().filter(pk=event.id)
                .select_related("run__script_version").first())
     if command is None or command.run is None:
         return

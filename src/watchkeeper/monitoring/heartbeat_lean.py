@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, connection
 
-from watchkeeper.agents.fastpath import _ip, _middleware_would_answer, _security_headers
+from watchkeeper.agents.checkin.fastpath import _ip, _middleware_would_answer, _security_headers
 
 from . import heartbeats
 

@@ -31,9 +31,9 @@ def windows_for(client_id: int | None, device_id: int | None, site_id: int | Non
     if client_id is None:
         return MaintenanceWindow.objects.none()
     if device_id and site_id is None:
-        from watchkeeper.inventory.models import Device
+        from watchkeeper.inventory.selectors import all_devices
 
-        site_id = Device.objects.filter(pk=device_id).values_list("site_id", flat=True).first()
+        site_id = all_devices().filter(pk=device_id).values_list("site_id", flat=True).first()
     scope = Q(site__isnull=True, device__isnull=True)
     if site_id:
         scope |= Q(site_id=site_id, device__isnull=True)

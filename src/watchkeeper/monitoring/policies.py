@@ -24,10 +24,10 @@ _RANK = {s: i for i, s in enumerate(SCOPE_ORDER)}
 
 
 def _device_levels(device_ids: list[int]) -> dict[int, dict[str, Any]]:
-    from watchkeeper.inventory.models import Device
+    from watchkeeper.inventory.selectors import all_devices
 
     levels = {d: {"client": c, "site": s, "groups": set()} for d, c, s in
-              Device.objects.filter(pk__in=device_ids).values_list("id", "client_id",
+              all_devices().filter(pk__in=device_ids).values_list("id", "client_id",
                                                                    "site_id")}
     through = DeviceGroup.devices.through
     for dev, group in through.objects.filter(device_id__in=device_ids).values_list(
@@ -135,8 +135,8 @@ def what_if(policy, *, days: int = 7, device_ids: list[int] | None = None,
     metrics of the last `days` on the devices it is assigned to (or `device_ids`), with
     the same state machine as live evaluation, and count the alerts it would have opened.
     """
-    from watchkeeper.agents.models import MetricName, MetricSample
-    from watchkeeper.inventory.models import Device
+    from watchkeeper.agents.selectors import all_metric_names, all_metric_samples
+    from watchkeeper.inventory.selectors import all_devices
 
     from .evaluate import METRIC_KINDS
 
@@ -148,7 +148,7 @@ def what_if(policy, *, days: int = 7, device_ids: list[int] | None = None,
     plan = {d: [c for c in cs if c["policy_id"] == policy.pk and c["kind"] in METRIC_KINDS]
             for d, cs in effective.items()}
     plan = {d: cs for d, cs in plan.items() if cs}
-    names = dict(MetricName.objects.values_list("id", "name"))
+    names = dict(all_metric_names().values_list("id", "name"))
     wanted = {i for i, n in names.items() if n in ("cpu.percent", "mem.percent")
               or n.startswith(("disk.used_percent:", "disk.free_bytes:"))
               or any(c["config"].get("metric") == n for cs in plan.values() for c in cs)}
@@ -156,7 +156,7 @@ def what_if(policy, *, days: int = 7, device_ids: list[int] | None = None,
     total = 0
     for dev, checks in plan.items():
         snapshots: dict[datetime, dict[str, float]] = defaultdict(dict)
-        for metric, ts, value in (MetricSample.objects
+        for metric, ts, value in (all_metric_samples()
                                   .filter(device_id=dev, metric_id__in=wanted,
                                           ts__gte=since, ts__lte=now)
                                   .order_by("ts").values_list("metric_id", "ts", "value")):
@@ -166,7 +166,7 @@ def what_if(policy, *, days: int = 7, device_ids: list[int] | None = None,
             per_device[dev] = {"alerts": sum(opened.values()), "by_check": opened,
                                "first_at": first}
             total += sum(opened.values())
-    labels = dict(Device.objects.filter(pk__in=list(per_device)).values_list("id", "name"))
+    labels = dict(all_devices().filter(pk__in=list(per_device)).values_list("id", "name"))
     rows = sorted(({"device_id": d, "device": labels.get(d, f"#{d}"), **info}
                    for d, info in per_device.items()), key=lambda r: (-r["alerts"],
                                                                       r["device"]))
@@ -214,7 +214,7 @@ def _replay(device_id: int, checks: list[dict[str, Any]],
 
 def devices_of_policy(policy) -> list[int]:
     """Every device the policy's assignments reach."""
-    from watchkeeper.inventory.models import Device
+    from watchkeeper.inventory.selectors import all_devices
 
     q = Q(pk__in=[])
     for a in policy.assignments.all():
@@ -229,7 +229,7 @@ def devices_of_policy(policy) -> list[int]:
             q |= Q(monitoring_groups=a.group_id)
         else:
             q |= Q(pk=a.device_id)
-    qs = Device.objects.filter(q)
+    qs = all_devices().filter(q)
     if policy.client_id:
         qs = qs.filter(client_id=policy.client_id)
     return sorted(set(qs.values_list("id", flat=True)))

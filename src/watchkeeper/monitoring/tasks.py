@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.utils import timezone
 from django_tasks import task
 
-from . import actions, evaluate, notify
+from . import actions, evaluate
+from .channels import notify
 from .choices import AlertStatus
 from .models import Alert
 

@@ -21,5 +21,8 @@ urlpatterns = [
          name="monitoring_maintenance_delete"),
     path("monitoring/devices/<id:pk>/checks/", views.device_checks,
          name="monitoring_device_checks"),
+    path("", include("watchkeeper.monitoring.poller.urls")),
+    path("", include("watchkeeper.monitoring.heartbeats.urls")),
+    path("", include("watchkeeper.monitoring.channels.urls")),
     path("", include("watchkeeper.monitoring.ingest.urls")),
 ]

@@ -25,7 +25,7 @@ from watchkeeper.core.models import Client
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
 from watchkeeper.core.views.listing import page_window
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from . import actions, bulk, maintenance, policies
 from .choices import OPEN_STATUSES, SERVER_KINDS, AlertStatus, State
@@ -203,7 +203,7 @@ def health(request):
     for cid, sev, n in open_alerts.values_list("client_id", "severity").annotate(
             n=Count("id")).values_list("client_id", "severity", "n"):
         by_client[cid][sev] = n
-    devices = dict(scoped(Device.objects.all(), request.user).values_list("client_id")
+    devices = dict(scoped(all_devices(), request.user).values_list("client_id")
                    .annotate(n=Count("id")).values_list("client_id", "n"))
     failing = dict(scoped(CheckState.objects.exclude(state=State.OK), request.user)
                    .values_list("client_id").annotate(n=Count("device_id", distinct=True))
@@ -280,7 +280,7 @@ maintenance_delete.wk_model = MaintenanceWindow
 
 @requires("monitoring.view")
 def device_checks(request, pk: int):
-    device = get_object_or_404(scoped(Device.objects.select_related("client", "site"),
+    device = get_object_or_404(scoped(all_devices().select_related("client", "site"),
                                       request.user), pk=pk)
     effective = policies.effective_checks_for([device.pk], include_disabled=True).get(
         device.pk, [])
@@ -295,5 +295,5 @@ def device_checks(request, pk: int):
         "alerts": alerts.order_by("-opened_at")[:50]})
 
 
-device_checks.wk_model = Device
+device_checks.wk_model = all_devices().model
 

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import can_see_client, scoped
-from watchkeeper.inventory.models import Device
+from watchkeeper.inventory.selectors import all_devices
 
 from . import actions, policies
 from .check_forms import CheckForm, OverrideForm
@@ -86,7 +86,7 @@ def target_choices(user, policy: Policy) -> list:
                    user)
     groups = scoped(DeviceGroup.objects.select_related("client").order_by("client__name",
                                                                           "name"), user)
-    devices = scoped(Device.objects.select_related("client").order_by("client__name", "name"),
+    devices = scoped(all_devices().select_related("client").order_by("client__name", "name"),
                      user)
     if policy.client_id:
         clients = clients.filter(pk=policy.client_id)
@@ -106,7 +106,7 @@ def target_choices(user, policy: Policy) -> list:
 
 
 _TARGET_MODELS = {Scope.CLIENT: Client, Scope.SITE: Site, Scope.GROUP: DeviceGroup,
-                  Scope.DEVICE: Device}
+                  Scope.DEVICE: all_devices().model}
 
 
 def resolve_target(user, raw: str) -> tuple[str, Any]:
@@ -147,7 +147,7 @@ class _Rollback(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 
 def visible_reach(user, policy: Policy) -> list[int]:
-    return sorted(scoped(Device.objects.all(), user).filter(
+    return sorted(scoped(all_devices(), user).filter(
         pk__in=policies.devices_of_policy(policy)).values_list("id", flat=True))
 
 
@@ -306,12 +306,12 @@ def _message(exc: Exception) -> str:
 
 
 def _metric_names() -> list[tuple[str, str]]:
-    from watchkeeper.agents.models import MetricName
+    from watchkeeper.agents.selectors import all_metric_names
 
     from .check_forms import metric_label
 
     return [(n, metric_label(n)) for n in
-            MetricName.objects.order_by("name").values_list("name", flat=True)[:500]]
+            all_metric_names().order_by("name").values_list("name", flat=True)[:500]]
 
 
 @requires("monitoring.change")

@@ -167,10 +167,18 @@ class Collector:
         same on every platform); None without smartctl. Read once per inventory cycle."""
         return read_drives()
 
+    def default_gateways(self) -> dict[str, str] | None:
+        """{interface: IPv4 default gateway}, or None where the platform's routes are not
+        read (the server then leaves the device's observed gateway relation as it is)."""
+        return None
+
     def interfaces(self) -> list[dict[str, Any]] | None:
         result = []
+        gateways = self.default_gateways()
         for name, addrs in sorted(psutil.net_if_addrs().items()):
             entry: dict[str, Any] = {"name": name, "mac": "", "ipv4": [], "ipv6": []}
+            if gateways is not None:
+                entry["gateway"] = gateways.get(name, "")
             for addr in addrs:
                 if addr.family == socket.AF_INET:
                     entry["ipv4"].append(addr.address)

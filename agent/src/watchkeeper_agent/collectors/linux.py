@@ -39,6 +39,27 @@ def os_release(path: str = "/etc/os-release") -> dict[str, str]:
     return data
 
 
+def parse_proc_route(path: str) -> dict[str, str] | None:
+    """Default routes (destination 0.0.0.0, gateway flag) of /proc/net/route, whose
+    addresses are little-endian hex: {"eth0": "192.168.1.1"}. None if unreadable."""
+    try:
+        lines = Path(path).read_text().splitlines()[1:]
+    except OSError:
+        return None
+    found: dict[str, str] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4 or fields[1] != "00000000":
+            continue
+        try:
+            flags, gateway = int(fields[3], 16), int(fields[2], 16)
+        except ValueError:
+            continue
+        if flags & 0x2 and gateway:  # RTF_GATEWAY
+            found.setdefault(fields[0], socket.inet_ntoa(gateway.to_bytes(4, "little")))
+    return found
+
+
 class LinuxCollector(Collector):
     platform_name = "linux"
 
@@ -73,6 +94,10 @@ class LinuxCollector(Collector):
         return info
 
     # --- packages ---------------------------------------------------------------------------
+    def default_gateways(self, route_file: str = "/proc/net/route") -> dict[str, str] | None:
+        """IPv4 default routes from the kernel's table: {interface: gateway}."""
+        return parse_proc_route(route_file)
+
     def software(self) -> list[dict[str, Any]] | None:
         if self._packages is not None:
             return self._packages

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 from django.conf import settings
 
 from .fleet import Fleet
@@ -79,20 +78,6 @@ def build(server: str, devices: int = DEFAULT_DEVICES, *, history_hours: int = 2
                  history_hours=history_hours)
 
 
-def ping_heartbeats(server: str) -> int:
-    """GET the URL of each heartbeat job the demo keeps alive (the others go late)."""
-    from watchkeeper.monitoring.demo import PINGED
-    from watchkeeper.monitoring.models_poller import HeartbeatJob
-
-    sent = 0
-    for uid in HeartbeatJob.objects.filter(name__in=PINGED).values_list("uid", flat=True):
-        try:
-            httpx.get(f"{server.rstrip('/')}/hb/{uid}", timeout=10)
-            sent += 1
-        except httpx.HTTPError as exc:
-            log.warning("heartbeat ping failed: %s", exc)
-    return sent
-
 
 def run_scripts() -> int:
     """The demo's scripts, each run once on a device of the demo (through run_script: the
@@ -124,30 +109,24 @@ def run_scripts() -> int:
     return started
 
 
-def billing_run() -> bool:
-    """This month's draft billing run, once the fleet's devices exist (per-device
-    contracts count them), computed by the demo's first admin."""
-    from django.utils import timezone
-
-    from watchkeeper.core.choices import Role
-    from watchkeeper.core.models import User
-    from watchkeeper.helpdesk.billing import actions as billing
-    from watchkeeper.helpdesk.billing.models import BillingRun
-
-    start, _ = billing.month_bounds(timezone.localdate())
-    admin = User.objects.filter(role__in=[Role.ADMIN, Role.OWNER], is_active=True).order_by(
-        "id").first()
-    if admin is None or BillingRun.objects.filter(period_start=start).exists():
-        return False
-    billing.create_run(actor=admin, period=start)
-    return True
-
 
 def after_start(server: str) -> None:
-    """What needs the enrolled devices: script runs, heartbeat pings, the billing run."""
+    """What needs the enrolled devices: script runs, then what the other apps provide as
+    `demo.after_fleet_start` (core.hooks: monitoring's heartbeat pings, the helpdesk's
+    billing run)."""
+    from watchkeeper.core import hooks
+
     run_scripts()
-    ping_heartbeats(server)
-    billing_run()
+    for step in hooks.every("demo.after_fleet_start"):
+        step(server)
+
+
+def each_round(server: str) -> None:
+    """What the other apps provide as `demo.fleet_round` (monitoring's heartbeat pings)."""
+    from watchkeeper.core import hooks
+
+    for step in hooks.every("demo.fleet_round"):
+        step(server)
 
 
 def run(server: str, devices: int = DEFAULT_DEVICES, *, once: bool = False,
@@ -169,5 +148,5 @@ def run(server: str, devices: int = DEFAULT_DEVICES, *, once: bool = False,
     out(f"Demo fleet: {devices} simulated devices checking in to {server} every "
         f"{interval:g} s")
     fleet_.run(stop, interval=interval, on_start=lambda _f: after_start(server),
-               on_round=lambda _f: ping_heartbeats(server))
+               on_round=lambda _f: each_round(server))
     return fleet_

@@ -1,4 +1,8 @@
-from django.urls import include, path
+"""Core's part of the REST API: its viewsets (clients, sites, contacts, audit, events,
+deliveries, webhooks, users, tokens) and views (schema, docs, search, me). The API's routes
+are assembled at the project level (watchkeeper/api_urls.py), so core imports no app."""
+
+from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
@@ -17,47 +21,24 @@ class Router(DefaultRouter):
         return super().get_lookup_regex(viewset, lookup_prefix)
 
 
-router = Router(trailing_slash=True, use_regex_path=False)
-router.include_root_view = False
-router.include_format_suffixes = False  # JSON only: no /clients.json duplicates of routes
+def new_router() -> DefaultRouter:
+    """The one router every app registers on: JSON only, no browsable root view."""
+    router = Router(trailing_slash=True, use_regex_path=False)
+    router.include_root_view = False
+    router.include_format_suffixes = False  # JSON only: no /clients.json duplicates of routes
+    return router
 
-router.register("clients", views.ClientViewSet, basename="client")
-router.register("sites", views.SiteViewSet, basename="site")
-router.register("contacts", views.ContactViewSet, basename="contact")
-router.register("audit", views.AuditViewSet, basename="audit")
-router.register("events", views.EventViewSet, basename="event")
-router.register("deliveries", views.DeliveryViewSet, basename="delivery")
-router.register("webhooks", views.WebhookViewSet, basename="webhook")
-router.register("users", users.UserViewSet, basename="user")
-router.register("tokens", users.TokenViewSet, basename="token")
 
-from watchkeeper.inventory.api import register as register_inventory  # noqa: E402
-
-register_inventory(router)
-
-from watchkeeper.agents.api import register as register_agents  # noqa: E402
-
-register_agents(router)
-
-from watchkeeper.helpdesk import api as helpdesk_api  # noqa: E402
-
-helpdesk_api.register(router)
-
-from watchkeeper.helpdesk.billing.api import register as register_billing  # noqa: E402
-from watchkeeper.helpdesk.sla.api import register as register_sla  # noqa: E402
-from watchkeeper.helpdesk.time.api import register as register_time  # noqa: E402
-
-register_sla(router)
-register_time(router)
-register_billing(router)
-
-from watchkeeper.monitoring import api as monitoring_api  # noqa: E402
-
-monitoring_api.register(router)
-
-from watchkeeper.monitoring import api_poller as monitoring_api_poller  # noqa: E402
-
-monitoring_api_poller.register(router)
+def register(router) -> None:
+    router.register("clients", views.ClientViewSet, basename="client")
+    router.register("sites", views.SiteViewSet, basename="site")
+    router.register("contacts", views.ContactViewSet, basename="contact")
+    router.register("audit", views.AuditViewSet, basename="audit")
+    router.register("events", views.EventViewSet, basename="event")
+    router.register("deliveries", views.DeliveryViewSet, basename="delivery")
+    router.register("webhooks", views.WebhookViewSet, basename="webhook")
+    router.register("users", users.UserViewSet, basename="user")
+    router.register("tokens", users.TokenViewSet, basename="token")
 
 
 class SchemaView(SpectacularAPIView):
@@ -70,19 +51,12 @@ class DocsView(SpectacularSwaggerSplitView):
     permissions = {"GET": PUBLIC}
 
 
-from watchkeeper.patching.api import register as register_patching  # noqa: E402
-
-register_patching(router)
-
-urlpatterns = [
-    path("schema", SchemaView.as_view(), name="api-schema"),
-    path("docs", DocsView.as_view(url_name="api-schema"), name="api-docs"),
-    path("search/", views.SearchView.as_view(), name="api-search"),
-    path("me/", users.MeView.as_view(), name="api-me"),
-    path("webhooks/<id:webhook_pk>/deliveries/", views.WebhookDeliveryLogView.as_view(),
-         name="webhook-deliveries"),
-    *helpdesk_api.extra_urls(),
-    *monitoring_api.extra_urls(),
-    *monitoring_api_poller.extra_urls(),
-    path("", include(router.urls)),
-]
+def extra_urls() -> list:
+    return [
+        path("schema", SchemaView.as_view(), name="api-schema"),
+        path("docs", DocsView.as_view(url_name="api-schema"), name="api-docs"),
+        path("search/", views.SearchView.as_view(), name="api-search"),
+        path("me/", users.MeView.as_view(), name="api-me"),
+        path("webhooks/<id:webhook_pk>/deliveries/", views.WebhookDeliveryLogView.as_view(),
+             name="webhook-deliveries"),
+    ]

@@ -60,15 +60,12 @@ def portal(request):
 
 
 def _portal_work(user) -> dict:
-    """The client's open requests and their devices' health (from the helpdesk and the
-    inventory, read through their selectors)."""
-    from watchkeeper.helpdesk.choices import OPEN_STATUSES
-    from watchkeeper.helpdesk.portal.views import device_health
-    from watchkeeper.helpdesk.selectors import visible_tickets
+    """The client's open requests and their devices' health, as the helpdesk provides them
+    (core.hooks `core.portal_work`; core imports no app)."""
+    from watchkeeper.core import hooks
 
-    open_tickets = visible_tickets(user).filter(status__in=OPEN_STATUSES)
-    return {"open_tickets": list(open_tickets.order_by("-updated_at", "-id")[:10]),
-            "open_count": open_tickets.count(), "health": device_health(user)}
+    work = hooks.first("core.portal_work")
+    return work(user) if work else {"open_tickets": [], "open_count": 0, "health": None}
 
 
 @requires("clients.view")

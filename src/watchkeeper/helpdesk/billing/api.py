@@ -15,7 +15,8 @@ from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client
 from watchkeeper.core.tenancy import scoped
 
-from ..sla.api import ScopedRelatedField, _django_errors
+from ..api import ScopedRelatedField, _django_errors
+from ..time.api import Locked
 from . import actions as billing
 from . import contracts
 from .choices import ContractKind, RunStatus
@@ -24,10 +25,6 @@ from .models import BillingLine, BillingRun, Contract
 VIEW, MANAGE = "billing.view", "billing.manage"
 
 
-class Locked(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Locked by an approved billing run."
-    default_code = "locked"
 
 
 class ContractSerializer(serializers.ModelSerializer):

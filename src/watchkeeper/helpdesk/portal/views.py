@@ -28,10 +28,10 @@ def device_health(user) -> dict | None:
     """Counts of the user's devices online/offline, if the inventory app is present."""
     try:
         from watchkeeper.inventory import selectors as inv
-        from watchkeeper.inventory.models import Device
+        from watchkeeper.inventory.selectors import all_devices
     except ImportError:
         return None
-    devices = list(scoped(Device.objects.only("id", "name", "last_seen_at", "reboot_required",
+    devices = list(scoped(all_devices().only("id", "name", "last_seen_at", "reboot_required",
                                                "pending_updates", "client_id"), user)
                    .order_by("name")[:200])
     online = [d for d in devices if inv.is_online(d.last_seen_at)]
@@ -144,3 +144,14 @@ def csat_survey(request):
 for _view in (portal_ticket, portal_reply):
     _view.wk_model = Ticket
 portal_attachment.wk_model = Attachment
+
+
+def portal_work(user) -> dict:
+    """The client's open requests and their devices' health, for the portal's home page
+    (provided to core as the `core.portal_work` hook)."""
+    from ..choices import OPEN_STATUSES
+
+    open_tickets = selectors.visible_tickets(user).filter(status__in=OPEN_STATUSES)
+    return {"open_tickets": list(open_tickets.order_by("-updated_at", "-id")[:10]),
+            "open_count": open_tickets.count(), "health": device_health(user)}
+

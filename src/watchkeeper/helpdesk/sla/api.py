@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -15,6 +15,7 @@ from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as Sco
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, User
 
+from ..api import _django_errors
 from ..billing.models import Contract
 from . import actions as sla
 from .choices import ClockState
@@ -23,9 +24,8 @@ from .models import Holiday, HolidayCalendar, SlaClock, SlaPolicy
 VIEW, CHANGE, ADMIN = "tickets.view", "tickets.change", "tickets.admin"
 
 
-def _django_errors(exc: DjangoValidationError):
-    return exceptions.ValidationError(
-        exc.message_dict if hasattr(exc, "message_dict") else exc.messages)
+
+
 
 
 class SlaPolicySerializer(serializers.ModelSerializer):

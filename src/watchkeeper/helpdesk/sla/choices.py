@@ -1,4 +1,4 @@
-"""Choices of the SLA clocks (helpdesk/sla.py)."""
+"""Choices of the SLA clocks (helpdesk/sla/actions.py)."""
 
 from django.db import models
 

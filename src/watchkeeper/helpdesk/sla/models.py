@@ -1,5 +1,5 @@
 """Tables of the SLAs: holiday calendars, versioned SLA policies, and one clock per ticket and
-metric with its stored due instants (found by the sweeps in helpdesk/sla.py).
+metric with its stored due instants (found by the sweeps in helpdesk/sla/actions.py).
 
 Imported by helpdesk/models.py so Django sees them as models of the helpdesk app.
 """

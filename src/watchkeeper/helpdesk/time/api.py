@@ -12,12 +12,18 @@ from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as Sco
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.permissions import has_capability
 
+from ..api import _django_errors
 from ..models import Ticket
-from ..sla.api import _django_errors
 from . import actions as timeentries
 from .models import TimeEntry, Timer, WorkType
 
 VIEW, CHANGE = "tickets.view", "tickets.change"
+
+
+class Locked(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Locked by an approved billing run."
+    default_code = "locked"
 
 
 class WorkTypeSerializer(serializers.ModelSerializer):
@@ -89,7 +95,6 @@ class TimeEntryViewSet(ScopedMixin, viewsets.ModelViewSet):
             raise exceptions.PermissionDenied("Only the technician who logged it (or billing "
                                               "managers) may change this entry.")
         if entry.billed_run_id is not None:
-            from ..billing.api import Locked
 
             raise Locked()
 

@@ -8,7 +8,7 @@ SERVER_KINDS = ("snmp",)  # the kinds with secret fields (poller_checks.SECRET_F
 
 
 def seal_and_mask(apps, schema_editor):
-    from watchkeeper.monitoring.poller import masked, seal_secrets
+    from watchkeeper.monitoring.poller.engine import masked, seal_secrets
 
     Check = apps.get_model("monitoring", "Check")
     PolicyVersion = apps.get_model("monitoring", "PolicyVersion")

@@ -9,7 +9,8 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from watchkeeper.agents import actions, signer
+from watchkeeper.agents import actions
+from watchkeeper.agents.commands import signer
 
 log = logging.getLogger(__name__)
 

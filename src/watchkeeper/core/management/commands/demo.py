@@ -30,7 +30,12 @@ class Command(BaseCommand):
                             help="Seconds between the fleet's check-ins (default 60).")
 
     def handle(self, *args, server, devices, once, no_load, interval, **options):
-        from watchkeeper.agents.simulator import demo_fleet
+        from watchkeeper.core import hooks
+
+        fleet_module = hooks.first("core.demo_fleet")
+        if fleet_module is None and server:
+            raise CommandError("No installed app provides the demo fleet (agents).")
+        demo_fleet = fleet_module() if fleet_module else None
 
         if devices is not None and not server:
             raise CommandError("--devices runs a fleet: give the server too, e.g. "

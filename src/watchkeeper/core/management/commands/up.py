@@ -65,10 +65,12 @@ def write_password_file(text: str) -> str:
 
 
 def install_first_start_defaults() -> None:
-    """What a new install starts with besides its owner (default monitoring policies)."""
-    from watchkeeper.monitoring import defaults
+    """What a new install starts with besides its owner: what the apps provide as
+    `core.first_start` (core.hooks; monitoring's default policies)."""
+    from watchkeeper.core import hooks
 
-    defaults.install()
+    for install in hooks.every("core.first_start"):
+        install()
 
 
 class Command(BaseCommand):

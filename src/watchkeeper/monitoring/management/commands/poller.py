@@ -15,7 +15,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 
 from watchkeeper.core.processes import Heartbeat
-from watchkeeper.monitoring.poller import Poller, summary
+from watchkeeper.monitoring.poller.engine import Poller, summary
 
 
 class Command(BaseCommand):
