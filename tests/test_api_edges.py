@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from watchkeeper.core.converters import ID_MAX, IdConverter, parse_id
-from watchkeeper.inventory.importers import EXPORT_COLUMNS
+from watchkeeper.inventory.imports.importers import EXPORT_COLUMNS
 from watchkeeper.inventory.models import Device
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ import pytest
 from watchkeeper.core import netguard
 from watchkeeper.core.choices import Role
 from watchkeeper.monitoring import actions as mon_actions
-from watchkeeper.monitoring.poller_checks import PollerContext, run_check, validate
+from watchkeeper.monitoring.poller.checks import PollerContext, run_check, validate
 
 from .factories import make_client, make_user
 from .monitoring_targets import HttpTarget
