@@ -77,6 +77,22 @@ def portal_b(db, client_b):
     return make_user("jo@borealis.test", Role.CLIENT_USER, client=client_b)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL pass runs what depends on the database engine.
+
+    Browser tests (the UI over the same views the API and page tests cover on both engines)
+    and tests marked `engine_agnostic` (they start their own SQLite platform, or test files
+    and packages) run in the SQLite pass only, unless WATCHKEEPER_TEST_ALL_ENGINES=1.
+    """
+    url = os.environ.get("WATCHKEEPER_DATABASE_URL", "")
+    if not url.startswith("postgres") or os.environ.get("WATCHKEEPER_TEST_ALL_ENGINES") == "1":
+        return
+    skip = pytest.mark.skip(reason="engine-agnostic: runs in the SQLite pass only")
+    for item in items:
+        if item.get_closest_marker("engine_agnostic") or item.nodeid.startswith("tests/browser/"):
+            item.add_marker(skip)
+
+
 def sign_in(django_client, user):
     """Log in as `user` with the MFA step done, as a real browser session would be."""
     django_client.force_login(user)
