@@ -111,7 +111,7 @@ def test_a_timed_out_script_is_killed_with_its_background_children(tmp_path):
     pidfile = tmp_path / "child.pid"
     script = f"sleep 300 & echo $! > {pidfile}; echo started; sleep 300"
     # When it runs past its timeout
-    code, out, _, status = _run(["bash", "-c", script], cwd=str(tmp_path), timeout=1)
+    code, out, _, status = _run(["bash", "-c", script], cwd=str(tmp_path), timeout=3)
     # Then it is reported as timed out with its output so far, and the child is gone too
     assert status == "timeout" and code is None and b"started" in out
     child = int(pidfile.read_text())

@@ -122,7 +122,13 @@ def test_successful_login_resets_failure_counter(client, dispatcher, settings):
     post_login(client, dispatcher.email, "wrong password!")
     assert post_login(client, dispatcher.email, PASSWORD).status_code == 302
     client.post(reverse("logout"))
+    # A failure from the browser and address that just signed in does not count...
     post_login(client, dispatcher.email, "wrong password!")
+    dispatcher.refresh_from_db()
+    assert dispatcher.failed_logins == 0
+    # ...one from an unknown browser and address counts from zero again
+    client.cookies.clear()
+    post_login(client, dispatcher.email, "wrong password!", REMOTE_ADDR="198.51.100.7")
     dispatcher.refresh_from_db()
     assert dispatcher.failed_logins == 1 and dispatcher.locked_until is None
 

@@ -11,6 +11,9 @@ import pytest
 from tests.monitoring_targets import free_port
 from watchkeeper.core.probes import icmp, tcp
 
+# The probes go through the SSRF guard; these tests probe loopback peers.
+pytestmark = pytest.mark.usefixtures("loopback_probes")
+
 
 def test_an_echo_request_carries_a_valid_checksum():
     packet = icmp.echo_packet(icmp.ECHO_REQUEST_V4, 0x1234, 7, b"watchkeeper")

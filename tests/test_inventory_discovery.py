@@ -16,7 +16,7 @@ from watchkeeper.inventory.choices import ProposalState, RunStatus, SourceKind
 from watchkeeper.inventory.discovery import engine as discovery
 from watchkeeper.inventory.models import Device, DiscoveredHost, DiscoveryRun, FieldProvenance
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_probes")]
 
 SNMPD = shutil.which("snmpd") or "/usr/sbin/snmpd"
 

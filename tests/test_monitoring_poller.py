@@ -30,7 +30,7 @@ from watchkeeper.monitoring.poller.engine import (
 )
 from watchkeeper.monitoring.selectors import due_server_checks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("msp_probes")]
 
 
 @pytest.fixture

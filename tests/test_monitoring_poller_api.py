@@ -19,7 +19,7 @@ from watchkeeper.monitoring import actions as mon_actions
 from watchkeeper.monitoring.models import Check, HeartbeatJob
 from watchkeeper.monitoring.poller.engine import Poller
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("msp_probes")]
 API = "/api/v1/monitoring"
 
 

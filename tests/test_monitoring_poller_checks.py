@@ -35,6 +35,7 @@ from watchkeeper.monitoring.poller.checks import (
 )
 from watchkeeper.monitoring.poller.checks.tls import hostname_matches
 
+pytestmark = pytest.mark.usefixtures("loopback_probes")
 
 def check(kind: str, config: dict, **ctx_options):
     """Validate and run one check in a fresh event loop with its own context."""

@@ -124,3 +124,29 @@ def test_anonymous_api_requests_get_a_401_problem_with_a_bearer_challenge(client
     assert response["WWW-Authenticate"] == "Bearer"
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["title"] == "Not authenticated"
+
+
+def test_every_integer_path_parameter_is_a_64_bit_id():
+    """Class closed: routes take ids through `<id:…>` (core/converters.py), never `<int:…>`
+    (unbounded: a 20-digit id reached the database) nor a regex group."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from django.urls.converters import IntConverter
+    from django.urls.resolvers import RegexPattern
+
+    offenders = []
+
+    def visit(patterns, prefix=""):
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if isinstance(p.pattern, RegexPattern) and "(?P<" in str(p.pattern):
+                offenders.append(route)
+            converters = getattr(p.pattern, "converters", {})
+            if any(isinstance(c, IntConverter) for c in converters.values()):
+                offenders.append(route)
+            if isinstance(p, URLResolver):
+                visit(p.url_patterns, route)
+            elif not isinstance(p, URLPattern):
+                raise AssertionError(p)
+
+    visit(get_resolver().url_patterns)
+    assert offenders == []

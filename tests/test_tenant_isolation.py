@@ -12,6 +12,8 @@ MARKER in its text. For a technician assigned to A and a portal user of A:
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rest_framework.fields import CharField, ChoiceField, EmailField, SlugField, URLField
 
@@ -33,9 +35,16 @@ EXEMPT: dict[str, str] = {
     "heartbeat-ping": "Public by design: the job's unguessable uuid is the credential.",
     "heartbeat-ping-start": "Public by design: the job's unguessable uuid is the credential.",
     "heartbeat-ping-fail": "Public by design: the job's unguessable uuid is the credential.",
+    "agent-dist-file": "Public by design: the agent's wheels and .deb, the same for every "
+                       "client (no tenant data; names checked against the built manifest).",
 }
 
 REFUSED = {403, 404, 405}
+# Numbers no id can be (past 64 bits, exponent notation, negative, zero): every filter must
+# refuse or ignore them, never hand them to the database (a 500, or a cut-off export).
+OVERSIZED = ("?client=1e30&site=99999999999999999999&assignee=9223372036854775808"
+             "&queue=-1&device=0&contact=1e30&page=99999999999999999999&check_template=1e30"
+             "&policy=1e30&ticket=1e30&agent=1e30&run=1e30&actor=1e30&channel=1e30")
 # Detail routes the walk must reach (guards against a walker that silently skips them).
 WALKED_API_ROUTES = {"client-detail", "site-detail", "contact-detail", "audit-detail",
                      "event-detail", "delivery-detail", "delivery-replay", "webhook-detail",
@@ -104,7 +113,7 @@ def test_list_routes_never_show_another_tenants_data(request, client, persona, w
         if route.params:
             continue
         # The search term matches B's rows but differs from MARKER: pages may echo it.
-        for query in ("", f"?client={client_b.pk}&q={PROBE}&search={PROBE}"):
+        for query in ("", f"?client={client_b.pk}&q={PROBE}&search={PROBE}", OVERSIZED):
             sign_in(client, user)
             response = client.get(route.url() + query)
             if response.status_code == 500:
@@ -305,3 +314,96 @@ def test_the_same_copies_are_valid_for_an_admin(client, admin_user, worlds, clie
 
     for label in CORE_CREATE_ROUTES:
         assert outcome[label][0] == 201, (label, outcome[label])
+
+
+def _id_filters(route):
+    """(filter name, related model) of every id filter of an API list route."""
+    from watchkeeper.core.api.filters import FilterBackend, IdFilter
+
+    klass = getattr(route.callback, "cls", None)
+    queryset = getattr(klass, "queryset", None) if klass else None
+    if queryset is None or route.params:
+        return []
+    view = klass()
+    filterset = FilterBackend().get_filterset_class(view, queryset)
+    if filterset is None:
+        return []
+    found = []
+    for name, flt in filterset.base_filters.items():
+        if not isinstance(flt, IdFilter):
+            continue
+        model = queryset.model
+        field = None
+        for part in flt.field_name.split("__"):
+            try:
+                field = model._meta.get_field(part)
+            except Exception:  # noqa: BLE001 - not a model path: nothing to compare
+                field = None
+                break
+            model = field.related_model or model
+        if field is not None:
+            found.append((name, field.related_model or queryset.model))
+    return found
+
+
+@pytest.mark.parametrize("persona", ["tech_a", "portal_a"])
+def test_id_filters_cannot_tell_another_tenants_id_from_a_missing_one(request, client, persona,
+                                                                     worlds, client_b):
+    # Given users of client A and one object of every tenant-owned model in B
+    user = request.getfixturevalue(persona)
+    _, world_b = worlds
+    world_b = {**world_b, type(client_b): client_b}
+    client.raise_request_exception = False
+    oracles, walked = [], 0
+
+    # When they filter every API list by B's object and by an id that does not exist
+    for route in walk():
+        for name, model in _id_filters(route):
+            target = world_b.get(model)
+            if target is None or not isinstance(target.pk, int):
+                continue
+            missing = model._default_manager.order_by("-pk").values_list("pk", flat=True)
+            missing = (missing.first() or 0) + 1000
+            answers = []
+            for value in (target.pk, missing):
+                sign_in(client, user)
+                response = client.get(f"{route.url()}?{name}={value}")
+                echo = re.compile(rf"(?<![\w/.]){value}(?![\w.])")
+                answers.append((response.status_code,
+                                echo.sub("<id>", response.content.decode())))
+            if answers[0][0] == 405:
+                continue  # a POST-only route (bulk actions): its filters are in the body
+            walked += 1
+            # Then status and body are the same
+            if answers[0] != answers[1]:
+                oracles.append(f"{route.label}?{name}=: {answers[0][0]} vs {answers[1][0]}")
+
+    assert walked >= 40, walked  # the walk reached the id filters of the API
+    assert not oracles, f"{persona}: filters tell B's ids from missing ones:\n" + \
+        "\n".join(oracles)
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/v1/enrollment-tokens/", {"site": "{site}", "hours": 1}),
+    ("/api/v1/tickets/", {"subject": "x", "client": "{client}"}),
+    ("/api/v1/devices/", {"name": "x", "client": "{client}"}),
+])
+def test_body_references_cannot_tell_another_tenants_id_from_a_missing_one(
+        client, tech_a, client_a, client_b, path, body):
+    # Given B's site and a site id that does not exist
+    site_b = actions.create_site(actor=None, client=client_b, name=f"{MARKER} Depot")
+    ids = {"B": {"site": site_b.pk, "client": client_b.pk},
+           "missing": {"site": site_b.pk + 1000, "client": client_b.pk + 1000}}
+    answers = []
+    for which in ("B", "missing"):
+        sign_in(client, tech_a)
+        payload = {k: (ids[which][v[1:-1]] if isinstance(v, str) and v.startswith("{") else v)
+                   for k, v in body.items()}
+        response = client.post(path, payload, content_type="application/json")
+        text = response.content.decode()
+        for value in ids[which].values():
+            text = re.sub(rf"(?<![\w/.]){value}(?![\w.])", "<id>", text)
+        answers.append((response.status_code, text))
+    # Then both are refused with the same status and body
+    assert answers[0] == answers[1]
+    assert answers[0][0] in (400, 403, 404)

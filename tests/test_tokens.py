@@ -145,7 +145,9 @@ def test_tokens_api_lists_creates_and_revokes_own_tokens(client, as_user, admin_
     # Then only one's own tokens appear, without hashes
     assert names == ["read"]
     # When creating
-    response = client.post("/api/v1/tokens/", {"name": "ci", "scope": "write"},
+    expires = (timezone.now() + timedelta(days=30)).isoformat()
+    response = client.post("/api/v1/tokens/", {"name": "ci", "scope": "write",
+                                               "expires_at": expires},
                            content_type="application/json")
     assert response.status_code == 201
     body = response.json()

@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "watchkeeper.core.middleware.SecurityHeadersMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -188,6 +189,13 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOCKOUT_THRESHOLD = env_int("WATCHKEEPER_LOCKOUT_THRESHOLD", 5)
 LOCKOUT_MINUTES = env_int("WATCHKEEPER_LOCKOUT_MINUTES", 15)
 LOGIN_IP_LIMIT = env_int("WATCHKEEPER_LOGIN_IP_LIMIT", 20)  # failures per IP per 15 minutes
+# Progressive delay (docs/security.md): after LOGIN_DELAY_AFTER failures of an account from
+# unknown devices, or from one address, each further attempt waits 2**n seconds (n = the
+# failures past the threshold), at most LOGIN_DELAY_MAX_SECONDS.
+LOGIN_DELAY_AFTER = env_int("WATCHKEEPER_LOGIN_DELAY_AFTER", 5)
+LOGIN_DELAY_MAX_SECONDS = env_int("WATCHKEEPER_LOGIN_DELAY_MAX_SECONDS", 300)
+LOGIN_ALERT_AFTER = env_int("WATCHKEEPER_LOGIN_ALERT_AFTER", 5)  # failures, then mail the owner
+REAUTH_MINUTES = env_int("WATCHKEEPER_REAUTH_MINUTES", 10)  # "recent" sign-in for new tokens
 
 # --- Security -----------------------------------------------------------------------------
 SECURE = env_bool("WATCHKEEPER_SECURE", False)  # set when served behind TLS
@@ -271,7 +279,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "watchkeeper.core.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "watchkeeper.core.api.filters.FilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
@@ -288,6 +296,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "watchkeeper.core.api.schema.add_links"],
+    # `<id:pk>` (core/converters.py): a 64-bit database id.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 1,
+               "maximum": 9223372036854775807},
+    },
     # One name per choice set: several models share field names such as "status"/"source".
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStatusEnum": "watchkeeper.core.choices.DeliveryStatus",

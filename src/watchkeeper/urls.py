@@ -15,6 +15,7 @@ urlpatterns = [
 ]
 
 # problem+json under /api/, an HTML page elsewhere (core/api/views.py)
+handler400 = "watchkeeper.core.api.views.bad_request"
 handler403 = "watchkeeper.core.forbidden.handler403"
 handler404 = "watchkeeper.core.api.views.not_found"
 handler500 = "watchkeeper.core.api.views.server_error"

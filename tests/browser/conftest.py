@@ -69,9 +69,15 @@ def page(browser, live_server, transactional_db):
                                   viewport={"width": 1440, "height": 900},
                                   timezone_id="UTC", locale="en-GB")
     context.set_default_timeout(WAIT_MS)
+    # axe-core is loaded into every document by the browser itself (not a <script> tag the
+    # page's Content-Security-Policy would refuse: the tests run under the real policy).
+    context.add_init_script(path=str(AXE_JS))
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Anything the CSP blocked (an inline script, handler, style or eval) fails the test.
+    pg.on("console", lambda msg: errors.append(f"CSP: {msg.text}") if msg.type == "error"
+          and "Content Security Policy" in msg.text else None)
     pg.js_errors = errors
     yield pg
     context.close()

@@ -178,3 +178,54 @@ def test_client_portal(signed_in_page, portal_b, client_b):
     expect(nav.get_by_role("link", name="Clients")).to_have_count(0)
     expect(nav.get_by_role("link", name="Audit log")).to_have_count(0)
     assert page.goto("/clients/").status == 403
+
+
+def test_a_stale_session_confirms_before_minting_and_admins_see_sessions_and_tokens(
+        signed_in_page, owner, admin_user, browser, live_server):
+    import time
+
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from watchkeeper.core.auth import SESSION_AUTH_AT
+
+    from .conftest import PASSWORD, _next_totp
+
+    page = signed_in_page(owner)
+    # Given a session that signed in an hour ago
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    store = SessionStore(session_key=key)
+    store[SESSION_AUTH_AT] = int(time.time()) - 3600
+    store.save()
+
+    # When the owner opens the tokens page, it asks them to confirm first
+    page.goto("/profile/tokens/")
+    expect(page.get_by_role("button", name="Create token")).to_have_count(0)
+    axe_check(page, "tokens, confirm step")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Authentication code").fill(_next_totp(owner))
+    page.get_by_role("button", name="Confirm it's you").click()
+
+    # Then the form is there; every expiry offered is within the owner's limit
+    expect(page.get_by_role("button", name="Create token")).to_be_visible()
+    options = page.locator("#id_expires_in option").all_inner_texts()
+    assert "Never" not in " ".join(options) and "2 years" not in " ".join(options)
+    page.locator("#id_name").fill("backup script")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#raw-token")).to_be_visible()
+
+    # When an admin opens the owner's user page, they see the session and the token
+    from .conftest import AXE_JS, sign_in_through_form
+
+    other = browser.new_context(base_url=live_server.url)
+    other.add_init_script(path=str(AXE_JS))
+    admin_page = other.new_page()
+
+    sign_in_through_form(admin_page, admin_user)
+    admin_page.goto(f"/admin/users/{owner.pk}/")
+    section = admin_page.locator("section", has=admin_page.get_by_role(
+        "heading", name="Active sessions and API tokens"))
+    expect(section.get_by_text("backup script")).to_be_visible()
+    expect(section.get_by_role("button", name=f"Sign {owner.email} out everywhere")) \
+        .to_be_visible()
+    axe_check(admin_page, "user page, sessions and tokens")
+    other.close()

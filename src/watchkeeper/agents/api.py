@@ -10,9 +10,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from watchkeeper.core.api.problems import Conflict
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Site
-from watchkeeper.core.tenancy import scoped
 
 from . import actions
 from .installers.scripts import one_liners
@@ -44,7 +44,7 @@ class EnrollmentTokenSerializer(serializers.ModelSerializer):
     site_name = serializers.CharField(source="site.name", read_only=True)
     hours = serializers.FloatField(write_only=True, required=False, min_value=0.05,
                                    max_value=720)
-    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all())
+    site = ScopedRelatedField(queryset=Site.objects.all())
 
     class Meta:
         model = EnrollmentToken
@@ -53,11 +53,6 @@ class EnrollmentTokenSerializer(serializers.ModelSerializer):
                   "created_at", "hours"]
         read_only_fields = ["client", "prefix", "uses", "expires_at", "revoked_at",
                             "created_at"]
-
-    def validate_site(self, site):
-        if not scoped(Site.objects.filter(pk=site.pk), self.context["request"].user).exists():
-            raise serializers.ValidationError("Unknown site.")
-        return site
 
 
 class EnrollmentTokenViewSet(ScopedMixin, viewsets.ModelViewSet):

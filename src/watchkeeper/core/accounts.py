@@ -27,9 +27,19 @@ from django.utils import timezone
 from . import audit, crypto, events
 from . import event_kinds as ek
 from .api.auth import TOKEN_PREFIX, hash_token
-from .auth import SESSION_MFA_VERIFIED
+from .auth import SESSION_AUTH_AT, SESSION_MFA_VERIFIED
 from .choices import AuditAction, Role, TokenScope
-from .models import ApiToken, Client, LoginAttempt, RecoveryCode, RolePolicy, User
+from .models import (
+    ApiToken,
+    Client,
+    KnownDevice,
+    LoginAttempt,
+    RecoveryCode,
+    RolePolicy,
+    SecurityPolicy,
+    User,
+    UserSession,
+)
 
 TOTP_PURPOSE = "totp"
 TOTP_ISSUER = "Watchkeeper"
@@ -44,6 +54,9 @@ LOGIN_REFUSED = ("Sign-in failed: the email or password is wrong, or the account
                  "ask an administrator.")
 IP_LIMITED = ("Too many failed sign-ins from your network address. Wait 15 minutes and "
               "try again.")
+SLOW_DOWN = ("Too many failed sign-ins: wait {seconds} seconds before the next attempt. "
+             "Signing in from a device you used before is not slowed down.")
+KNOWN_ADDRESS_DAYS = 90  # a successful sign-in from an address makes it known this long
 
 
 class LoginRefused(Exception):
@@ -174,6 +187,9 @@ def update_user(*, actor, user: User, assigned_clients: Iterable[Client] | None 
         action = AuditAction.UPDATE
         audit.record(actor=actor, action=action, obj=user, client_id=user.client_id,
                      changes=changes)
+        if "role" in changes:
+            # A token never keeps the reach of a role its owner no longer has.
+            revoke_all_tokens(actor=actor, user=user, reason="role changed")
         kind = ek.UserDeactivated if changes.get("is_active") == [True, False] \
             else ek.UserChanged
         events.emit(kind.of(user, changed=changes), client=user.client_id)
@@ -191,9 +207,11 @@ def update_profile(*, actor: User, name: str, timezone_name: str) -> User:
     return update_user(actor=actor, user=actor, name=name, timezone=timezone_name)
 
 
-def change_password(*, actor, user: User, old_password: str | None, new_password: str) -> User:
+def change_password(*, actor, user: User, old_password: str | None, new_password: str,
+                    keep_tokens: bool = False) -> User:
     """Change one's own password (old one required unless `old_password` is None for the
-    CLI/admin path); validators apply; clears the forced-change flag."""
+    CLI/admin path); validators apply; clears the forced-change flag. The user's API tokens
+    are revoked unless they chose to keep them (`keep_tokens`, shown on the form)."""
     if old_password is not None and not user.check_password(old_password):
         raise ValidationError({"old_password": "The current password is wrong."})
     if old_password is not None and old_password == new_password:
@@ -211,6 +229,8 @@ def change_password(*, actor, user: User, old_password: str | None, new_password
                      changes={"password": ["••••", "••••"],
                               **({"must_change_password": [True, False]} if forced else {})})
         events.emit(ek.UserPasswordChanged.of(user), client=user.client_id)
+        if not keep_tokens:
+            revoke_all_tokens(actor=actor, user=user, reason="password changed")
     return user
 
 
@@ -231,6 +251,10 @@ def reset_password(*, actor, user: User) -> str:
                      changes={"password": ["••••", "•••• (one-time)"],
                               "must_change_password": [False, True]})
         events.emit(ek.UserPasswordReset.of(user), client=user.client_id)
+        # A reset means the password may be known to someone else: whatever they minted with
+        # it goes too (sessions end because the session hash follows the password).
+        revoke_all_tokens(actor=actor, user=user, reason="password reset")
+        end_sessions(user=user)
     return password
 
 
@@ -297,23 +321,72 @@ def ip_limited(ip: str | None) -> bool:
     return failures >= settings.LOGIN_IP_LIMIT
 
 
-def is_locked(user: User) -> bool:
-    return user.locked_until is not None and user.locked_until > timezone.now()
+def device_hash(device: str | None) -> str | None:
+    """The stored form of a device cookie's random id (the cookie itself is signed)."""
+    return hashlib.sha256(f"wk-device:{device}".encode()).hexdigest() if device else None
+
+
+def recognised(user: User, *, device: str | None, ip: str | None) -> bool:
+    """Has this account signed in from this browser (device cookie) or address before?"""
+    digest = device_hash(device)
+    if digest and KnownDevice.objects.filter(user=user, device_hash=digest).exists():
+        return True
+    if ip:
+        since = timezone.now() - timedelta(days=KNOWN_ADDRESS_DAYS)
+        return LoginAttempt.objects.filter(email=user.email, ip=ip, success=True,
+                                           at__gte=since).exists()
+    return False
+
+
+def _delay(failures: int, last_failure) -> int:
+    """Seconds still to wait: 2**(failures past LOGIN_DELAY_AFTER), capped."""
+    over = failures - settings.LOGIN_DELAY_AFTER
+    if over < 0 or last_failure is None:
+        return 0
+    wait = min(2 ** min(over, 30), settings.LOGIN_DELAY_MAX_SECONDS)
+    left = (last_failure + timedelta(seconds=wait) - timezone.now()).total_seconds()
+    return max(0, int(left + 0.999))
+
+
+def retry_after(*, user: User | None, ip: str | None, known: bool) -> int:
+    """Seconds before this source may try again (0: now): per address and per account,
+    for devices and addresses the account does not know (`known` skips both)."""
+    if known:
+        return 0
+    waits = [0]
+    if ip:
+        recent = LoginAttempt.objects.filter(ip=ip, success=False,
+                                             at__gte=timezone.now() - IP_WINDOW)
+        last = recent.order_by("-at").values_list("at", flat=True).first()
+        waits.append(_delay(recent.count(), last))
+    if user is not None:
+        last = LoginAttempt.objects.filter(email=user.email, success=False).order_by(
+            "-at").values_list("at", flat=True).first()
+        waits.append(_delay(user.failed_logins, last))
+    return max(waits)
+
+
+def is_locked(user: User, *, known: bool = False) -> bool:
+    """Locked for this source: a lock never applies to a device or address the account has
+    signed in from before, so an outsider cannot lock the owner out."""
+    return not known and user.locked_until is not None and user.locked_until > timezone.now()
 
 
 def record_login_failure(*, email: str, user: User | None, ip: str | None,
-                         reason: str) -> None:
-    """Count a failed password or MFA code; lock the account at the threshold."""
+                         reason: str, known: bool = False) -> None:
+    """Count a failed password or MFA code. Failures from unknown devices and addresses
+    count toward the account's delay and lock; the owner is alerted at LOGIN_ALERT_AFTER."""
     with transaction.atomic():
         LoginAttempt.objects.create(email=email[:254], ip=ip, success=False)
-        locked_now = False
-        if user is not None and reason != "locked":
+        locked_now = alert_now = False
+        if user is not None and reason not in ("locked", "slowed") and not known:
             User.objects.filter(pk=user.pk).update(failed_logins=F("failed_logins") + 1)
             user.refresh_from_db(fields=["failed_logins", "locked_until"])
-            if user.failed_logins >= settings.LOCKOUT_THRESHOLD:
+            alert_now = user.failed_logins == settings.LOGIN_ALERT_AFTER
+            if user.failed_logins >= settings.LOCKOUT_THRESHOLD and not is_locked(user):
                 until = timezone.now() + timedelta(minutes=settings.LOCKOUT_MINUTES)
-                User.objects.filter(pk=user.pk).update(locked_until=until, failed_logins=0)
-                user.locked_until, user.failed_logins, locked_now = until, 0, True
+                User.objects.filter(pk=user.pk).update(locked_until=until)
+                user.locked_until, locked_now = until, True
         audit.record(actor=None, action=AuditAction.LOGIN_FAILED, ip=ip,
                      object_type="core.user", object_id=str(user.pk) if user else "",
                      object_repr=email[:254], client_id=user.client_id if user else None,
@@ -326,42 +399,118 @@ def record_login_failure(*, email: str, user: User | None, ip: str | None,
                          changes={"locked_until": [None, user.locked_until.isoformat()]})
             events.emit(ek.UserLocked(id=user.pk, until=user.locked_until.isoformat()),
                         client=user.client_id)
+        if alert_now or locked_now:
+            # Mailed to the account's owner by core.handlers.sign_in_alert_mail.
+            events.emit(ek.UserSignInAlert.of(user, ip=ip, locked=locked_now),
+                        client=user.client_id)
 
 
-def check_credentials(*, email: str, password: str, ip: str | None) -> User:
-    """The password step. Returns the user or raises LoginRefused; records failures."""
+class SlowDown(LoginRefused):
+    def __init__(self, seconds: int):
+        super().__init__(SLOW_DOWN.format(seconds=seconds))
+        self.seconds = seconds
+
+
+def check_credentials(*, email: str, password: str, ip: str | None,
+                      device: str | None = None) -> User:
+    """The password step. Returns the user or raises LoginRefused; records failures.
+    `device` is the random id of the browser's signed device cookie, if it sent one."""
     email = (email or "").strip().lower()
     if ip_limited(ip):
         record_login_failure(email=email, user=None, ip=ip, reason="ip_limited")
         raise LoginRefused(IP_LIMITED)
     user = User.objects.filter(email__iexact=email).first() if email else None
+    known = user is not None and recognised(user, device=device, ip=ip)
+    wait = retry_after(user=user, ip=ip, known=known)
+    if wait:
+        # Not hashed and not counted: a slowed-down guess costs the attacker time, not us.
+        raise SlowDown(wait)
     if user is None:
         _dummy_check(password)
         record_login_failure(email=email, user=None, ip=ip, reason="unknown_email")
         raise LoginRefused(LOGIN_REFUSED)
-    if is_locked(user):
+    if is_locked(user, known=known):
         # Hash anyway so timing does not tell "locked" from "wrong password".
         _dummy_check(password)
         record_login_failure(email=email, user=user, ip=ip, reason="locked")
         raise LoginRefused(LOGIN_REFUSED)
     if not user.check_password(password) or not user.is_active:
         reason = "inactive" if user.is_active is False else "bad_password"
-        record_login_failure(email=email, user=user, ip=ip, reason=reason)
+        record_login_failure(email=email, user=user, ip=ip, reason=reason, known=known)
         raise LoginRefused(LOGIN_REFUSED)
     return user
 
 
-def sign_in(request, user: User, *, mfa_verified: bool, method: str = "password") -> None:
-    """Complete sign-in: session, reset of the failure counter, audit and event."""
+def sign_in(request, user: User, *, mfa_verified: bool, method: str = "password",
+            device: str | None = None) -> str:
+    """Complete sign-in: session, reset of the failure counter, the browser remembered as a
+    known device of the account, audit and event. Returns the device id for the cookie."""
+    import time
+
+    device = device or secrets.token_urlsafe(24)
     with transaction.atomic():
         django_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_MFA_VERIFIED] = mfa_verified
+        request.session[SESSION_AUTH_AT] = int(time.time())
         User.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
         ip = getattr(request, "client_ip", None)
         LoginAttempt.objects.create(email=user.email, ip=ip, success=True)
+        KnownDevice.objects.update_or_create(
+            user=user, device_hash=device_hash(device),
+            defaults={"last_seen_at": timezone.now(), "last_ip": ip})
+        if request.session.session_key is None:
+            request.session.save()
+        UserSession.objects.update_or_create(
+            session_key=request.session.session_key,
+            defaults={"user": user, "ip": ip, "ended_at": None,
+                      "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300]})
         audit.record(actor=user, action=AuditAction.LOGIN, obj=user, ip=ip,
                      client_id=user.client_id, changes={"method": method})
         events.emit(ek.UserLogin(id=user.pk, ip=ip), client=user.client_id)
+    return device
+
+
+def confirm_identity(request, *, password: str, code: str = "",
+                     device: str | None = None) -> None:
+    """The confirm-it's-you step of a signed-in session (before minting a token): the
+    password, and a TOTP or recovery code when MFA is on. Failures count like sign-in's."""
+    import time
+
+    user = request.user
+    ip = getattr(request, "client_ip", None)
+    known = recognised(user, device=device, ip=ip)
+    wait = retry_after(user=user, ip=ip, known=known)
+    if wait:
+        raise SlowDown(wait)
+    ok = user.check_password(password)
+    if ok and user.mfa_enabled:
+        ok = verify_totp(user, code) or use_recovery_code(user, code)
+    if not ok:
+        record_login_failure(email=user.email, user=user, ip=ip, reason="bad_reauth",
+                             known=known)
+        raise LoginRefused("The password or code is wrong.")
+    request.session[SESSION_AUTH_AT] = int(time.time())
+
+
+def end_sessions(*, user: User, except_key: str | None = None) -> int:
+    """End a user's browser sessions (all, or all but the current one)."""
+    from django.contrib.sessions.models import Session
+
+    rows = UserSession.objects.filter(user=user, ended_at__isnull=True)
+    if except_key:
+        rows = rows.exclude(session_key=except_key)
+    keys = list(rows.values_list("session_key", flat=True))
+    Session.objects.filter(session_key__in=keys).delete()
+    return rows.update(ended_at=timezone.now())
+
+
+def active_sessions(user: User):
+    """The user's sessions that can still be used (not ended, not expired)."""
+    from django.contrib.sessions.models import Session
+
+    live = Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
+    return UserSession.objects.filter(user=user, ended_at__isnull=True,
+                                      session_key__in=live)
 
 
 def sign_out(request) -> None:
@@ -371,6 +520,8 @@ def sign_out(request) -> None:
             audit.record(actor=user, action=AuditAction.LOGOUT, obj=user,
                          client_id=user.client_id)
             events.emit(ek.UserLogout.of(user), client=user.client_id)
+            UserSession.objects.filter(session_key=request.session.session_key).update(
+                ended_at=timezone.now())
     django_logout(request)
 
 
@@ -503,16 +654,34 @@ def reset_mfa(*, actor, user: User) -> User:
 
 # --- API tokens -------------------------------------------------------------------------
 
+def token_max_expiry() -> datetime:
+    return timezone.now() + timedelta(days=SecurityPolicy.current().token_max_days)
+
+
 def create_token(*, actor, user: User, name: str, scope: str,
                  expires_at: datetime | None = None) -> tuple[ApiToken, str]:
-    """Create a personal API token; the raw value is returned once and never stored."""
+    """Create a personal API token; the raw value is returned once and never stored.
+
+    Every token expires, at most SecurityPolicy.token_max_days ahead (set by an owner; None
+    means that longest lifetime: the API and the page ask for it explicitly); it
+    records its owner's role and stops working if that role changes; a read-only role gets
+    read tokens only. Callers check that a person minting one re-authenticated recently.
+    """
     if scope not in TokenScope.values:
         raise ValidationError({"scope": f"Scope must be one of {', '.join(TokenScope.values)}."})
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the token a name that says where it is used."})
-    if expires_at is not None and expires_at <= timezone.now():
+    if expires_at is None:
+        expires_at = token_max_expiry()
+    if expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."})
+    limit = SecurityPolicy.current().token_max_days
+    if expires_at > timezone.now() + timedelta(days=limit, minutes=5):
+        raise ValidationError({"expires_at": f"Tokens expire within {limit} days at most "
+                                             "(the owner's setting)."})
+    if scope == TokenScope.WRITE and user.role == Role.READONLY:
+        raise ValidationError({"scope": "A read-only role can only have read tokens."})
     if not user.is_active:
         raise ValidationError("Inactive users cannot have API tokens.")
     with transaction.atomic():
@@ -523,7 +692,7 @@ def create_token(*, actor, user: User, name: str, scope: str,
                 break
         raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_hex(32)}"
         token = ApiToken(user=user, name=name[:100], prefix=prefix, token_hash=hash_token(raw),
-                         scope=scope, expires_at=expires_at)
+                         scope=scope, expires_at=expires_at, role=user.role)
         token.full_clean()
         token.save()
         audit.record(actor=actor, action=AuditAction.TOKEN, obj=token, client_id=user.client_id,
@@ -549,4 +718,61 @@ def revoke_token(*, actor, token: ApiToken) -> ApiToken:
                      changes={"revoked_at": [None, when.isoformat()]})
         events.emit(ek.TokenRevoked.of(token), client=token.user.client_id)
     return token
+
+
+def revoke_all_tokens(*, actor, user: User, reason: str) -> int:
+    """Revoke every active token of a user (password change or reset, role change)."""
+    with transaction.atomic():
+        active = list(ApiToken.objects.filter(user=user, revoked_at__isnull=True)
+                      .values_list("pk", flat=True))
+        if not active:
+            return 0
+        when = timezone.now()
+        ApiToken.objects.filter(pk__in=active).update(revoked_at=when)
+        audit.record(actor=actor, action=AuditAction.TOKEN, obj=user, client_id=user.client_id,
+                     changes={"tokens_revoked": [len(active), 0], "reason": [None, reason]})
+        events.emit(ek.TokensBulkRevoked.of(user, active, reason), client=user.client_id)
+    return len(active)
+
+
+def set_msp_probe_networks(*, actor, networks: list[str]) -> SecurityPolicy:
+    """The networks probes without a client may reach (core/netguard.py); owners only."""
+    from .netguard import normalize_networks
+
+    if _is_person(actor) and actor.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can change the MSP's probe networks.")
+    try:
+        networks = normalize_networks(networks)
+    except ValueError as exc:
+        raise ValidationError({"probe_networks": str(exc)}) from exc
+    with transaction.atomic():
+        policy = SecurityPolicy.current()
+        old = list(policy.probe_networks or [])
+        if SecurityPolicy.objects.filter(pk=1).exists() and old == networks:
+            return policy
+        policy.probe_networks, policy.updated_at = networks, timezone.now()
+        policy.save()
+        audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
+                     changes={"probe_networks": [old, networks]})
+        events.emit(ek.SecurityPolicyChanged.of(policy))
+    return policy
+
+
+def set_token_max_days(*, actor, days: int) -> SecurityPolicy:
+    """The owner's limit on new tokens' lifetime (existing tokens keep their expiry)."""
+    if _is_person(actor) and actor.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can change the token lifetime limit.")
+    if not 1 <= int(days) <= 3650:
+        raise ValidationError({"token_max_days": "Between 1 and 3650 days."})
+    with transaction.atomic():
+        policy = SecurityPolicy.current()
+        old = policy.token_max_days
+        if policy.pk and SecurityPolicy.objects.filter(pk=1).exists() and old == days:
+            return policy
+        policy.token_max_days, policy.updated_at = int(days), timezone.now()
+        policy.save()
+        audit.record(actor=actor, action=AuditAction.UPDATE, obj=policy,
+                     changes={"token_max_days": [old, int(days)]})
+        events.emit(ek.SecurityPolicyChanged.of(policy))
+    return policy
 

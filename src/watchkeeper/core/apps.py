@@ -7,6 +7,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from . import catalogue, handlers  # noqa: F401  (registers event handlers)
+        from . import catalogue, converters, handlers  # noqa: F401  (registers event handlers)
 
+        converters.register()  # <id:pk>, before any URLconf is imported
         catalogue.autodiscover()  # every app's events.py: the event catalogue

@@ -8,6 +8,18 @@ from django.urls import reverse
 from .permissions import MFA_REQUIRED_BY_DEFAULT
 
 SESSION_MFA_VERIFIED = "wk_mfa_verified"
+# When this session last proved who it is (password, and the MFA code where enabled):
+# set at sign-in and by the confirm-it's-you page. Minting an API token needs it recent.
+SESSION_AUTH_AT = "wk_auth_at"
+
+
+def recently_authenticated(request) -> bool:
+    import time
+
+    from django.conf import settings
+
+    at = request.session.get(SESSION_AUTH_AT) if hasattr(request, "session") else None
+    return bool(at) and time.time() - at <= settings.REAUTH_MINUTES * 60
 
 
 def mfa_required(user) -> bool:

@@ -169,3 +169,46 @@ class TokenRevoked(EventData):
 
     id: int
     user_id: int
+
+    @classmethod
+    def of(cls, token) -> TokenRevoked:
+        return cls(id=token.pk, user_id=token.user_id)
+
+
+@declare("user.sign_in_alert")
+class UserSignInAlert(EventData):
+    """An account had repeated failed sign-ins from unknown devices (mailed to its owner)."""
+
+    id: int
+    failures: int
+    ip: str | None
+    locked_until: str | None  # ISO 8601, when this alert comes with a lock
+
+    @classmethod
+    def of(cls, user, *, ip: str | None, locked: bool) -> UserSignInAlert:
+        return cls(id=user.pk, failures=user.failed_logins, ip=ip,
+                   locked_until=user.locked_until.isoformat() if locked else None)
+
+
+@declare("security_policy.changed")
+class SecurityPolicyChanged(EventData):
+    """An owner changed an installation-wide security setting (the token lifetime limit)."""
+
+    token_max_days: int
+
+    @classmethod
+    def of(cls, policy) -> SecurityPolicyChanged:
+        return cls(token_max_days=policy.token_max_days)
+
+
+@declare("token.bulk_revoked")
+class TokensBulkRevoked(EventData):
+    """All active API tokens of a user were revoked (password change or reset, role change)."""
+
+    user_id: int
+    ids: list[int]
+    reason: str
+
+    @classmethod
+    def of(cls, user, ids: list[int], reason: str) -> TokensBulkRevoked:
+        return cls(user_id=user.pk, ids=ids, reason=reason)

@@ -37,6 +37,10 @@ class Client(models.Model):
     notes = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=now)
+    probe_networks = models.JSONField(
+        default=list, blank=True,
+        help_text="Networks (CIDR) the server may probe for this client: network checks and "
+                  "discovery connect only to addresses inside them (core/netguard.py).")
 
     class Meta:
         ordering = ["name"]
@@ -194,7 +198,8 @@ class LoginAttempt(models.Model):
     at = models.DateTimeField(default=now)
 
     class Meta:
-        indexes = [models.Index(fields=["ip", "at"], name="login_attempt_ip_at_idx")]
+        indexes = [models.Index(fields=["ip", "at"], name="login_attempt_ip_at_idx"),
+                   models.Index(fields=["email", "at"], name="login_attempt_email_at_idx")]
 
 
 class ApiToken(models.Model):
@@ -210,6 +215,9 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The creator's role when the token was made: a token works only while its owner still
+    # has that role, so a demotion can never leave a token with the old role's reach.
+    role = models.CharField(max_length=20, choices=Role.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -221,6 +229,50 @@ class ApiToken(models.Model):
     def is_active(self) -> bool:
         current = now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > current)
+
+
+class SecurityPolicy(models.Model):
+    """Settings of the whole installation that only an owner changes (one row, pk=1)."""
+
+    token_max_days = models.PositiveIntegerField(
+        default=90, help_text="Longest lifetime of a new API token, in days (1-3650).")
+    probe_networks = models.JSONField(
+        default=list, blank=True,
+        help_text="Networks (CIDR) probes without a client may reach (core/netguard.py).")
+    updated_at = models.DateTimeField(default=now)
+
+    @classmethod
+    def current(cls) -> SecurityPolicy:
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class UserSession(models.Model):
+    """A signed-in browser session, so admins can see (and end) a user's sessions."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    session_key = models.CharField(max_length=64, unique=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class KnownDevice(models.Model):
+    """A browser that has signed in to an account before (a signed cookie names it). An
+    account lock applies only to devices and addresses it does not know."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="known_devices")
+    device_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=now)
+    last_seen_at = models.DateTimeField(default=now)
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "device_hash"],
+                                               name="known_device_user_hash_uniq")]
 
 
 class AuditEntry(models.Model):

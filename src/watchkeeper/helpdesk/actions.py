@@ -170,8 +170,9 @@ def create_ticket(*, actor, subject: str, client: Client | None = None,
     if custom_fields:
         custom_fields = validate_custom_fields(custom_fields)
     if assignee is not None and not _can_work_on(assignee, getattr(client, "pk", None)):
-        raise ValidationError({"assignee": f"{assignee.display_name} is not assigned to "
-                                           f"this client."})
+        # No name in the message: an id must not reveal who it belongs to.
+        raise ValidationError({"assignee": "This person is not assigned to the ticket's "
+                                           "client."})
     with transaction.atomic():
         version, matrix = current_matrix()
         now = timezone.now()
@@ -279,8 +280,8 @@ def change_ticket(*, actor, ticket: Ticket, note: str = "", alert_action: str | 
             raise ValidationError({"contact": "The contact belongs to another client."})
         if "assignee" in fields and ticket.assignee_id and \
                 not _can_work_on(ticket.assignee, ticket.client_id):
-            raise ValidationError({"assignee": f"{ticket.assignee.display_name} is not "
-                                               f"assigned to this client."})
+            raise ValidationError({"assignee": "This person is not assigned to the "
+                                               "ticket's client."})
         if ticket.parent_id and (ticket.parent_id == ticket.pk
                                  or ticket.parent.client_id != ticket.client_id):
             raise ValidationError({"parent": "Not a valid parent for this ticket."})

@@ -20,8 +20,10 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from watchkeeper.core.api.serializers import IdInputField
 from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client, Contact
 from watchkeeper.core.tenancy import visible_client_ids
 
@@ -63,11 +65,11 @@ class TicketSerializer(serializers.ModelSerializer):
     contact = ScopedRelatedField(queryset=Contact.objects.all(), allow_null=True,
                                  required=False)
     assignee = StaffField(allow_null=True, required=False)
-    queue = serializers.PrimaryKeyRelatedField(queryset=Queue.objects.all(), allow_null=True,
+    queue = ScopedRelatedField(queryset=Queue.objects.all(), allow_null=True,
                                                required=False)
     parent = ScopedRelatedField(queryset=Ticket.objects.all(), allow_null=True,
                                 required=False)
-    devices = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    devices = ScopedRelatedField(many=True, read_only=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=60), required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
 
@@ -133,18 +135,18 @@ class AttachmentUploadSerializer(serializers.Serializer):
     file = serializers.FileField(required=False)
     filename = serializers.CharField(required=False, max_length=255)
     content_base64 = serializers.CharField(required=False)
-    entry = serializers.IntegerField(required=False)
+    entry = IdInputField(required=False)
 
 
 class TicketMergeSerializer(serializers.Serializer):
-    into = serializers.IntegerField(help_text="Id of the ticket to merge this one into.")
+    into = IdInputField(help_text="Id of the ticket to merge this one into.")
 
 
 class TicketBulkSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), max_length=500)
-    assignee = serializers.IntegerField(required=False, allow_null=True)
+    ids = serializers.ListField(child=IdInputField(), max_length=500)
+    assignee = IdInputField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
-    queue = serializers.IntegerField(required=False, allow_null=True)
+    queue = IdInputField(required=False, allow_null=True)
 
 
 class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
@@ -156,6 +158,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
     filter_backends: list = []
     http_method_names = ["get", "post", "patch", "head", "options"]
     permissions = {"GET": VIEW, "POST": CHANGE, "PATCH": CHANGE}
+    paginated_actions = ("entries",)  # its GET pages like a list (core/api/schema.py)
 
     def get_queryset(self):
         if self.action == "list":
@@ -191,7 +194,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(methods=["GET"], responses=TicketEntrySerializer(many=True))
     @extend_schema(methods=["POST"], request=TicketEntryCreateSerializer,
-                   responses=TicketEntrySerializer)
+                   responses={201: TicketEntrySerializer})
     @action(detail=True, methods=["get", "post"])
     def entries(self, request, pk=None):
         """The timeline (GET), or a public reply / internal note (POST)."""
@@ -212,7 +215,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(methods=["GET"], responses=AttachmentSerializer(many=True))
     @extend_schema(methods=["POST"], request=AttachmentUploadSerializer,
-                   responses=AttachmentSerializer)
+                   responses={201: AttachmentSerializer})
     @action(detail=True, methods=["get", "post"],
             parser_classes=[JSONParser, MultiPartParser, FormParser])
     def attachments(self, request, pk=None):
@@ -249,7 +252,7 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "message/rfc822"): OpenApiTypes.BINARY})
-    @action(detail=True, methods=["get"], url_path=r"original-mail/(?P<inbound>\d+)")
+    @action(detail=True, methods=["get"], url_path="original-mail/<id:inbound>")
     def original_mail(self, request, pk=None, inbound=None):
         """A message as received (.eml) that became an entry of this ticket."""
         ticket = self.get_object()
@@ -280,14 +283,21 @@ class TicketViewSet(ScopedMixin, viewsets.ModelViewSet):
         data = body.validated_data
         fields = {}
         if "assignee" in data:
-            fields["assignee"] = (get_object_or_404(selectors.technicians(request.user),
-                                                    pk=data["assignee"])
-                                  if data["assignee"] else None)
+            fields["assignee"] = None
+            if data["assignee"]:
+                fields["assignee"] = selectors.technicians(request.user).filter(
+                    pk=parse_id(data["assignee"])).first()
+                if fields["assignee"] is None:
+                    raise exceptions.ValidationError(
+                        {"assignee": "No such person, or not one tickets can be assigned to."})
         if "status" in data:
             fields["status"] = data["status"]
         if "queue" in data:
-            fields["queue"] = get_object_or_404(Queue, pk=data["queue"]) if data["queue"] \
-                else None
+            fields["queue"] = None
+            if data["queue"]:
+                fields["queue"] = Queue.objects.filter(pk=parse_id(data["queue"])).first()
+                if fields["queue"] is None:
+                    raise exceptions.ValidationError({"queue": "No such queue."})
         if not fields:
             raise exceptions.ValidationError({"detail": "Give assignee, status or queue."})
         tickets = list(selectors.visible_tickets(request.user).filter(pk__in=data["ids"]))
@@ -500,12 +510,12 @@ class InboundViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses={(200, "message/rfc822"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def raw(self, request, pk=None):
-        return attachments.raw_mail_response(get_object_or_404(InboundMessage, pk=pk))
+        return attachments.raw_mail_response(self.get_object())
 
     @extend_schema(request=InboundReprocessSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):
-        row = get_object_or_404(InboundMessage, pk=pk)
+        row = self.get_object()
         body = InboundReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -523,7 +533,7 @@ class InboundSubmitView(APIView):
 
     permissions = {"POST": ADMIN}
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT})
     def post(self, request):
         if request.content_type == "message/rfc822":
             raw = request.body

@@ -141,7 +141,7 @@ def raw_mail_response(row) -> HttpResponse:
     data = row.raw_bytes()
     if not data:
         raise Http404("The message's bytes were dropped after the retention period.")
-    resp = HttpResponse(data, content_type="application/octet-stream")
+    resp = HttpResponse(data, content_type="message/rfc822")
     resp["Content-Disposition"] = f'attachment; filename="message-{row.pk}.eml"'
     resp["X-Content-Type-Options"] = "nosniff"
     return resp

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from django.db.models import Avg, Count, Prefetch, Q, QuerySet
 
 from watchkeeper.core.choices import Role
+from watchkeeper.core.converters import filter_by_id, parse_id
 from watchkeeper.core.models import User
 from watchkeeper.core.tenancy import scoped, visible_client_ids
 
@@ -56,8 +57,8 @@ def filter_tickets(user, query: TicketQuery) -> QuerySet:
         text = query.q
         cond = Q(subject__icontains=text) | Q(requester_email__icontains=text)
         ref = text.upper().removeprefix(REFERENCE_PREFIX).lstrip("0")
-        if ref.isdigit():
-            cond |= Q(pk=int(ref))
+        if parse_id(ref) is not None:
+            cond |= Q(pk=parse_id(ref))
         qs = qs.filter(cond)
     if query.status:
         wanted = set()
@@ -71,16 +72,16 @@ def filter_tickets(user, query: TicketQuery) -> QuerySet:
         qs = qs.filter(queue__isnull=True)
     elif query.queue == "triage":
         qs = qs.filter(queue__is_triage=True)
-    elif query.queue.isdigit():
-        qs = qs.filter(queue_id=int(query.queue))
+    elif query.queue:
+        qs = filter_by_id(qs, "queue_id", query.queue)
     if query.assignee == "none":
         qs = qs.filter(assignee__isnull=True)
     elif query.assignee == "me":
         qs = qs.filter(assignee_id=user.pk)
-    elif query.assignee.isdigit():
-        qs = qs.filter(assignee_id=int(query.assignee))
-    if query.client.isdigit():
-        qs = qs.filter(client_id=int(query.client))
+    elif query.assignee:
+        qs = filter_by_id(qs, "assignee_id", query.assignee)
+    if query.client:
+        qs = filter_by_id(qs, "client_id", query.client)
     if query.priority:
         qs = qs.filter(priority=query.priority)
     if query.type:

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client, Contact, User
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
@@ -195,8 +196,7 @@ def _parse_fields(request, ticket: Ticket) -> dict:
         parent = None
         ref = post["parent"].strip().upper().removeprefix("WK-").lstrip("0")
         if ref:
-            parent = selectors.visible_tickets(user).filter(pk=int(ref) if ref.isdigit()
-                                                             else 0).first()
+            parent = selectors.visible_tickets(user).filter(pk=parse_id(ref)).first()
             if parent is None:
                 raise ValidationError({"parent": "No such ticket."})
         if parent != ticket.parent:
@@ -312,7 +312,7 @@ def ticket_merge(request, pk: int):
     source = _ticket(request, pk)
     ref = request.POST.get("target", "").strip().upper().removeprefix("WK-").lstrip("0")
     target = selectors.visible_tickets(request.user).filter(
-        pk=int(ref) if ref.isdigit() else 0).first()
+        pk=parse_id(ref)).first()
     if target is None:
         messages.error(request, "No ticket with that reference.")
         return redirect("ticket", source.pk)
@@ -328,7 +328,7 @@ def ticket_merge(request, pk: int):
 @requires("tickets.change")
 @require_POST
 def ticket_bulk(request):
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    ids = [n for n in map(parse_id, request.POST.getlist("ids")) if n is not None]
     tickets = list(selectors.visible_tickets(request.user).filter(pk__in=ids))
     op = request.POST.get("op")
     fields: dict = {}

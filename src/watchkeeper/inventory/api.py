@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
+from watchkeeper.core.converters import filter_by_id
 from watchkeeper.core.models import Client, Contact, Site
 
 from . import actions, selectors
@@ -105,6 +106,7 @@ class DeviceViewSet(ScopedMixin, viewsets.ModelViewSet):
     serializer_class = DeviceSerializer
     filter_backends: list = []
     permissions = CRUD
+    paginated_actions = ("history", "software")  # they page like lists (core/api/schema.py)
 
     def get_queryset(self):
         if self.action == "list":
@@ -188,8 +190,8 @@ class ConflictViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
         if status_ in ConflictStatus.values:
             qs = qs.filter(status=status_)
         device = self.request.query_params.get("device", "")
-        if device.isdigit():
-            qs = qs.filter(device_id=int(device))
+        if device:
+            qs = filter_by_id(qs, "device_id", device)
         return qs
 
     @extend_schema(request=ResolveSerializer, responses={200: ConflictSerializer},

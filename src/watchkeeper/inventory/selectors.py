@@ -11,6 +11,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from watchkeeper.core.converters import filter_by_id
 from watchkeeper.core.tenancy import scoped
 
 from .choices import ConflictStatus
@@ -92,10 +93,11 @@ class DeviceQuery:
 
 def filter_devices(user, query: DeviceQuery, base: QuerySet | None = None) -> QuerySet:
     qs = scoped(base if base is not None else Device.objects.all(), user)
-    if query.client.isdigit():
-        qs = qs.filter(client_id=int(query.client))
-    if query.site.isdigit():
-        qs = qs.filter(site_id=int(query.site))
+    # A value that cannot be an id matches nothing (like an id that does not exist).
+    if query.client:
+        qs = filter_by_id(qs, "client_id", query.client)
+    if query.site:
+        qs = filter_by_id(qs, "site_id", query.site)
     if query.kind:
         qs = qs.filter(kind=query.kind)
     if query.status:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from watchkeeper.core import hooks
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.csvsafe import safe_cell
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability, requires
@@ -94,7 +95,7 @@ def device_list(request):
         "kinds": DeviceKind.choices, "statuses": LifecycleStatus.choices,
         "clients": scoped(Client.objects.only("id", "name"), user),
         "sites": scoped(Site.objects.only("id", "name", "client_id"), user).filter(
-            client_id=query.client) if query.client.isdigit() else [],
+            client_id=parse_id(query.client)) if parse_id(query.client) else [],
         "saved_views": SavedView.objects.filter(Q(owner=user) | Q(shared=True))
         .select_related("owner"),
         "querystring": params.urlencode(),
@@ -153,11 +154,25 @@ def device_export(request):
     qs = selectors.filter_devices(request.user, query).select_related(
         "client", "site", "assigned_contact")
     writer = csv.writer(_Echo())
+    devices = qs.iterator(chunk_size=1000)
+    # The query runs here, before any byte is sent: a failure is an error page, never a 200
+    # with a short file.
+    first = next(devices, None)
 
     def rows():
         yield writer.writerow(EXPORT_COLUMNS)
-        for device in qs.iterator(chunk_size=1000):
-            yield writer.writerow([safe_cell(v) for v in export_row(device)])
+        if first is None:
+            return
+        yield writer.writerow([safe_cell(v) for v in export_row(first)])
+        try:
+            for device in devices:
+                yield writer.writerow([safe_cell(v) for v in export_row(device)])
+        except Exception:
+            # Too late for a status code: say so in the file, then break the transfer so
+            # the client sees an incomplete download rather than a complete-looking file.
+            yield writer.writerow(["# EXPORT INCOMPLETE: the server failed while writing "
+                                   "this file; export again."])
+            raise
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="devices.csv"'
@@ -409,7 +424,7 @@ conflict_resolve.wk_model = FieldConflict
 def licence_list(request):
     client = request.GET.get("client", "")
     rows = selectors.licences_with_usage(request.user,
-                                         int(client) if client.isdigit() else None)
+                                         parse_id(client))
     return render(request, "inventory/licences.html", {
         "rows": rows, "can_change": has_capability(request.user, "devices.change"),
         "clients": scoped(Client.objects.only("id", "name"), request.user), "client": client})

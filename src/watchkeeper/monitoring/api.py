@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.db.models import Model
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from watchkeeper.core.api.problems import Conflict
+from watchkeeper.core.api.serializers import IdInputField
 from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as VisibleField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Contact, Site
@@ -77,7 +79,7 @@ class AlertFilterSerializer(serializers.Serializer):
 
     client = VisibleField(queryset=Client.objects.all(), required=False, allow_null=True)
     device = VisibleField(queryset=all_devices(), required=False, allow_null=True)
-    check_template = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    check_template = IdInputField(required=False, allow_null=True)
     severity = serializers.ChoiceField(choices=bulk.SEVERITIES, required=False,
                                        allow_blank=True)
     status = serializers.ChoiceField(
@@ -104,7 +106,7 @@ class AlertFilterSerializer(serializers.Serializer):
 
 
 class BulkSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), min_length=1,
+    ids = serializers.ListField(child=IdInputField(), min_length=1,
                                 max_length=bulk.BULK_LIMIT, required=False,
                                 help_text="The alerts to change (at most 5,000).")
     filter = AlertFilterSerializer(
@@ -237,7 +239,8 @@ class PolicyViewSet(ScopedMixin, viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         actions.delete_policy(actor=self.request.user, policy=instance)
 
-    @extend_schema(request=WhatIfSerializer, summary="Replay the policy over the stored "
+    @extend_schema(request=WhatIfSerializer, responses={200: OpenApiTypes.OBJECT},
+                   summary="Replay the policy over the stored "
                    "metrics of the last N days: how many alerts, on which devices")
     @action(detail=True, methods=["post"], url_path="what-if")
     def what_if(self, request, pk=None):
@@ -252,6 +255,7 @@ class PolicyViewSet(ScopedMixin, viewsets.ModelViewSet):
             row["first_at"] = row["first_at"].isoformat() if row["first_at"] else None
         return Response(result)
 
+    @extend_schema(responses={200: PolicyVersionSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def versions(self, request, pk=None):
         policy = self.get_object()
@@ -320,7 +324,7 @@ def _target(request, scope: str, target_id):
 
 class AssignmentSerializer(serializers.ModelSerializer):
     policy = VisibleField(queryset=Policy.objects.all())
-    target = serializers.IntegerField(write_only=True, required=False, allow_null=True)
+    target = IdInputField(write_only=True, required=False, allow_null=True)
 
     class Meta:
         model = PolicyAssignment
@@ -351,7 +355,7 @@ class AssignmentViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 class OverrideSerializer(serializers.ModelSerializer):
     check_template = VisibleField(queryset=Check.objects.all())
-    target = serializers.IntegerField(write_only=True, required=False, allow_null=True)
+    target = IdInputField(write_only=True, required=False, allow_null=True)
 
     class Meta:
         model = CheckOverride
@@ -627,7 +631,7 @@ def register(router) -> None:
 def extra_urls() -> list:
     from .ingest import api as ingest_api
 
-    return [path("monitoring/devices/<int:device_pk>/effective-checks/",
+    return [path("monitoring/devices/<id:device_pk>/effective-checks/",
                  EffectiveChecksView.as_view(), name="monitoring-effective-checks"),
             *ingest_api.extra_urls()]
 

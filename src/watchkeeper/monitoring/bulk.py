@@ -27,6 +27,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.tenancy import scoped
 
 from . import actions
@@ -77,7 +78,7 @@ class AlertFilter:
         client = str(data.get("client") or "")
         severity = data.get("severity") or ""
         status = data.get("status") or "active"
-        return cls(client=int(client) if client.isdigit() else None,
+        return cls(client=parse_id(client),
                    severity=severity if severity in SEVERITIES else "",
                    status=status if status in STATUS_CHOICES else "any")
 
@@ -92,7 +93,7 @@ class AlertFilter:
             raw = data.get(name)
             if raw in (None, ""):
                 continue
-            if isinstance(raw, bool) or not str(raw).isdigit():
+            if parse_id(raw) is None:
                 errors.append(f"{name} must be an id")
             else:
                 values[name] = int(raw)

@@ -43,6 +43,11 @@ def monitoring_data(ctx: DemoContext) -> None:
         ctx.count("default policies", len(installed))
     kessler = ctx.clients.get("kessler-ortiz-llp")
     if kessler is not None and not Policy.objects.filter(name=NETWORK_POLICY).exists():
+        # The demo's targets are this machine: allow its loopback for this client's probes
+        # (core/netguard.py refuses loopback unless an admin allowed it).
+        from watchkeeper.core.actions import update_object
+
+        update_object(actor=ACTOR, obj=kessler, probe_networks=["127.0.0.0/8", "::1/128"])
         policy = actions.create_policy(actor=ACTOR, name=NETWORK_POLICY, client=kessler,
                                        is_enabled=True, ticket_severities=["critical"],
                                        description="Services the office depends on.")

@@ -4,11 +4,13 @@ for the background processes, which see every tenant."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db.models import F
+
+from watchkeeper.core import netguard
 
 from .choices import SERVER_KINDS
 from .models import Check
@@ -28,6 +30,7 @@ class DueCheck:
     client_id: int | None
     device_ip: str | None
     device_hostname: str | None
+    probe_networks: list[str] = field(default_factory=list)  # netguard: what it may reach
 
 
 def due_server_checks(now: datetime, shard: int = 0, shards: int = 1,
@@ -44,12 +47,26 @@ def due_server_checks(now: datetime, shard: int = 0, shards: int = 1,
     rows = qs.order_by("next_run_at", "id").values(
         "id", "kind", "name", "config", "interval_seconds", "next_run_at", "device_id",
         "policy__client_id", "device__client_id", "device__primary_ip", "device__hostname",
+        "policy__client__probe_networks", "device__client__probe_networks",
     )[:limit]
+    msp_networks = None
+
+    def networks(r) -> list[str]:
+        nonlocal msp_networks
+        if r["policy__client_id"]:
+            return r["policy__client__probe_networks"] or []
+        if r["device__client_id"]:
+            return r["device__client__probe_networks"] or []
+        if msp_networks is None:
+            msp_networks = netguard.networks_for(None)
+        return msp_networks
+
     return [DueCheck(id=r["id"], kind=r["kind"], name=r["name"], config=r["config"] or {},
                      interval_seconds=r["interval_seconds"], next_run_at=r["next_run_at"],
                      device_id=r["device_id"],
                      client_id=r["policy__client_id"] or r["device__client_id"],
-                     device_ip=r["device__primary_ip"], device_hostname=r["device__hostname"])
+                     device_ip=r["device__primary_ip"], device_hostname=r["device__hostname"],
+                     probe_networks=networks(r))
             for r in rows]
 
 

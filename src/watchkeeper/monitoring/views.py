@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
@@ -82,7 +83,7 @@ def alert_bulk(request):
         minutes = _minutes(request.POST.get("minutes")) if verb == "snooze" else None
         if request.POST.get("scope") == "filter":
             return _bulk_filter(request, verb, minutes, back)
-        ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+        ids = [n for n in map(parse_id, request.POST.getlist("ids")) if n is not None]
         result = bulk.run(request.user, verb, ids=ids, minutes=minutes)
     except bulk.BulkError as exc:
         messages.error(request, str(exc))
@@ -98,7 +99,7 @@ def _bulk_filter(request, verb: str, minutes: int | None, back: str):
     flt = bulk.AlertFilter.parse({k: v for k, v in request.POST.items()
                                   if k in bulk.AlertFilter.FIELDS})
     raw_expected = request.POST.get("expected") or ""
-    confirmed = request.POST.get("confirm") == "yes" and raw_expected.isdigit()
+    confirmed = request.POST.get("confirm") == "yes" and parse_id(raw_expected) is not None
     typed = (request.POST.get("typed") or "").strip()
     if confirmed and verb == "resolve" and typed != raw_expected:
         messages.error(request, f"Type {raw_expected} to confirm resolving that many "

@@ -10,6 +10,7 @@ from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client, Site
 from watchkeeper.core.permissions import has_capability
@@ -88,8 +89,8 @@ class ScriptViewSet(viewsets.ModelViewSet):
 
 
 class ScriptRunSerializer(serializers.ModelSerializer):
-    script = serializers.PrimaryKeyRelatedField(queryset=Script.objects.all(), write_only=True)
-    script_version = serializers.PrimaryKeyRelatedField(
+    script = ScopedRelatedField(queryset=Script.objects.all(), write_only=True)
+    script_version = ScopedRelatedField(
         queryset=ScriptVersion.objects.all(), write_only=True,
         help_text="The version the requester reviewed (`version_id` of the script); the run "
                   "is refused with 409 if the script changed since.")

@@ -55,6 +55,9 @@ class TokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("API token expired or revoked.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive.")
+        if token.role != token.user.role:
+            raise exceptions.AuthenticationFailed(
+                "The role of this token's owner changed; create a new token.")
         now = timezone.now()
         # Write last-used at most once a minute: a busy script must not turn reads into writes.
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):

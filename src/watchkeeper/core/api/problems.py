@@ -35,6 +35,36 @@ def problem(status_code: int, detail: str, *, errors=None, type_: str = "about:b
     return Response(body, status=status_code, content_type="application/problem+json")
 
 
+def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error structures as one flat `{field: [message, ...]}` object, the shape
+    the schema documents: nested fields joined with ".", list items by index
+    (`parameters.0.name`), a bare message under `non_field_errors`."""
+    out: dict[str, list[str]] = {}
+
+    def add(key: str, message) -> None:
+        out.setdefault(key or "non_field_errors", []).append(str(message))
+
+    def walk(value, key: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, list | tuple):
+            if all(not isinstance(v, dict | list | tuple) for v in value):
+                for v in value:
+                    add(key, v)
+            else:
+                for i, v in enumerate(value):
+                    if isinstance(v, dict | list | tuple):
+                        walk(v, f"{key}.{i}" if key else str(i))
+                    elif v not in (None, ""):
+                        add(key, v)
+        elif value not in (None, ""):
+            add(key, value)
+
+    walk(errors, prefix)
+    return out
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "message_dict")
@@ -54,9 +84,7 @@ def exception_handler(exc, context):
     request = context.get("request")
     instance = request.path if request is not None else None
     if isinstance(exc, exceptions.ValidationError):
-        errors = response.data
-        if not isinstance(errors, dict):
-            errors = {"non_field_errors": errors if isinstance(errors, list) else [errors]}
+        errors = flatten_errors(response.data)
         return problem(status.HTTP_400_BAD_REQUEST, "The request did not validate.",
                        errors=errors, instance=instance)
     detail = response.data.get("detail") if isinstance(response.data, dict) else None

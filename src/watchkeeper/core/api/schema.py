@@ -35,7 +35,9 @@ class ProblemSerializer(serializers.Serializer):
     instance = serializers.CharField(required=False, help_text="The request path.")
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False,
-        help_text="400 only: messages per field (non_field_errors for the whole body).",
+        help_text="400 only: messages per field, always a list of strings; nested fields "
+                  "are joined with \".\" and list items by index (`parameters.0.name`); "
+                  "`non_field_errors` for the whole body.",
     )
 
 
@@ -56,13 +58,71 @@ class ProblemAutoSchema(AutoSchema):
 
         decl = getattr(self.view, "permissions", None)
         needed = decl.get(self.method) if isinstance(decl, dict) else None
-        if self.method in ("POST", "PUT", "PATCH") or (
-            self.method == "GET" and self._is_list_view()
-        ):
-            add("400", "Invalid request: `errors` lists the messages per field.")
+        # Any request can be refused as unreadable (a bad parameter, too many form fields,
+        # a malformed body): 400 is every operation's.
+        add("400", "Invalid request: `errors` lists the messages per field.")
         if needed != PUBLIC:
             add("401", "No or invalid credentials.")
             add("403", "The role, or a read-only token, does not allow this.")
         if "{" in self.path:
             add("404", "No such object, or it belongs to a client you cannot see.")
+        elif self.method == "GET" and self._is_list_view() and self._is_paginated():
+            add("404", "A page past the last one (`page` out of range).")
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            add("409", "The change conflicts with the current state (a duplicate, a "
+                       "concurrent change, other records that still refer to this one, or "
+                       "a state that does not allow it).")
         return responses
+
+    def _is_paginated(self) -> bool:
+        return self._get_paginator() is not None
+
+    def _get_paginator(self):
+        # A detail action (`/tickets/{id}/attachments/`) answers a plain list unless the
+        # viewset names it in `paginated_actions`; the collection's own list is paginated.
+        if getattr(self.view, "detail", False) and getattr(self.view, "action", None) not in \
+                getattr(self.view, "paginated_actions", ()):
+            return None
+        return super()._get_paginator()
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # An email field that may be blank ("" when unknown) is not format: email.
+        if isinstance(schema, dict) and schema.get("format") == "email" and (
+                field.read_only or getattr(field, "allow_blank", False)):
+            schema.pop("format", None)
+        return schema
+
+
+def add_links(result, generator, request, public):
+    """Postprocessing hook: read-only emails without `format`, and OpenAPI links from each
+    create (POST on a collection, 201 with an `id`) to every operation on that collection's
+    `{id}` paths, so a stateful client (and Schemathesis' stateful phase) can chain
+    create -> read/update/act/delete."""
+    # A read-only email ("" when unknown, e.g. a ticket's requester) is not format: email.
+    for component in result.get("components", {}).get("schemas", {}).values():
+        for prop in (component.get("properties") or {}).values():
+            if prop.get("format") == "email" and prop.get("readOnly"):
+                prop.pop("format")
+    paths = result.get("paths", {})
+    for path, item in paths.items():
+        create = item.get("post")
+        if not create or "{" in path:
+            continue
+        created = create.get("responses", {}).get("201")
+        if not created:
+            continue
+        links = {}
+        prefix = path + "{id}/"
+        for other, other_item in paths.items():
+            if not other.startswith(prefix) or other.count("{") != 1:
+                continue
+            for method, op in other_item.items():
+                if method not in ("get", "put", "patch", "delete", "post"):
+                    continue
+                name = op["operationId"]
+                links[name] = {"operationId": name,
+                               "parameters": {"id": "$response.body#/id"}}
+        if links:
+            created["links"] = links
+    return result

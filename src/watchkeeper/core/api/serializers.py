@@ -12,6 +12,7 @@ import re
 from rest_framework import serializers
 
 from .. import contact_rules
+from ..converters import ID_MAX, ID_MIN, parse_id
 from ..models import (
     AuditEntry,
     Client,
@@ -28,23 +29,76 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
-    """A primary-key reference limited to the rows the requesting user may see."""
+    """A primary-key reference limited to the rows the requesting user may see.
+
+    The default related field of every ModelSerializer (set below), and the one to declare
+    by hand. A row of a tenant the user cannot see and an id that names no row give the same
+    error; a value that cannot be an id (not a whole number in 1..2**63-1) is refused before
+    any query, so the database never sees it.
+    """
+
+    default_error_messages = {
+        "does_not_exist": "No such object (id {pk_value}), or not one you can see.",
+        "incorrect_type": f"Expected an id: a whole number from {ID_MIN} to {ID_MAX}.",
+    }
 
     def get_queryset(self):
         queryset = super().get_queryset()
+        if getattr(queryset.model, "tenant_path", None) is None:
+            return queryset
         request = self.context.get("request")
         return scoped(queryset, getattr(request, "user", None))
+
+    def to_internal_value(self, data):
+        if self.pk_field is None and _is_integer_pk(self) and parse_id(data) is None:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+def _is_integer_pk(field) -> bool:
+    try:
+        pk = field.get_queryset().model._meta.pk
+    except AttributeError:
+        return True
+    return pk.get_internal_type() in ("AutoField", "BigAutoField", "IntegerField",
+                                      "BigIntegerField", "SmallAutoField")
+
+
+# Closing the class, not the instance: every ModelSerializer's generated foreign key is scoped.
+serializers.ModelSerializer.serializer_related_field = ScopedPrimaryKeyRelatedField
 
 
 class ClientSerializer(serializers.ModelSerializer):
     slug = serializers.SlugField(max_length=80, required=False,
                                  help_text="Derived from the name when not given.")
 
+    probe_networks = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=200,
+        help_text="Networks (CIDR) the server's probes may reach for this client (network "
+                  "checks, discovery); empty: none. Loopback and link-local need a network "
+                  "of their own kind. Changed by owners and admins (clients.manage) only.")
+
     class Meta:
         model = Client
         fields = ["id", "name", "slug", "timezone", "business_hours", "notes", "is_active",
-                  "created_at"]
+                  "probe_networks", "created_at"]
         read_only_fields = ["id", "created_at"]
+
+    def validate_probe_networks(self, value: list[str]) -> list[str]:
+        from ..netguard import normalize_networks
+        from ..permissions import has_capability
+
+        try:
+            value = normalize_networks(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        request = self.context.get("request")
+        current = list(getattr(self.instance, "probe_networks", None) or [])
+        if value != current and not has_capability(getattr(request, "user", None),
+                                                   "clients.manage"):
+            raise serializers.ValidationError(
+                "Only an owner or admin can change the networks the server may probe.")
+        return value
 
     def validate_slug(self, value: str) -> str:
         clash = Client.objects.filter(slug=value)
@@ -252,3 +306,13 @@ class SearchResultSerializer(serializers.Serializer):
 class SearchResponseSerializer(serializers.Serializer):
     query = serializers.CharField()
     results = SearchResultSerializer(many=True)
+
+
+class IdInputField(serializers.IntegerField):
+    """An id given in a request body (not a relation): a whole number 1..2**63-1, refused
+    before any query. Its message never depends on what exists."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", ID_MIN)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(**kwargs)

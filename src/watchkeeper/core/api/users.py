@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from .. import accounts
-from ..choices import TokenScope
+from ..auth import recently_authenticated
 from ..models import ApiToken, Client, User
 from ..tenancy import scoped
 from .permissions import DeclaredMethodsMixin
@@ -40,7 +40,8 @@ class UserSerializer(serializers.ModelSerializer):
                   "date_joined"]
         read_only_fields = ["id", "is_active", "mfa_enabled", "must_change_password",
                             "last_login", "date_joined"]
-        extra_kwargs = {"email": {"validators": []}}  # uniqueness is checked by the action
+        # Uniqueness is checked by the action; a new user needs a role (no silent default).
+        extra_kwargs = {"email": {"validators": []}, "role": {"required": True}}
 
 
 class UserUpdateSerializer(UserSerializer):
@@ -82,6 +83,12 @@ class TokenSerializer(serializers.ModelSerializer):
                   "last_used_at", "last_used_ip", "revoked_at", "is_active"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "last_used_ip",
                             "revoked_at", "is_active"]
+        extra_kwargs = {
+            "scope": {"required": True},
+            "expires_at": {"required": True, "allow_null": False,
+                           "help_text": "Required: at most the owner's limit ahead "
+                                        "(90 days unless changed)."},
+        }
 
 
 class TokenCreatedSerializer(TokenSerializer):
@@ -205,15 +212,20 @@ class TokenViewSet(DeclaredMethodsMixin, mixins.ListModelMixin, mixins.RetrieveM
         return ApiToken.objects.filter(user=self.request.user)
 
     def create(self, request, *args, **kwargs):
+        if request.auth is not None:
+            # A token must not mint tokens: whoever briefly holds one could keep access.
+            raise exceptions.PermissionDenied(
+                "API tokens are created from a signed-in session, not with a token.")
+        if not recently_authenticated(request._request):
+            raise exceptions.PermissionDenied(
+                "Confirm your password first (Profile → API tokens → Confirm it's you); "
+                "a new token needs a sign-in or confirmation in the last few minutes.")
         serializer = TokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        auth = request.auth
-        if isinstance(auth, ApiToken) and auth.scope != TokenScope.WRITE:
-            raise exceptions.PermissionDenied("This API token is read-only.")
         token, raw = accounts.create_token(actor=request.user, user=request.user,
                                            name=data["name"], scope=data["scope"],
-                                           expires_at=data.get("expires_at"))
+                                           expires_at=data["expires_at"])
         out = TokenCreatedSerializer(token).data
         out["token"] = raw
         return Response(out, status=status.HTTP_201_CREATED)

@@ -12,6 +12,7 @@ import secrets
 from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
 from django.template import loader
+from django.views import defaults
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
@@ -140,6 +141,8 @@ class AuditViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
 
 class EventViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Outbox events with their per-handler deliveries."""
+
+    lookup_value_converter = "uuid"
 
     queryset = Event.objects.prefetch_related(
         Prefetch("deliveries", queryset=EventDelivery.objects.order_by("id"))
@@ -330,3 +333,13 @@ def server_error(request):
     except Exception:  # the error page itself must never fail
         body = "<h1>Server error</h1><p>The error has been logged.</p>"
     return HttpResponse(body, status=500)
+
+
+@public
+def bad_request(request, exception=None):
+    """Django's own 400 (a SuspiciousOperation: more than DATA_UPLOAD_MAX_NUMBER_FIELDS form
+    fields, a body past DATA_UPLOAD_MAX_MEMORY_SIZE, a malformed multipart body)."""
+    if _is_api(request):
+        return _problem_json(request, 400, "The request could not be read: too many form "
+                                           "fields, too large, or malformed.")
+    return defaults.bad_request(request, exception)

@@ -25,6 +25,8 @@ import socket
 import struct
 import time
 
+from watchkeeper.core import netguard
+
 log = logging.getLogger(__name__)
 
 ECHO_REQUEST_V4, ECHO_REPLY_V4 = 8, 0
@@ -108,6 +110,7 @@ class Pinger:
         seq = next(self._seq) & 0xFFFF
         kind = ECHO_REQUEST_V4 if family == socket.AF_INET else ECHO_REQUEST_V6
         packet = echo_packet(kind, ident, seq, b"watchkeeper-ping" + os.urandom(16))
+        netguard.check(address)  # the SSRF guard: only allowed networks are pinged
         key = (family, address, ident, seq)
         future = asyncio.get_running_loop().create_future()
         self._pending[key] = future
@@ -143,7 +146,8 @@ async def sweep(addresses: list[str], timeout: float = 1.0) -> set[str] | None:
     pinger = Pinger()
     if pinger.mode == "binary":
         return None
-    v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
+    v4 = [a for a in addresses if ipaddress.ip_address(a).version == 4
+          and netguard.permitted(a)]
     burst, pause = SWEEP_PACE
 
     async def one(i: int, address: str) -> str | None:

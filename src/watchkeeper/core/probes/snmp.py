@@ -6,6 +6,8 @@ The caller owns the SnmpEngine (one per poller; discovery opens one per sweep).
 
 from __future__ import annotations
 
+import socket
+
 from pyasn1.type.univ import Null
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
@@ -20,6 +22,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as snmp_auth
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
+
+from watchkeeper.core import netguard
 
 AUTH = {"none": snmp_auth.USM_AUTH_NONE, "md5": snmp_auth.USM_AUTH_HMAC96_MD5,
         "sha": snmp_auth.USM_AUTH_HMAC96_SHA, "sha224": snmp_auth.USM_AUTH_HMAC128_SHA224,
@@ -47,7 +51,10 @@ def _auth(config: dict):
 
 
 async def _target(config: dict) -> tuple[UdpTransportTarget, ContextData]:
-    transport = await UdpTransportTarget.create((config["host"], config["port"]),
+    # The SSRF guard: the name is resolved and checked here, and the agent is asked at the
+    # checked address, not the name.
+    infos = await netguard.resolve(config["host"], config["port"], kind=socket.SOCK_DGRAM)
+    transport = await UdpTransportTarget.create((infos[0][4][0], config["port"]),
                                                 timeout=config["timeout"],
                                                 retries=config.get("retries", 0))
     return transport, ContextData(contextName=config.get("context", "") or "")

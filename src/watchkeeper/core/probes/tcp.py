@@ -7,6 +7,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from watchkeeper.core import netguard
+
 
 @dataclass(frozen=True)
 class Connect:
@@ -27,7 +29,9 @@ async def connect(host: str, port: int, timeout: float, *, banner_bytes: int = 0
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            # Through the SSRF guard: resolved, checked against the allowed networks, and
+            # connected to the checked address (ProbeRefused is not an OSError on purpose).
+            reader, writer = await netguard.open_connection(host, port)
             latency = (time.perf_counter() - started) * 1000
             banner = None
             if banner_bytes:

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import actions, catalogue
 from ..choices import AuditAction, DeliveryStatus
+from ..converters import parse_id
 from ..models import (
     AuditEntry,
     Client,
@@ -80,8 +81,8 @@ def audit_log(request):
     f = {key: request.GET.get(key, "").strip() for key in
          ("actor", "action", "object_type", "object_id", "client", "from", "to", "q")}
 
-    if f["actor"].isdigit():
-        entries = entries.filter(actor_id=int(f["actor"]))
+    if parse_id(f["actor"]) is not None:
+        entries = entries.filter(actor_id=parse_id(f["actor"]))
     elif f["actor"] == "system":
         entries = entries.filter(actor__isnull=True)
     if f["action"] in AuditAction.values:
@@ -90,8 +91,8 @@ def audit_log(request):
         entries = entries.filter(object_type=f["object_type"])
     if f["object_id"]:
         entries = entries.filter(object_id=f["object_id"])
-    if f["client"].isdigit():
-        entries = entries.filter(client_id=int(f["client"]))
+    if parse_id(f["client"]) is not None:
+        entries = entries.filter(client_id=parse_id(f["client"]))
     if f["client"] == "none":
         entries = entries.filter(client__isnull=True)
     # Dates are days in the viewer's zone: "to 2026-03-01" includes the whole of that day.

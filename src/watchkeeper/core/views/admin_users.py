@@ -9,13 +9,22 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import accounts
 from ..auth import mfa_required
 from ..choices import Role
-from ..models import TIMEZONE_CHOICES, AuditEntry, Client, RolePolicy, User
+from ..models import (
+    TIMEZONE_CHOICES,
+    ApiToken,
+    AuditEntry,
+    Client,
+    RolePolicy,
+    SecurityPolicy,
+    User,
+)
 from ..permissions import CAPABILITIES, MFA_REQUIRED_BY_DEFAULT, ROLE_CAPABILITIES, requires
 from ..tenancy import scoped
 from .form_errors import apply_model_errors
@@ -143,6 +152,15 @@ def user_edit(request, pk: int):
                 accounts.unlock_user(actor=request.user, user=target)
                 messages.success(request, f"{target.email} was unlocked.")
                 return redirect("user_edit", pk=target.pk)
+            if action == "end_sessions":
+                ended = accounts.end_sessions(user=target)
+                messages.success(request, f"{ended} session(s) of {target.email} ended.")
+                return redirect("user_edit", pk=target.pk)
+            if action == "revoke_tokens":
+                revoked = accounts.revoke_all_tokens(actor=request.user, user=target,
+                                                     reason="revoked by an administrator")
+                messages.success(request, f"{revoked} token(s) of {target.email} revoked.")
+                return redirect("user_edit", pk=target.pk)
             if action != "save":
                 raise Http404("unknown action")
             if form.is_valid():
@@ -168,6 +186,10 @@ def user_edit(request, pk: int):
     return render(request, "core/admin/user_form.html", {
         "form": form, "editing": target, "history": _user_history(request, target),
         "locked": accounts.is_locked(target), "is_self": target.pk == request.user.pk,
+        "sessions": accounts.active_sessions(target),
+        "tokens": ApiToken.objects.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), user=target,
+            revoked_at__isnull=True),
     }, status=400 if form.errors else 200)
 
 
@@ -197,8 +219,42 @@ def roles(request):
                .select_related("actor")[:20])
     return render(request, "core/admin/roles.html", {
         "role_rows": role_rows, "matrix": matrix, "history": history,
-        "can_manage": can_manage,
+        "can_manage": can_manage, "is_owner": request.user.role == Role.OWNER,
+        "token_max_days": SecurityPolicy.current().token_max_days,
+        "msp_networks": "\n".join(SecurityPolicy.current().probe_networks or []),
     })
+
+
+@requires("users.manage")
+@require_POST
+def probe_policy(request):
+    """The MSP's own probe networks (checks with no client); owners only."""
+    try:
+        accounts.set_msp_probe_networks(actor=request.user,
+                                        networks=request.POST.get("probe_networks", "").split())
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Probe networks saved.")
+    return redirect("roles")
+
+
+@requires("users.manage")
+@require_POST
+def token_policy(request):
+    """The owner's limit on API token lifetime (accounts.set_token_max_days checks owner)."""
+    try:
+        days = int(request.POST.get("token_max_days", ""))
+        accounts.set_token_max_days(actor=request.user, days=days)
+    except (ValueError, ValidationError):
+        messages.error(request, "Give a whole number of days from 1 to 3650.")
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"New API tokens now expire within {days} days at most.")
+    return redirect("roles")
 
 
 @requires("users.manage")

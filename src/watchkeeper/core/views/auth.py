@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import accounts
 from ..auth import SESSION_MFA_VERIFIED, mfa_required, pending_security_step
-from ..models import User
+from ..models import ApiToken, User
 from ..permissions import public, requires
 from .form_errors import apply_model_errors
 
@@ -36,6 +36,34 @@ SESSION_PENDING_AT = "wk_pending_at"
 SESSION_PENDING_NEXT = "wk_pending_next"
 SESSION_MFA_SECRET = "wk_mfa_setup_secret"
 PENDING_SECONDS = 300  # the MFA step must follow the password within five minutes
+
+
+DEVICE_COOKIE = "wk_device"
+DEVICE_SALT = "watchkeeper.core.device"
+DEVICE_COOKIE_DAYS = 400
+
+
+def device_id(request) -> str | None:
+    """The random id of this browser's device cookie, if it carries a valid one."""
+    from django.core import signing
+
+    raw = request.COOKIES.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        return signing.loads(raw, salt=DEVICE_SALT)
+    except signing.BadSignature:
+        return None
+
+
+def remember_device(response, device: str):
+    """Mark this browser as one the account has signed in from (see accounts.recognised)."""
+    from django.core import signing
+
+    response.set_cookie(DEVICE_COOKIE, signing.dumps(device, salt=DEVICE_SALT),
+                        max_age=DEVICE_COOKIE_DAYS * 86400, httponly=True,
+                        secure=settings.SESSION_COOKIE_SECURE, samesite="Lax")
+    return response
 
 
 def allowed_during_setup(view):
@@ -82,6 +110,10 @@ class PasswordChangeForm(forms.Form):
     new_password2 = forms.CharField(label="New password again", strip=False,
                                     widget=forms.PasswordInput(
                                         attrs={"autocomplete": "new-password"}))
+    tokens = forms.ChoiceField(
+        label="Your API tokens", required=False, initial="revoke", widget=forms.RadioSelect,
+        choices=[("revoke", "Revoke them (recommended if the password may be known)"),
+                 ("keep", "Keep them working")])
 
     def clean(self):
         data = super().clean()
@@ -104,7 +136,13 @@ def login(request):
         try:
             user = accounts.check_credentials(email=form.cleaned_data["email"],
                                               password=form.cleaned_data["password"],
-                                              ip=request.client_ip)
+                                              ip=request.client_ip, device=device_id(request))
+        except accounts.SlowDown as exc:
+            form.add_error(None, str(exc))
+            response = render(request, "core/auth/login.html", {"form": form, "next": next_url},
+                              status=429)
+            response["Retry-After"] = str(exc.seconds)
+            return response
         except accounts.LoginRefused as exc:
             form.add_error(None, str(exc))
         else:
@@ -115,8 +153,9 @@ def login(request):
                 request.session[SESSION_PENDING_AT] = int(time.time())
                 request.session[SESSION_PENDING_NEXT] = target
                 return redirect("mfa_verify")
-            accounts.sign_in(request, user, mfa_verified=False)
-            return _after_sign_in(request, target)
+            device = accounts.sign_in(request, user, mfa_verified=False,
+                                      device=device_id(request))
+            return remember_device(_after_sign_in(request, target), device)
     status = 400 if form.errors else 200
     return render(request, "core/auth/login.html", {"form": form, "next": next_url},
                   status=status)
@@ -149,7 +188,9 @@ def mfa_verify(request):
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         code = form.cleaned_data["code"].strip()
-        if accounts.is_locked(user) or accounts.ip_limited(request.client_ip):
+        known = accounts.recognised(user, device=device_id(request), ip=request.client_ip)
+        if (accounts.is_locked(user, known=known) or accounts.ip_limited(request.client_ip)
+                or accounts.retry_after(user=user, ip=request.client_ip, known=known)):
             form.add_error(None, accounts.LOGIN_REFUSED)
         else:
             method = None
@@ -161,17 +202,20 @@ def mfa_verify(request):
                 target = request.session.pop(SESSION_PENDING_NEXT, None) or reverse("dashboard")
                 request.session.pop(SESSION_PENDING_USER, None)
                 request.session.pop(SESSION_PENDING_AT, None)
+                device = None
                 if request.user.is_authenticated:
                     request.session[SESSION_MFA_VERIFIED] = True
                 else:
-                    accounts.sign_in(request, user, mfa_verified=True, method=method)
+                    device = accounts.sign_in(request, user, mfa_verified=True, method=method,
+                                              device=device_id(request))
                 if method == "recovery_code":
                     left = accounts.recovery_codes_left(user)
                     messages.warning(request, f"You used a recovery code; {left} left. "
                                               "Generate new ones on your profile.")
-                return _after_sign_in(request, target)
+                response = _after_sign_in(request, target)
+                return remember_device(response, device) if device else response
             accounts.record_login_failure(email=user.email, user=user, ip=request.client_ip,
-                                          reason="bad_mfa_code")
+                                          reason="bad_mfa_code", known=known)
             form.add_error("code", "That code is not valid or was already used.")
     status = 400 if form.errors else 200
     return render(request, "core/auth/mfa_verify.html", {"form": form}, status=status)
@@ -231,7 +275,8 @@ def password_change(request):
         try:
             accounts.change_password(actor=user, user=user,
                                      old_password=form.cleaned_data["old_password"],
-                                     new_password=form.cleaned_data["new_password"])
+                                     new_password=form.cleaned_data["new_password"],
+                                     keep_tokens=form.cleaned_data.get("tokens") == "keep")
         except ValidationError as exc:
             apply_model_errors(form, exc)
         else:
@@ -243,6 +288,8 @@ def password_change(request):
     owes_step = pending_security_step(request) is not None
     return render(request, "core/auth/password_change.html",
                   {"form": form, "forced": user.must_change_password,
+                   "active_tokens": ApiToken.objects.filter(
+                       user=user, revoked_at__isnull=True).count(),
                    "base_template": "base_public.html" if owes_step else "base.html"},
                   status=400 if form.errors else 200)
 

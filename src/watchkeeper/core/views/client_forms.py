@@ -41,8 +41,17 @@ class ClientForm(forms.Form):
                                    help_text="Inactive clients stay searchable but are "
                                              "marked inactive in lists.")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, networks_editable: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if networks_editable:
+            # Owners and admins only (clients.manage): what the server may probe for them.
+            self.fields["probe_networks"] = forms.CharField(
+                required=False, label="Probe networks",
+                widget=forms.Textarea(attrs={"rows": 2, "class": "mono",
+                                             "spellcheck": "false"}),
+                help_text="Networks the server's network checks and discovery may reach for "
+                          "this client, one CIDR per line (10.1.0.0/16). Empty: none. "
+                          "Loopback and link-local need a network of their own kind.")
         for day, label in WEEKDAYS:
             self.fields[f"d{day}_open"] = forms.BooleanField(required=False, label=f"{label} open")
             for part in ("start1", "end1", "start2", "end2"):
@@ -51,7 +60,10 @@ class ClientForm(forms.Form):
 
     @property
     def main_fields(self):
-        return [self[name] for name in ("name", "timezone", "notes", "is_active")]
+        names = ["name", "timezone", "notes", "is_active"]
+        if "probe_networks" in self.fields:
+            names.append("probe_networks")
+        return [self[name] for name in names]
 
     @property
     def hours_rows(self):
@@ -72,7 +84,8 @@ class ClientForm(forms.Form):
         else:
             hours = client.business_hours or {}
             initial = {"name": client.name, "timezone": client.timezone,
-                       "notes": client.notes, "is_active": client.is_active}
+                       "notes": client.notes, "is_active": client.is_active,
+                       "probe_networks": "\n".join(client.probe_networks or [])}
         for day, _label in WEEKDAYS:
             intervals = hours.get(str(day)) or []
             initial[f"d{day}_open"] = bool(intervals)
@@ -80,6 +93,14 @@ class ClientForm(forms.Form):
                 initial[f"d{day}_start{i}"] = start
                 initial[f"d{day}_end{i}"] = end
         return initial
+
+    def clean_probe_networks(self) -> list[str]:
+        from ..netguard import normalize_networks
+
+        try:
+            return normalize_networks(self.cleaned_data.get("probe_networks", "").split())
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
     def clean(self):
         data = super().clean()
@@ -113,8 +134,11 @@ class ClientForm(forms.Form):
 
     def values(self) -> dict:
         d = self.cleaned_data
-        return {"name": d["name"].strip(), "timezone": d["timezone"], "notes": d["notes"],
-                "is_active": d["is_active"], "business_hours": d["business_hours"]}
+        values = {"name": d["name"].strip(), "timezone": d["timezone"], "notes": d["notes"],
+                  "is_active": d["is_active"], "business_hours": d["business_hours"]}
+        if "probe_networks" in self.fields:
+            values["probe_networks"] = d["probe_networks"]
+        return values
 
 
 class SiteForm(forms.Form):

@@ -22,7 +22,7 @@ from .. import actions, selectors
 from ..csvsafe import safe_cell
 from ..forbidden import forbidden
 from ..models import Client, Contact, Site
-from ..permissions import requires
+from ..permissions import has_capability, requires
 from ..tenancy import scoped, visible_client_ids
 from .client_forms import (
     WEEKDAYS,
@@ -174,7 +174,8 @@ client_detail.wk_model = Client
 def client_create(request):
     if not selectors.can_add_clients(request.user):
         return forbidden(request, "Only roles that see every client can add clients.")
-    form = ClientForm(request.POST or None, initial=ClientForm.initial_for(None))
+    form = ClientForm(request.POST or None, initial=ClientForm.initial_for(None),
+                      networks_editable=has_capability(request.user, "clients.manage"))
     if request.method == "POST" and form.is_valid():
         try:
             client = actions.create_client(actor=request.user, **form.values())
@@ -193,7 +194,8 @@ def client_create(request):
 @require_http_methods(["GET", "POST"])
 def client_edit(request, pk: int):
     client = get_object_or_404(_visible_clients(request.user), pk=pk)
-    form = ClientForm(request.POST or None, initial=ClientForm.initial_for(client))
+    form = ClientForm(request.POST or None, initial=ClientForm.initial_for(client),
+                      networks_editable=has_capability(request.user, "clients.manage"))
     if request.method == "POST" and form.is_valid():
         try:
             actions.update_object(actor=request.user, obj=client, **form.values())

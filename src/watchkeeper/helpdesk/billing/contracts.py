@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet, Sum
 
 from watchkeeper.core.actions import create_object, update_object
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client, Contact
 from watchkeeper.core.tenancy import scoped
 from watchkeeper.inventory.choices import DeviceKind, LifecycleStatus
@@ -46,10 +47,11 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(rates, dict):
         raise ValidationError({"rates": "Give a rate per work type."})
     clean_rates = {}
-    known = set(WorkType.objects.filter(pk__in=[k for k in rates if str(k).isdigit()])
+    known = set(WorkType.objects.filter(pk__in=[parse_id(k) for k in rates
+                                                if parse_id(k) is not None])
                 .values_list("pk", flat=True))
     for key, rate in rates.items():
-        if not str(key).isdigit() or int(key) not in known:
+        if parse_id(key) is None or parse_id(key) not in known:
             raise ValidationError({"rates": f"Unknown work type {key!r}."})
         try:
             amount = Decimal(str(rate)).quantize(Decimal("0.01"))

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
+from watchkeeper.core.converters import filter_by_id
 from watchkeeper.core.models import Client
 from watchkeeper.core.permissions import requires
 from watchkeeper.core.tenancy import scoped
@@ -45,8 +46,8 @@ def _decimal(value: str, name: str) -> Decimal:
 def contract_list(request):
     qs = scoped(Contract.objects.select_related("client"), request.user)
     client = request.GET.get("client", "")
-    if client.isdigit():
-        qs = qs.filter(client_id=int(client))
+    if client:
+        qs = filter_by_id(qs, "client_id", client)
     rows = [{"contract": c, "burn": contracts.burn_down(c) if c.kind == ContractKind.PREPAID
              else None} for c in qs.order_by("client__name", "name")]
     return render(request, "helpdesk/contract_list.html", {"rows": rows, "section": "contracts"})

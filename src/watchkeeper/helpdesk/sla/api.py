@@ -32,7 +32,7 @@ class SlaPolicySerializer(serializers.ModelSerializer):
     client = ScopedRelatedField(queryset=Client.objects.all(), allow_null=True, required=False)
     contract = ScopedRelatedField(queryset=Contract.objects.all(), allow_null=True,
                                   required=False)
-    escalate_to = serializers.PrimaryKeyRelatedField(
+    escalate_to = ScopedRelatedField(
         queryset=User.objects.filter(is_active=True).exclude(role="client_user"),
         allow_null=True, required=False)
 
@@ -125,7 +125,7 @@ class SlaClockViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
 
 class HolidaySerializer(serializers.ModelSerializer):
     client = ScopedRelatedField(queryset=Client.objects.all(), allow_null=True, required=False)
-    calendar = serializers.PrimaryKeyRelatedField(queryset=HolidayCalendar.objects.all(),
+    calendar = ScopedRelatedField(queryset=HolidayCalendar.objects.all(),
                                                   allow_null=True, required=False)
 
     class Meta:

@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client, User
 from watchkeeper.core.permissions import requires
 from watchkeeper.core.tenancy import scoped
@@ -95,8 +96,8 @@ def policy_edit(request):
                 actor=request.user, name=request.POST.get("name", "").strip() or "SLA",
                 targets=targets, client=client, contract=contract,
                 warning_percent=int(request.POST.get("warning_percent") or 75),
-                escalate_to=staff.filter(pk=int(escalate)).first() if escalate.isdigit()
-                else None)
+                escalate_to=staff.filter(pk=parse_id(escalate)).first()
+                if parse_id(escalate) is not None else None)
             messages.success(request, f"Saved {policy.name} v{policy.version}.")
             return redirect("sla_policies")
         except (ValidationError, ValueError) as exc:

@@ -8,10 +8,11 @@ from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from watchkeeper.core.api.serializers import ScopedPrimaryKeyRelatedField as ScopedRelatedField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.permissions import has_capability
 
-from ..api import ScopedRelatedField, _django_errors
+from ..api import _django_errors
 from ..models import Ticket
 from . import actions as timeentries
 from .models import TimeEntry, Timer, WorkType
@@ -54,7 +55,7 @@ class WorkTypeViewSet(viewsets.ModelViewSet):
 
 class TimeEntrySerializer(serializers.ModelSerializer):
     ticket = ScopedRelatedField(queryset=Ticket.objects.all())
-    work_type = serializers.PrimaryKeyRelatedField(queryset=WorkType.objects.all())
+    work_type = ScopedRelatedField(queryset=WorkType.objects.all())
     technician_name = serializers.CharField(source="technician.display_name", read_only=True)
     locked = serializers.SerializerMethodField()
 
@@ -115,7 +116,7 @@ class TimeEntryViewSet(ScopedMixin, viewsets.ModelViewSet):
 
 class TimerSerializer(serializers.ModelSerializer):
     ticket = ScopedRelatedField(queryset=Ticket.objects.all())
-    work_type = serializers.PrimaryKeyRelatedField(queryset=WorkType.objects.all(),
+    work_type = ScopedRelatedField(queryset=WorkType.objects.all(),
                                                    allow_null=True, required=False)
     elapsed_seconds = serializers.SerializerMethodField()
 
@@ -132,7 +133,7 @@ class TimerSerializer(serializers.ModelSerializer):
 
 
 class StopTimerSerializer(serializers.Serializer):
-    work_type = serializers.PrimaryKeyRelatedField(queryset=WorkType.objects.all(),
+    work_type = ScopedRelatedField(queryset=WorkType.objects.all(),
                                                    required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True)
     billable = serializers.BooleanField(default=True)

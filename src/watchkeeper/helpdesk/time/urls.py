@@ -5,9 +5,9 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("tickets/<int:pk>/time", views.time_log, name="time_log"),
-    path("tickets/<int:pk>/timer", views.timer_start, name="timer_start"),
-    path("tickets/timers/<int:pk>/stop", views.timer_stop, name="timer_stop"),
-    path("tickets/timers/<int:pk>/discard", views.timer_discard, name="timer_discard"),
-    path("tickets/time/<int:pk>/delete", views.time_delete, name="time_delete"),
+    path("tickets/<id:pk>/time", views.time_log, name="time_log"),
+    path("tickets/<id:pk>/timer", views.timer_start, name="timer_start"),
+    path("tickets/timers/<id:pk>/stop", views.timer_stop, name="timer_stop"),
+    path("tickets/timers/<id:pk>/discard", views.timer_discard, name="timer_discard"),
+    path("tickets/time/<id:pk>/delete", views.time_delete, name="time_delete"),
 ]

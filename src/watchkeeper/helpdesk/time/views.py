@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
 
@@ -31,8 +32,8 @@ def _errors(exc: ValidationError) -> str:
 
 
 def _work_type(value) -> WorkType | None:
-    return WorkType.objects.filter(pk=int(value), is_active=True).first() \
-        if str(value or "").isdigit() else None
+    return WorkType.objects.filter(pk=parse_id(value), is_active=True).first() \
+        if parse_id(value or "") is not None else None
 
 
 def _minutes(text: str) -> int:

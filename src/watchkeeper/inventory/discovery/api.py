@@ -76,7 +76,7 @@ class DiscoveryViewSet(ScopedMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=AcceptSerializer, responses={201: DeviceSerializer},
                    summary="Accept a found host into the inventory")
-    @action(detail=True, methods=["post"], url_path=r"hosts/(?P<host_id>\d+)/accept")
+    @action(detail=True, methods=["post"], url_path="hosts/<id:host_id>/accept")
     def accept(self, request, pk=None, host_id=None):
         run = self.get_object()
         host = run.hosts.filter(pk=host_id).first()

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
-from watchkeeper.core import audit, crypto, events
+from watchkeeper.core import audit, crypto, events, netguard
 from watchkeeper.core.choices import AuditAction
 from watchkeeper.core.probes import icmp, snmp, tcp
 
@@ -97,6 +97,7 @@ async def snmp_system(address: str, community: str, port: int = 161,
     """(sysName, sysDescr) via SNMP v2c, or None when nothing answers."""
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
+    netguard.check(address)
     engine = SnmpEngine()
     target = {"host": address, "port": port, "version": "2c", "community": community,
               "timeout": timeout, "retries": 0}
@@ -140,6 +141,9 @@ async def scan(addresses: list[str], ports: list[int], *, community: str = "",
                snmp_port: int = 161, concurrency: int = 128,
                timeout: float = 1.0) -> tuple[list[HostResult], bool]:
     """Scan the addresses; returns the results and whether ICMP was available."""
+    # Only addresses inside the client's allowed probe networks (core/netguard.py); every
+    # connection below is checked again where it is made.
+    addresses = [a for a in addresses if netguard.permitted(a)]
     results = {a: HostResult(a) for a in addresses}
     pinged = await icmp.sweep(addresses, timeout)
     for addr in pinged or ():
@@ -235,8 +239,16 @@ def run_discovery(run_id: int) -> dict:
         addresses = hosts_of(run.subnet)
         community = (crypto.decrypt(run.snmp_community_enc, SNMP_PURPOSE)
                      if run.snmp_community_enc else "")
-        found, icmp = asyncio.run(scan(addresses, run.ports or list(COMMON_PORTS),
-                                       community=community, snmp_port=run.snmp_port))
+        networks = netguard.networks_for(run.client_id)
+        allowed = [a for a in addresses if netguard.permitted(
+            a, netguard.parse_networks(networks))]
+        if not allowed:
+            raise netguard.ProbeRefused(
+                f"{run.subnet} is outside the networks allowed for this client's probes "
+                f"({', '.join(networks) or 'none'}); nothing was probed.")
+        with netguard.allow(networks):
+            found, icmp = asyncio.run(scan(allowed, run.ports or list(COMMON_PORTS),
+                                           community=community, snmp_port=run.snmp_port))
     except Exception as exc:  # a failed run is recorded for the person who started it
         log.exception("discovery run %s failed", run_id)
         with transaction.atomic():
@@ -276,7 +288,11 @@ def start_discovery(*, actor, client, subnet: str, ports: list[int] | None = Non
     """Record a run and enqueue it (after commit)."""
     from ..models import DiscoveryRun
 
-    hosts_of(subnet)  # validate the size before anything is stored
+    hosts = hosts_of(subnet)  # validate the size before anything is stored
+    networks = netguard.parse_networks(netguard.networks_for(getattr(client, "pk", client)))
+    if not any(netguard.permitted(h, networks) for h in hosts):
+        raise ValueError("This subnet is outside the networks allowed for this client's "
+                         "probes (the client's probe networks); an admin can allow it.")
     with transaction.atomic():
         run = DiscoveryRun.objects.create(
             client=client, site=site, subnet=str(ipaddress.ip_network(subnet.strip(),

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from watchkeeper.core.api.serializers import IdInputField
 from watchkeeper.core.api.views import ScopedMixin
 from watchkeeper.core.models import Client
 from watchkeeper.core.tenancy import scoped
@@ -30,7 +31,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
 
 
 class ImportUploadSerializer(serializers.Serializer):
-    client = serializers.IntegerField()
+    client = IdInputField()
     file = serializers.FileField()
 
 

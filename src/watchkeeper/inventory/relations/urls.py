@@ -5,7 +5,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("devices/<int:pk>/relations/add", views.relation_add, name="device_relation_add"),
-    path("inventory/relations/<int:pk>/delete", views.relation_delete,
+    path("devices/<id:pk>/relations/add", views.relation_add, name="device_relation_add"),
+    path("inventory/relations/<id:pk>/delete", views.relation_delete,
          name="device_relation_delete"),
 ]

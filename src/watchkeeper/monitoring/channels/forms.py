@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from watchkeeper.core.catalogue import lookup
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.models import Client, Contact
 from watchkeeper.core.tenancy import can_see_client, scoped
 
@@ -114,7 +115,7 @@ def scope_from(params, channel=None, user=None) -> dict | None:
         client_id = channel.client_id
     else:
         raw = params.get("client") or ""
-        client_id = int(raw) if raw.isdigit() else None
+        client_id = parse_id(raw)
         if not can_see_client(user, client_id):
             return None
     return {"client_id": client_id, "min_severity": severity,

@@ -7,9 +7,9 @@ urlpatterns = [
     path("monitoring/channels/new/", views.channel_create, name="monitoring_channel_new"),
     path("monitoring/channels/catch-up-count/", views.channel_catch_up_preview,
          name="monitoring_channel_catch_up_count"),
-    path("monitoring/channels/<int:pk>/", views.channel_detail, name="monitoring_channel"),
-    path("monitoring/channels/<int:pk>/edit/", views.channel_edit,
+    path("monitoring/channels/<id:pk>/", views.channel_detail, name="monitoring_channel"),
+    path("monitoring/channels/<id:pk>/edit/", views.channel_edit,
          name="monitoring_channel_edit"),
-    path("monitoring/channels/<int:pk>/catch-up/", views.channel_catch_up,
+    path("monitoring/channels/<id:pk>/catch-up/", views.channel_catch_up,
          name="monitoring_channel_catch_up"),
 ]

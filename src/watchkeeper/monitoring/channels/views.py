@@ -10,6 +10,7 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from watchkeeper.core.converters import parse_id
 from watchkeeper.core.permissions import has_capability, requires
 from watchkeeper.core.tenancy import scoped
 
@@ -145,8 +146,8 @@ def channel_catch_up_preview(request):
     """htmx: the catch-up offer for the form's current values (channel=<id> when editing)."""
     channel = None
     raw = request.GET.get("channel") or ""
-    if raw.isdigit():
-        channel = get_object_or_404(_channels(request), pk=int(raw))
+    if parse_id(raw) is not None:
+        channel = get_object_or_404(_channels(request), pk=parse_id(raw))
     if request.headers.get("HX-Request") != "true":  # a fragment, not a page: go to the form
         return redirect("monitoring_channel_edit", channel.pk) if channel else \
             redirect("monitoring_channel_new")

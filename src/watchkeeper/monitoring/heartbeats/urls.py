@@ -11,6 +11,6 @@ urlpatterns = [
     path("hb/<uuid:uid>/fail", views.heartbeat_ping, {"kind": "fail"},
          name="heartbeat-ping-fail"),
     path("monitoring/heartbeats/", views.heartbeat_list, name="monitoring_heartbeats"),
-    path("monitoring/heartbeats/<int:pk>/", views.heartbeat_detail,
+    path("monitoring/heartbeats/<id:pk>/", views.heartbeat_detail,
          name="monitoring_heartbeat"),
 ]

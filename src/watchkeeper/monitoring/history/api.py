@@ -54,6 +54,6 @@ class MetricSeriesView(APIView):
 
 def extra_urls() -> list:
     return [
-        path("monitoring/devices/<int:device_pk>/metrics/", MetricSeriesView.as_view(),
+        path("monitoring/devices/<id:device_pk>/metrics/", MetricSeriesView.as_view(),
              name="monitoring-metric-series"),
     ]

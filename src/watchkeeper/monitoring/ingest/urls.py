@@ -6,6 +6,6 @@ from . import views
 
 urlpatterns = [
     path("monitoring/ingest/", views.source_list, name="monitoring_ingest_sources"),
-    path("monitoring/ingest/<int:pk>/revoke/", views.source_revoke,
+    path("monitoring/ingest/<id:pk>/revoke/", views.source_revoke,
          name="monitoring_ingest_revoke"),
 ]

@@ -180,7 +180,9 @@ class NetworkCheckViewSet(ScopedMixin, viewsets.ModelViewSet):
         device = check.device
         outcome = poller.run_now(check.kind, check.config or {},
                                  device.primary_ip if device else None,
-                                 device.hostname if device else None)
+                                 device.hostname if device else None,
+                                 client_id=poller.probe_client_id(policy=check.policy,
+                                                                  device=device))
         return Response({"state": outcome.state, "value": outcome.value,
                          "message": outcome.message, "details": outcome.details})
 
@@ -251,7 +253,8 @@ class TestConfigView(APIView):
             raise serializers.ValidationError({"config": "An object."})
         outcome = poller.run_now(data.validated_data["kind"], config,
                                  device.primary_ip if device else None,
-                                 device.hostname if device else None)
+                                 device.hostname if device else None,
+                                 client_id=poller.probe_client_id(device=device))
         return Response({"state": outcome.state, "value": outcome.value,
                          "message": outcome.message, "details": outcome.details})
 

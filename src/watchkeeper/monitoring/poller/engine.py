@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from watchkeeper.core import crypto
+from watchkeeper.core import crypto, netguard
 
 from ..alerts import CheckResult, record_results
 from ..history.models import PollSample
@@ -245,7 +245,8 @@ class Poller:
                     self._in_flight += 1
                     self.stats.in_flight_max = max(self.stats.in_flight_max, self._in_flight)
                     try:
-                        outcome = await self._bounded_run(item.kind, config, ctx)
+                        with netguard.allow(item.probe_networks):
+                            outcome = await self._bounded_run(item.kind, config, ctx)
                     finally:
                         self._in_flight -= 1
             self.stats.ran += 1
@@ -350,17 +351,27 @@ class Poller:
 
 # --- Test now ------------------------------------------------------------------------------
 
+def probe_client_id(*, policy=None, device=None) -> int | None:
+    """Whose allowed networks a check's probes use: its policy's client, else its device's
+    (None: the MSP's own list, SecurityPolicy.probe_networks)."""
+    return getattr(policy, "client_id", None) or getattr(device, "client_id", None)
+
+
 def run_now(kind: str, config: dict, device_ip: str | None = None,
-             device_hostname: str | None = None) -> Outcome:
-    """Run one check immediately (the "Test now" button); nothing is recorded."""
+            device_hostname: str | None = None, *, client_id: int | None = None) -> Outcome:
+    """Run one check immediately (the "Test now" button); nothing is recorded. It reaches
+    only the networks allowed for `client_id`'s probes (the MSP's when None)."""
     try:
         clean = prepare(kind, config, device_ip, device_hostname)
     except ConfigError as exc:
         return Outcome("unknown", f"configuration error: {exc}")
 
+    networks = netguard.networks_for(client_id)
+
     async def go() -> Outcome:
-        async with PollerContext(ca_file=settings.POLLER_CA_FILE or None) as ctx:
-            return await poller_checks.run_check(kind, clean, ctx)
+        with netguard.allow(networks):
+            async with PollerContext(ca_file=settings.POLLER_CA_FILE or None) as ctx:
+                return await poller_checks.run_check(kind, clean, ctx)
 
     return asyncio.run(go())
 

@@ -67,7 +67,11 @@ def _outcome_of(form: NetworkCheckForm):
     device = data.get("device")
     kind = data.get("kind") or form.instance.kind
     return poller.run_now(kind, data["config"], device.primary_ip if device else None,
-                          device.hostname if device else None)
+                          device.hostname if device else None,
+                          client_id=poller.probe_client_id(
+                              policy=data.get("policy") or getattr(form.instance, "policy",
+                                                                   None),
+                              device=device))
 
 
 @requires("monitoring.change")
@@ -150,7 +154,9 @@ def network_check_detail(request, pk: int):
         device = check.device
         outcome = poller.run_now(check.kind, check.config or {},
                                  device.primary_ip if device else None,
-                                 device.hostname if device else None)
+                                 device.hostname if device else None,
+                                 client_id=poller.probe_client_id(policy=check.policy,
+                                                                  device=device))
     samples = list(check.poll_samples.order_by("-ts", "-id")[:50])
     state = CheckState.objects.filter(check_template=check).order_by("-observed_at").first()
     return render(request, "monitoring/poller/network_check_detail.html", {

@@ -13,6 +13,12 @@
  * - [data-autosubmit] on a form submits it when a select/checkbox inside changes.
  * - [data-confirm-match] on an input enables the form's [data-confirm-target] button only
  *   when the typed text equals the attribute's value.
+ * - [data-confirm] on a form asks the attribute's question before it is submitted.
+ * - [data-current-on-click] links mark themselves aria-current="page" among their siblings
+ *   (tabs whose panel htmx swaps in).
+ * - The search box asks for type-ahead results on focus when it already holds 2+ characters
+ *   (event "wk:search-focus"; htmx runs with eval off, so no trigger filter expressions).
+ * No inline script or handler anywhere: the Content-Security-Policy allows only our files.
  */
 (function () {
   "use strict";
@@ -177,6 +183,28 @@
     var form = t.form;
     if (form && form.hasAttribute("data-autosubmit") && (t.tagName === "SELECT" || t.type === "checkbox")) {
       if (typeof form.requestSubmit === "function") form.requestSubmit(); else form.submit();
+    }
+  });
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) ev.preventDefault();
+  });
+
+  document.addEventListener("click", function (ev) {
+    var link = ev.target.closest && ev.target.closest("[data-current-on-click]");
+    if (!link || !link.parentNode) return;
+    link.parentNode.querySelectorAll("[data-current-on-click]").forEach(function (a) {
+      a.removeAttribute("aria-current");
+    });
+    link.setAttribute("aria-current", "page");
+  });
+
+  document.addEventListener("focusin", function (ev) {
+    var t = ev.target;
+    if (t && t.id === "global-search" && t.value.length > 1 && window.htmx) {
+      window.htmx.trigger(t, "wk:search-focus");
     }
   });
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from watchkeeper.core import accounts
 from watchkeeper.core.choices import TokenScope
-from watchkeeper.core.models import ApiToken, User
+from watchkeeper.core.models import ApiToken, SecurityPolicy, User
 
 
 class Command(BaseCommand):
@@ -27,7 +27,8 @@ class Command(BaseCommand):
                                  "allows.")
         create.add_argument("--name", default="cli", help="Where the token is used (default: cli).")
         create.add_argument("--expires-days", type=int, metavar="D",
-                            help="Expire after D days (default: never).")
+                            help="Expire after D days (default and maximum: the owner's token "
+                                 "lifetime limit, 90 days unless changed).")
         listing = sub.add_parser("list", help="List a user's tokens (never the raw values).")
         listing.add_argument("--user", required=True, metavar="EMAIL")
         revoke = sub.add_parser("revoke", help="Revoke a token by its prefix.")
@@ -47,7 +48,8 @@ class Command(BaseCommand):
         owner = self._user(user)
         if expires_days is not None and expires_days < 1:
             raise CommandError("--expires-days must be at least 1.")
-        expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+        days = expires_days or SecurityPolicy.current().token_max_days
+        expires_at = timezone.now() + timedelta(days=days)
         try:
             _token, raw = accounts.create_token(actor="cli:token", user=owner, name=name,
                                                 scope=scope, expires_at=expires_at)

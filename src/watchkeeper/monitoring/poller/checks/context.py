@@ -6,6 +6,7 @@ import ssl
 
 import httpx
 
+from watchkeeper.core import netguard
 from watchkeeper.core.probes.icmp import Pinger
 
 
@@ -40,7 +41,9 @@ class PollerContext:
             # connections pile up across thousands of targets.
             limits = httpx.Limits(max_connections=self.concurrency,
                                   max_keepalive_connections=0)
-            client = httpx.AsyncClient(verify=tls, limits=limits, follow_redirects=False,
+            # Every connection through netguard (allowed networks, after resolution).
+            transport = netguard.guarded_http_transport(verify=tls, limits=limits)
+            client = httpx.AsyncClient(transport=transport, follow_redirects=False,
                                        headers={"User-Agent": "Watchkeeper-poller/1"},
                                        trust_env=False)
             self._http[verify] = client

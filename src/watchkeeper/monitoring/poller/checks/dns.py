@@ -18,6 +18,8 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from watchkeeper.core import netguard
+
 from .base import (
     CRITICAL,
     OK,
@@ -79,6 +81,7 @@ def normalise(value: str) -> str:
 async def run(config: dict, ctx=None) -> Outcome:
     resolver = dns.asyncresolver.Resolver(configure=not config.get("nameserver"))
     if config.get("nameserver"):
+        netguard.check(config["nameserver"])  # a chosen server is a probe target too
         resolver.nameservers = [config["nameserver"]]
     resolver.port = config["port"]
     resolver.lifetime = config["timeout"]

@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 
+from watchkeeper.core import netguard
 from watchkeeper.core.probes.icmp import Pinger
 
 from .base import (
@@ -60,8 +61,7 @@ def target(config: dict) -> str:
 
 async def _resolve(name: str, family: str) -> tuple[int, str]:
     fam = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}[family]
-    infos = await asyncio.get_running_loop().getaddrinfo(name, None, family=fam,
-                                                          type=socket.SOCK_RAW)
+    infos = await netguard.resolve(name, None, family=fam, kind=socket.SOCK_RAW)
     infos.sort(key=lambda i: i[0] != socket.AF_INET)  # prefer IPv4 when both exist
     return infos[0][0], infos[0][4][0]
 

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from watchkeeper.core import netguard
+
 from .base import (
     CRITICAL,
     OK,
@@ -72,7 +74,7 @@ async def _handshake(config: dict, context: ssl.SSLContext) -> bytes:
     except ValueError:
         sni = name
     async with asyncio.timeout(config["timeout"]):
-        _reader, writer = await asyncio.open_connection(
+        _reader, writer = await netguard.open_connection(
             config["host"], config["port"], ssl=context, server_hostname=sni)
     try:
         ssl_object = writer.get_extra_info("ssl_object")
