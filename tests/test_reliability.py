@@ -367,7 +367,7 @@ def test_each_delivery_gets_a_full_lease_from_its_own_claim(db, lease_handler):
 
     events.emit(TestHappened(note="slow"))
     events.emit(TestHappened(note="second"))
-    EventDelivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=5))
+    EventDelivery.objects.update(next_attempt_at=clock["now"] - timedelta(seconds=5))
 
     # when one sweep delivers both, the clock moving on during the first
     with mock.patch("watchkeeper.core.events.timezone.now", lambda: clock["now"]):
