@@ -33,7 +33,7 @@ from django.db import DatabaseError, connection
 
 from watchkeeper.agents.checkin.fastpath import _ip, _middleware_would_answer, _security_headers
 
-from . import heartbeats
+from .heartbeats import actions as heartbeats
 
 log = logging.getLogger(__name__)
 PATH = re.compile(r"/hb/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
