@@ -16,6 +16,7 @@ from watchkeeper.inventory.relations.models import DeviceRelation
 from watchkeeper.monitoring import actions
 from watchkeeper.monitoring.alerts import CheckResult, record_results
 from watchkeeper.monitoring.choices import ChannelKind, CheckKind, Scope, State
+from watchkeeper.monitoring.ingest.models import IngestSource
 from watchkeeper.monitoring.models import (
     Alert,
     Check,
@@ -140,3 +141,15 @@ def _notification(client: Client, tag: str) -> Notification:
 def _attempt(client: Client, tag: str) -> NotificationAttempt:
     return NotificationAttempt.objects.create(notification=_notification(client, tag),
                                               ok=False, detail=f"{tag} refused")
+
+
+@factory(IngestSource)
+def _ingest_source(client: Client, tag: str) -> IngestSource:
+    from watchkeeper.monitoring.ingest import actions as ingest_actions
+
+    existing = IngestSource.objects.filter(client=client, name=f"{tag} Alertmanager").first()
+    if existing:
+        return existing
+    source, _token = ingest_actions.create_source(actor=None, client=client,
+                                                  name=f"{tag} Alertmanager")
+    return source

@@ -120,3 +120,6 @@ def source_revoke(request, pk: int):
     if request.headers.get("HX-Request"):
         return HttpResponse(status=204, headers={"HX-Redirect": request.path})
     return redirect("monitoring_ingest_sources")
+
+
+source_revoke.wk_model = IngestSource
