@@ -155,9 +155,9 @@ def test_merge_moves_the_timeline_and_later_mail_lands_on_the_target(client_a, t
 def test_a_technician_is_only_assigned_tickets_of_their_clients(client_a, client_b, tech_a,
                                                                 owner):
     other = ticket(client_b)
-    with pytest.raises(ValidationError, match="not assigned to this client"):
+    with pytest.raises(ValidationError, match="not assigned to the ticket.s client"):
         actions.change_ticket(actor=owner, ticket=other, assignee=tech_a)
-    with pytest.raises(ValidationError, match="not assigned to this client"):
+    with pytest.raises(ValidationError, match="not assigned to the ticket.s client"):
         ticket(client_b, assignee=tech_a)
     # A routing rule naming them does not assign B's tickets to them either
     actions.create_rule(actor=owner, name="All to tech", conditions=[
