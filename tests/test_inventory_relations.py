@@ -222,7 +222,7 @@ NEIGHBOURS = (
 
 
 @pytest.fixture
-def neighbour_snmpd(tmp_path):
+def neighbour_snmpd(tmp_path, loopback_probes):
     from tests.test_inventory_discovery import start_snmpd
 
     yield from start_snmpd(tmp_path, NEIGHBOURS)
