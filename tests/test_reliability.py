@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -138,6 +139,12 @@ def test_a_role_loop_does_not_swallow_bugs(db):
         run_retrying("tester", step, stop, tick=0.001)
 
 
+DATABASE_QUEUE_ONLY = pytest.mark.skipif(
+    os.environ.get("WATCHKEEPER_TASKS_URL", "").startswith("redis"),
+    reason="the database task queue's own recovery (RQ requeues its jobs itself)")
+
+
+@DATABASE_QUEUE_ONLY
 def test_worker_retries_through_a_database_outage_and_requeues_what_it_had_claimed(
         db, monkeypatch):
     from django_tasks_db.compat import TaskResultStatus
@@ -169,6 +176,7 @@ def test_worker_retries_through_a_database_outage_and_requeues_what_it_had_claim
     assert row.status == TaskResultStatus.READY
 
 
+@DATABASE_QUEUE_ONLY
 def test_stale_running_tasks_of_dead_workers_are_recovered_live_ones_are_not(db):
     from django_tasks_db.compat import TaskResultStatus
     from django_tasks_db.models import DBTaskResult
