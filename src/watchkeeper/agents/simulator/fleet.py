@@ -127,6 +127,7 @@ class Fleet:
     # --- protocol -------------------------------------------------------------------------
     def _post(self, agent: SimAgent, body: dict[str, Any]) -> dict[str, Any] | None:
         raw = json.dumps(body, separators=(",", ":")).encode()
+        re_enrolled = False
         for _attempt in range(3):
             try:
                 resp = self.http.post(CHECKIN, content=raw, headers=agent.headers(CHECKIN, raw))
@@ -139,6 +140,20 @@ class Fleet:
                 time.sleep(min(float(resp.headers.get("Retry-After") or 1), 5))
                 continue
             self.counters[f"http_{resp.status_code}"] += 1
+            if (resp.status_code == 401 and "unknown_agent" in resp.text
+                    and self.token_for is not None and not re_enrolled):
+                # The state file outlived its database (a new or reset database): this
+                # server never heard of the agent, so it enrolls again and re-sends.
+                log.info("%s is unknown to the server: enrolling again",
+                         agent.profile.hostname)
+                re_enrolled = True
+                agent.agent_id, agent.seq, agent.backfilled_until = "", 0, 0.0
+                if not self.enroll(agent):
+                    return None
+                agent.seq += 1
+                body = {**body, "seq": agent.seq}
+                raw = json.dumps(body, separators=(",", ":")).encode()
+                continue
             if resp.status_code != 200:
                 log.warning("check-in of %s refused: %s %s", agent.profile.hostname,
                             resp.status_code, resp.text[:200])
