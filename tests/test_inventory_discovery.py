@@ -52,13 +52,16 @@ def start_snmpd(tmp_path, extra_conf: str = ""):
     # wait until it answers (or give up after a few seconds)
     import asyncio
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if asyncio.run(discovery.snmp_system("127.0.0.1", "wk-test-community", port, 0.5)):
-            break
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if asyncio.run(discovery.snmp_system("127.0.0.1", "wk-test-community", port, 0.5)):
+                break
+        yield port
+    finally:
+        # also when the readiness probe raised: a failed setup must not leave snmpd running
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture
