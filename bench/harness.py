@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -365,6 +366,19 @@ async def drive(port: int, target: Target, *, concurrency: int, duration: float,
     """Send `target` over `concurrency` keep-alive connections until `duration` seconds or
     `max_requests` requests, whichever comes first."""
     request = build_request(target.path, port, target.headers)
+    return await drive_requests(port, lambda: (request, None),
+                                lambda status, _body, _ctx: status == target.expect_status,
+                                concurrency=concurrency, duration=duration,
+                                max_requests=max_requests)
+
+
+async def drive_requests(port: int, make_request: Callable[[], tuple[bytes, Any]],
+                         accept: Callable[[int, bytes, Any], bool], *, concurrency: int,
+                         duration: float, max_requests: int | None = None) -> LoadResult:
+    """The load loop of every scenario: `concurrency` keep-alive connections, each sending
+    `make_request()` -> (raw request, context) until `duration` seconds (or `max_requests`
+    requests); an answer counts as a success, with its latency, when
+    `accept(status, body, context)` is true."""
     latencies: list[float] = []
     statuses: Counter = Counter()
     state = {"issued": 0, "errors": 0}
@@ -373,14 +387,15 @@ async def drive(port: int, target: Target, *, concurrency: int, duration: float,
 
     async def connection() -> None:
         reader = writer = None
-        while clock() < deadline and state["issued"] < max_requests:
+        while clock() < deadline and (max_requests is None or state["issued"] < max_requests):
             state["issued"] += 1
+            request, context = make_request()
             try:
                 if writer is None:
                     reader, writer = await asyncio.open_connection(HOST, port)
                 started = clock()
                 writer.write(request)
-                status, _, reusable = await read_response(reader)
+                status, body, reusable = await read_response(reader)
                 elapsed = clock() - started
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                     ValueError, BenchError) as exc:
@@ -391,7 +406,7 @@ async def drive(port: int, target: Target, *, concurrency: int, duration: float,
                 reader = writer = None
                 continue
             statuses[status] += 1
-            if status == target.expect_status:
+            if accept(status, body, context):
                 latencies.append(elapsed)
             else:
                 state["errors"] += 1

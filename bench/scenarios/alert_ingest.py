@@ -23,8 +23,6 @@ import platform
 import shutil
 import tempfile
 import threading
-import time
-from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,10 +41,10 @@ from bench.harness import (
     bench_env,
     database,
     drive,
+    drive_requests,
     machine_lock,
     merge_loads,
     python_cmd,
-    read_response,
     run_step,
     seed_in_subprocess,
     summarize,
@@ -122,46 +120,18 @@ def _request(port: int, token: str, keys: list[str]) -> bytes:
 
 async def drive_ingest(port: int, token: str, kind: str, ledger: Ledger, *,
                        concurrency: int, duration: float) -> LoadResult:
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    state = {"errors": 0}
-    clock = time.perf_counter
-    deadline = clock() + duration
+    def make_request() -> tuple[bytes, list[str]]:
+        keys = _keys(kind, ledger.take())
+        return _request(port, token, keys), keys
 
-    async def connection() -> None:
-        reader = writer = None
-        while clock() < deadline:
-            keys = _keys(kind, ledger.take())
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(HOST, port)
-                started = clock()
-                writer.write(_request(port, token, keys))
-                status, body, reusable = await read_response(reader)
-                elapsed = clock() - started
-            except (OSError, asyncio.IncompleteReadError, ValueError, BenchError) as exc:
-                statuses[type(exc).__name__] += 1
-                state["errors"] += 1
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-                continue
-            statuses[status] += 1
-            if status == 202 and json.loads(body)["accepted"] == len(keys):
-                latencies.append(elapsed)
-                ledger.done(keys)
-            else:
-                state["errors"] += 1
-            if not reusable:
-                writer.close()
-                reader = writer = None
-        if writer is not None:
-            writer.close()
+    def accept(status: int, body: bytes, keys: list[str]) -> bool:
+        if status == 202 and json.loads(body)["accepted"] == len(keys):
+            ledger.done(keys)
+            return True
+        return False
 
-    cpu_before, started = time.process_time(), clock()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return LoadResult(latencies=latencies, errors=state["errors"], elapsed=clock() - started,
-                      statuses=statuses, client_cpu=time.process_time() - cpu_before)
+    return await drive_requests(port, make_request, accept, concurrency=concurrency,
+                                duration=duration)
 
 
 def stored(env: dict[str, str]) -> dict[str, int]:
